@@ -18,20 +18,17 @@ relu'(0) is 0.  Expected verdict: passes every case.
 import math
 
 
-def _pow_local(x, p):
-    """d(x ** p)/dx: 0 for p == 0, and infinite at x == 0 for p < 1 (sqrt at 0)."""
+def _pow_locals(x, p, out):
+    """d(x ** p)/dx and d(x ** p)/dp: an infinite slope is inf, and d/dp is NaN for x <= 0."""
     if p == 0:
-        return 0.0
-    if x == 0 and p < 1:
-        return math.copysign(math.inf, p)
-    return p * math.pow(x, p - 1)
-
-
-def _pow_exponent_local(a, out):
-    """d(a ** p)/dp = a ** p * ln a; 0 at a == 0 and NaN for a negative base, as PyTorch."""
-    if a > 0:
-        return out * math.log(a)
-    return 0.0 if a == 0 else math.nan
+        d_base = 0.0
+    else:
+        try:
+            d_base = p * math.pow(x, p - 1)
+        except (ValueError, OverflowError):  # x == 0 with 0 < p < 1, or x tiny
+            d_base = p * out / x if x else math.inf
+    d_exponent = out * math.log(x) if x > 0 else math.nan
+    return d_base, d_exponent
 
 
 def _sigmoid(x):
@@ -92,12 +89,10 @@ class Value:
         return Value(a / b, (self, other), "/", lambda: (1.0 / b, -a / (b * b)))
 
     def __pow__(self, other):
-        if isinstance(other, Value):
-            a, p = self.data, other.data
-            out = math.pow(a, p)
-            return Value(out, (self, other), "**", lambda: (_pow_local(a, p), _pow_exponent_local(a, out)))
-        x = self.data
-        return Value(math.pow(x, other), (self,), f"**{other}", lambda: (_pow_local(x, other),))
+        operands = (self, other) if isinstance(other, Value) else (self,)
+        x, p = self.data, getattr(other, "data", other)
+        out = math.pow(x, p)
+        return Value(out, operands, "**", lambda: _pow_locals(x, p, out)[:len(operands)])
 
     def __neg__(self):
         return Value(-self.data, (self,), "neg", lambda: (-1.0,))

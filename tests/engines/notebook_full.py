@@ -3,7 +3,8 @@
 Same shape as the notebook (``Tensor`` with ``value``, ``args``,
 ``local_derivatives`` and ``derivative``; module functions ``_add _sub _mul``),
 extended with ``_div _pow _neg _exp _log _tanh _relu _sigmoid``.  ``_pow(base,
-exponent)`` takes the exponent as a plain number (a Tensor exponent works too).
+exponent)`` takes the exponent as a plain number or a Tensor, and records it as
+its second arg either way (a constant exponent becomes a ``Tensor``).
 
 ``Tensor.backward()`` is iterative and linear-time: one topological sort, one
 sweep that computes this pass's derivatives in a fresh table, then adds them
@@ -89,22 +90,23 @@ def _div(a: Tensor, b: Tensor) -> Tensor:
 def _pow(base: Tensor, exponent) -> Tensor:
     if not isinstance(base, Tensor):
         base = Tensor(base)
-    x = base.value
-    if isinstance(exponent, Tensor):
-        p = exponent.value
-        out = math.pow(x, p)
-        d_exponent = out * math.log(x) if x > 0 else (0.0 if x == 0 else math.nan)
-        return _node(out, (base, exponent), (_pow_local(x, p), d_exponent))
-    return _node(math.pow(x, exponent), (base,), (_pow_local(x, exponent),))
+    if not isinstance(exponent, Tensor):
+        exponent = Tensor(exponent)  # a constant, recorded as an arg like any other operand
+    out = math.pow(base.value, exponent.value)
+    return _node(out, (base, exponent), _pow_locals(base.value, exponent.value, out))
 
 
-def _pow_local(x: float, p: float) -> float:
-    """d(x ** p)/dx: 0 for p == 0, and infinite at x == 0 for p < 1 (sqrt at 0)."""
+def _pow_locals(x, p, out):
+    """d(x ** p)/dx and d(x ** p)/dp: an infinite slope is inf, and d/dp is NaN for x <= 0."""
     if p == 0:
-        return 0.0
-    if x == 0 and p < 1:
-        return math.copysign(math.inf, p)
-    return p * math.pow(x, p - 1)
+        d_base = 0.0
+    else:
+        try:
+            d_base = p * math.pow(x, p - 1)
+        except (ValueError, OverflowError):  # x == 0 with 0 < p < 1, or x tiny
+            d_base = p * out / x if x else math.inf
+    d_exponent = out * math.log(x) if x > 0 else math.nan
+    return d_base, d_exponent
 
 
 def _neg(a: Tensor) -> Tensor:
