@@ -1,0 +1,20 @@
+"""Grading harness for scalar autograd engines.
+
+The public plugin API is what a submission may import: ``hookimpl`` (the
+marker for ``register_engines`` and the other hooks) and ``Unsupported``
+(raised by an engine for an op it lacks).
+"""
+
+import pluggy
+
+__all__ = ["hookimpl", "hookspec", "Unsupported", "OPS"]
+
+hookspec = pluggy.HookspecMarker("harness")
+hookimpl = pluggy.HookimplMarker("harness")
+
+#: The built-in ops an engine may be asked to ``apply``.
+OPS = ("add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "relu", "sigmoid")
+
+
+class Unsupported(Exception):
+    """Raised by an engine's ``apply`` for an op it does not implement."""

@@ -1,0 +1,157 @@
+"""The ``grade`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="grade",
+        description="Grade scalar autograd engines against YAML cases.",
+        epilog="exit codes: 0 all passed (or score >= --fail-under), 1 something did not pass, "
+               "2 the command could not run",
+    )
+    p.add_argument("--engine", action="append", default=[], metavar="SPEC",
+                   help="a .py file, a package folder, a module name or an installed engine name "
+                        "(repeatable)")
+    p.add_argument("--cases", action="append", default=[], metavar="PATH",
+                   help="a case file or a folder of them (repeatable; replaces the built-in suites)")
+    p.add_argument("--format", default="text", metavar="FORMAT", help="report format (default: text)")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
+    p.add_argument("-k", dest="keyword", action="append", default=[], metavar="SUBSTRING",
+                   help="only cases whose id contains SUBSTRING (repeatable: any of them)")
+    p.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable: any)")
+    p.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
+                   help="seconds per case unless the case sets its own (default: 10)")
+    p.add_argument("--load-timeout", type=_positive, default=20.0, metavar="S",
+                   help="seconds to import a submission (default: 20)")
+    p.add_argument("--memory-mb", type=_positive_int, default=2048, metavar="MB",
+                   help="address-space cap of each engine process, 0 for none (default: 2048)")
+    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+                   help="engines graded in parallel (default: the number of CPUs)")
+    p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
+                   help="exit 0 when every engine scores at least PERCENT")
+    p.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    return p
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _percent(text: str) -> float:
+    value = _positive(text) if text.strip() not in ("0", "0.0") else 0.0
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {text}")
+    return value
+
+
+def select(cases: list, keywords: list, tags: list) -> list:
+    """Cases matching any -k substring and any --tag (each filter only when given)."""
+    return [c for c in cases
+            if (not keywords or any(k in c.id for k in keywords))
+            and (not tags or any(t in c.tags for t in tags))]
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``grade``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(parser, args)
+    except HarnessError as e:
+        print(f"grade: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("grade: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(parser: argparse.ArgumentParser, args) -> int:
+    from harness import plugins
+    from harness.cases import load_suites
+    from harness.expr import CALL_OPS
+    from harness.grading import grade
+    from harness.results import ReportContext
+    from harness.runner import Limits
+
+    pm = plugins.installed_manager()
+    reporters = plugins.reporters(pm)
+    if args.format not in reporters:
+        from harness.errors import did_you_mean
+
+        raise HarnessError(f"unknown --format {args.format!r}{did_you_mean(args.format, reporters)}; "
+                           f"choose from {', '.join(sorted(reporters))}")
+    call_ops = {**CALL_OPS, **{name: spec.arity for name, spec in plugins.ops(pm).items()}}
+    suites = load_suites(args.cases, call_ops)
+    cases = select([c for s in suites for c in s.cases], args.keyword, args.tag)
+    if not cases:
+        raise HarnessError("no case matches the -k/--tag filters")
+    if args.list:
+        for c in cases:
+            print(f"{c.id}  [{', '.join(c.tags)}]")
+        return EXIT_OK
+    if not args.engine:
+        parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
+    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
+    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
+    run = grade(specs, cases, limits, jobs=args.jobs)
+    _restore_sources(run, dict(zip(specs, args.engine)))
+    to_tty = not args.output and sys.stdout.isatty()
+    text = reporters[args.format](run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if args.fail_under is not None:
+        return EXIT_OK if all(e.percent >= args.fail_under for e in run.engines) else EXIT_FAILED
+    return EXIT_OK if run.all_passed else EXIT_FAILED
+
+
+def _restore_sources(run, original: dict) -> None:
+    """Report each engine's source as the user wrote it."""
+    for e in run.engines:
+        e.source = original.get(e.source, e.source)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

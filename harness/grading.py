@@ -1,0 +1,41 @@
+"""Grade engines against cases: the whole flow from parsed cases to results."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from harness import program as programs
+from harness.compare import judge
+from harness.results import CaseResult, EngineResult, RunResult
+from harness.runner import Limits, run_engine, timeout_for
+
+
+def grade_engine(spec: str, cases: list, limits: Limits) -> list[EngineResult]:
+    """Every engine behind ``spec``, graded on ``cases``."""
+    progs = [programs.build(c) for c in cases]
+    timeouts = [timeout_for(c.timeout, limits) for c in cases]
+    results = []
+    for run in run_engine(spec, progs, timeouts, limits):
+        graded = []
+        for case, obs in zip(cases, run.observations):
+            verdict = judge(case, obs)
+            graded.append(CaseResult(
+                id=case.id, status=verdict.status,
+                score=float(case.points) if verdict.status == "passed" else 0.0,
+                max_score=float(case.points), message=verdict.message,
+                duration_s=round(obs.duration_s, 6), suite=case.suite, name=case.name,
+                description=case.description, tags=case.tags, visibility=case.visibility,
+                mismatches=[{"quantity": m.quantity, "expected": m.expected, "got": m.got}
+                            for m in verdict.mismatches]))
+        results.append(EngineResult(run.name, run.source, graded, run.load_error))
+    return results
+
+
+def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1) -> RunResult:
+    """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        per_spec = list(pool.map(lambda s: grade_engine(s, cases, limits), specs))
+    engines = [e for batch in per_spec for e in batch]
+    return RunResult(engines, round(time.perf_counter() - start, 3))

@@ -1,0 +1,51 @@
+"""Turn a parsed case into the program an engine process runs (parsed case -> program).
+
+A program holds what the engine must compute and which results to read back.
+It never holds an expectation: expected values stay in the grading process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from harness.cases import REFERENCE, Assign, Case
+
+
+@dataclass(frozen=True)
+class Program:
+    """What the worker runs for one case, as plain JSON-able data."""
+
+    id: str
+    inputs: list          # [[name, number], ...] in order
+    steps: list           # ["set", name, code] | ["repeat", count, [steps...]]
+    output: list          # postfix code
+    backward: int
+    grads: list           # names whose grad is read back
+    structure: bool       # read the output's args and local derivatives
+
+    def to_wire(self) -> dict:
+        """The message sent to the worker."""
+        return asdict(self)
+
+
+def _steps(steps) -> list:
+    return [["set", s.name, [list(i) for i in s.expr.code]] if isinstance(s, Assign)
+            else ["repeat", s.count, _steps(s.steps)] for s in steps]
+
+
+def build(case: Case) -> Program:
+    """The program that computes ``case`` and reads what its expectations need."""
+    expect = case.expect
+    if expect.grad == REFERENCE:
+        grads = list(case.bound_names)
+    else:
+        grads = list(expect.grad or {})
+    return Program(
+        id=case.id,
+        inputs=[[k, v] for k, v in case.inputs.items()],
+        steps=_steps(case.steps),
+        output=[list(i) for i in case.output.code],
+        backward=case.backward,
+        grads=grads if case.backward else [],
+        structure=expect.args is not None or expect.local_derivatives is not None,
+    )

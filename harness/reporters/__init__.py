@@ -1,0 +1,1 @@
+"""Report formats.  Each module registers itself through the ``register_reporters`` hook."""

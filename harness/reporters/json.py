@@ -1,0 +1,47 @@
+"""The JSON report (contract section 4), extended with per-case details."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from harness import hookimpl
+from harness.results import ReportContext, RunResult
+
+
+def as_dict(run: RunResult) -> dict:
+    """The report as plain data."""
+    return {
+        "engines": [
+            {"engine": e.engine, "source": e.source, "score": e.score, "max_score": e.max_score,
+             "percent": round(e.percent, 2), "counts": e.counts,
+             **({"load_error": e.load_error} if e.load_error else {}),
+             "cases": [
+                 {"id": c.id, "status": c.status, "score": c.score, "max_score": c.max_score,
+                  "message": c.message, "duration_s": c.duration_s, "suite": c.suite, "name": c.name,
+                  "tags": list(c.tags), "visibility": c.visibility, "mismatches": c.mismatches}
+                 for c in e.cases]}
+            for e in run.engines],
+        "duration_s": run.duration_s,
+    }
+
+
+def strict(obj):
+    """``obj`` with NaN and infinities as the strings "nan", "inf", "-inf" (strict JSON has none)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def render(run: RunResult, context: ReportContext) -> str:
+    """One strict JSON document."""
+    return json.dumps(strict(as_dict(run)), indent=2, allow_nan=False) + "\n"
+
+
+@hookimpl
+def register_reporters(register):
+    register("json", render)

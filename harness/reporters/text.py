@@ -1,0 +1,42 @@
+"""The terminal report: a line per case, details under failures, a summary per engine."""
+
+from __future__ import annotations
+
+from harness import hookimpl
+from harness.results import ReportContext, RunResult
+
+_LABEL = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "timeout": "TIMEOUT",
+          "unsupported": "UNSUPPORTED"}
+_COLOR = {"passed": "32", "failed": "31", "error": "31", "timeout": "33", "unsupported": "33"}
+
+
+def _paint(text: str, code: str, context: ReportContext) -> str:
+    return f"\033[{code}m{text}\033[0m" if context.color else text
+
+
+def render(run: RunResult, context: ReportContext) -> str:
+    """The whole report as text."""
+    out: list[str] = []
+    for e in run.engines:
+        out.append(_paint(f"== {e.engine} ({e.source})", "1", context))
+        if e.load_error:
+            out.append("   the submission failed to load:")
+            out.extend(f"   | {line}" for line in e.load_error.splitlines())
+        width = max((len(c.id) for c in e.cases), default=0)
+        for c in e.cases:
+            label = _paint(f"{_LABEL[c.status]:<11}", _COLOR[c.status], context)
+            out.append(f"{label} {c.id:<{width}}  {c.duration_s * 1000:8.1f} ms")
+            if c.status != "passed" and c.message and not e.load_error:
+                out.extend(f"            | {line}" for line in c.message.splitlines())
+        counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
+        summary = f"{e.engine}: {e.score:g}/{e.max_score:g} points ({e.percent:.1f}%), {counts}"
+        ok = e.counts["passed"] == len(e.cases)
+        out.append(_paint(summary, "32;1" if ok else "31;1", context))
+        out.append("")
+    out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s")
+    return "\n".join(out) + "\n"
+
+
+@hookimpl
+def register_reporters(register):
+    register("text", render)

@@ -1,0 +1,74 @@
+"""Graded results: what every reporter renders (verdicts -> report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.compare import STATUSES
+
+
+@dataclass
+class CaseResult:
+    """One case's verdict for one engine."""
+
+    id: str
+    status: str
+    score: float
+    max_score: float
+    message: str = ""
+    duration_s: float = 0.0
+    suite: str = ""
+    name: str = ""
+    description: str = ""
+    tags: tuple = ()
+    visibility: str = "visible"
+    mismatches: list = field(default_factory=list)
+
+
+@dataclass
+class EngineResult:
+    """Every case's verdict for one engine."""
+
+    engine: str
+    source: str
+    cases: list
+    load_error: str = ""
+
+    @property
+    def score(self) -> float:
+        return sum(c.score for c in self.cases)
+
+    @property
+    def max_score(self) -> float:
+        return sum(c.max_score for c in self.cases)
+
+    @property
+    def counts(self) -> dict:
+        """Number of cases per status, every status present."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for c in self.cases:
+            counts[c.status] += 1
+        return counts
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.score / self.max_score if self.max_score else 100.0
+
+
+@dataclass
+class RunResult:
+    """One grading run: every engine's results."""
+
+    engines: list
+    duration_s: float = 0.0
+
+    @property
+    def all_passed(self) -> bool:
+        return all(c.status == "passed" for e in self.engines for c in e.cases)
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """How a report is being shown."""
+
+    color: bool = False

@@ -1,0 +1,265 @@
+"""Run programs in engine processes and collect observations (program -> observations).
+
+Each engine gets its own worker process.  A case that runs over its timeout,
+or kills its process, costs only that case: the worker is killed and a fresh
+one carries on with the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import protocol
+from harness.program import Program
+
+HARNESS_ROOT = str(Path(__file__).resolve().parent.parent)
+_FAULT_FRAME = re.compile(r'File "([^"\n]{1,300})", line (\d{1,7}) in (\w{1,100})')
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for an engine process."""
+
+    timeout: float = 10.0          # seconds per case unless the case sets its own
+    load_timeout: float = 20.0     # seconds to import the submission
+    memory_mb: int | None = 2048   # address-space cap; None for no cap
+
+
+@dataclass
+class Observation:
+    """What came back for one program: the engine's results, or how it failed."""
+
+    id: str
+    status: str                   # ok | error | unsupported | timeout | crashed
+    value: float | None = None
+    grads: dict = field(default_factory=dict)
+    structure: dict | None = None
+    message: str = ""
+    error_type: str = ""
+    phase: str = ""
+    where: str = ""
+    duration_s: float = 0.0
+
+    @classmethod
+    def from_wire(cls, reply, program: Program) -> "Observation":
+        """Validate an untrusted reply; anything malformed becomes an error."""
+        try:
+            if not isinstance(reply, dict) or reply.get("id") != program.id:
+                raise ValueError("reply for the wrong case")
+            status = reply["status"]
+            if status not in ("ok", "error", "unsupported"):
+                raise ValueError(f"unknown status {status!r}")
+            obs = cls(id=program.id, status=status, duration_s=_num(reply.get("duration_s", 0.0)))
+            for key in ("message", "error_type", "phase", "where"):
+                obs.__dict__[key] = str(reply.get(key, ""))[:2000]
+            if status == "ok":
+                obs.value = _num(reply["value"])
+                grads = reply["grads"]
+                obs.grads = {n: (None if grads[n] is None else _num(grads[n])) for n in program.grads}
+                if program.structure:
+                    s = reply.get("structure")
+                    obs.structure = None if s is None else {
+                        k: [_num(x) for x in s[k]] for k in ("args", "local_derivatives")}
+            return obs
+        except (KeyError, TypeError, ValueError) as e:
+            return cls(id=program.id, status="crashed",
+                       message=f"the engine process sent a malformed reply ({e})")
+
+
+def _num(x) -> float:
+    if type(x) not in (int, float):
+        raise ValueError(f"not a number: {x!r:.50}")
+    return float(x)
+
+
+@dataclass
+class EngineRun:
+    """Observations of one engine, in program order."""
+
+    name: str
+    source: str
+    observations: list
+    load_error: str = ""
+
+
+class Worker:
+    """One engine process with its two pipes."""
+
+    def __init__(self, spec: str, select: str | None, limits: Limits):
+        self.limits = limits
+        prog_r, self.prog_w = os.pipe()
+        obs_r, obs_w = os.pipe()
+        self.output = tempfile.TemporaryFile()  # what the engine prints goes here, never to the report
+        self.cwd = tempfile.mkdtemp(prefix="grade-worker-")
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONFAULTHANDLER="1")
+        env["PYTHONPATH"] = os.pathsep.join(
+            [HARNESS_ROOT] + [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "harness.worker", str(prog_r), str(obs_w)],
+            pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
+            stderr=self.output, cwd=self.cwd, env=env, start_new_session=True)
+        os.close(prog_r)
+        os.close(obs_w)
+        self.reader = protocol.FrameReader(obs_r)
+        self.send({"spec": spec, "select": select, "limits": {"memory_mb": limits.memory_mb}})
+
+    def send(self, obj) -> None:
+        """Write in the background, so a worker that never reads cannot block the grader."""
+        def write():
+            try:
+                protocol.write(self.prog_w, obj)
+            except OSError:
+                pass  # the worker is gone; reading its reply reports why
+        threading.Thread(target=write, daemon=True).start()
+
+    def receive(self, timeout: float):
+        return self.reader.read(timeout)
+
+    def death(self) -> str:
+        """Why the process ended, in words."""
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "the engine process closed its pipe and stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            why = f"the engine process was killed by {name}"
+            if name == "SIGSEGV":
+                why += " (a segmentation fault, e.g. from ctypes or a C extension)"
+        else:
+            why = f"the engine process exited with code {code} (os._exit or a fatal error)"
+        frame = self._fault_frame()
+        return why + (f" at {frame}" if frame else "")
+
+    def _fault_frame(self) -> str:
+        """The submission's line from faulthandler's dump, if any (only a file:line, never raw output)."""
+        self.output.seek(0, os.SEEK_END)
+        size = self.output.tell()
+        self.output.seek(max(0, size - 65536))
+        tail = self.output.read().decode("utf-8", "replace")
+        for path, line, fn in _FAULT_FRAME.findall(tail[tail.rfind("Fatal Python error"):] if
+                                                   "Fatal Python error" in tail else ""):
+            if not path.startswith(HARNESS_ROOT + os.sep + "harness"):
+                return f"{Path(path).name}:{line} in {fn}"
+        return ""
+
+    def kill(self) -> None:
+        """Kill the process group and release everything."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for fd in (self.prog_w, self.reader.fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.output.close()
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+
+def _start(spec: str, select: str | None, limits: Limits):
+    """A ready worker and its hello, or (None, why it failed to load)."""
+    worker = Worker(spec, select, limits)
+    try:
+        hello = worker.receive(limits.load_timeout)
+    except TimeoutError:
+        worker.kill()
+        return None, (f"loading the engine did not finish within {limits.load_timeout:g} s "
+                      "(an import that hangs or does heavy work at import time?)")
+    except EOFError:
+        why = worker.death()
+        worker.kill()
+        return None, f"{why} while loading the engine"
+    except protocol.ProtocolError as e:
+        worker.kill()
+        return None, f"the engine process sent a malformed reply while loading ({e})"
+    if not isinstance(hello, dict) or not hello.get("ready"):
+        worker.kill()
+        message = hello.get("error") if isinstance(hello, dict) else None
+        return None, str(message or "the engine could not be loaded")
+    return worker, hello
+
+
+def run_engine(spec: str, programs: list, timeouts: list, limits: Limits) -> list:
+    """Run every program against every engine that ``spec`` provides."""
+    worker, hello = _start(spec, None, limits)
+    if worker is None:
+        name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
+        failed = [Observation(p.id, "crashed", message=f"the submission failed to load: {hello}")
+                  for p in programs]
+        return [EngineRun(name, spec, failed, load_error=hello)]
+    names = [str(n) for n in hello.get("engines", [])][:50] or [str(hello.get("engine"))]
+    runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits))]
+    for other in names[1:]:
+        w, h = _start(spec, other, limits)
+        obs = (_run_all(w, spec, other, programs, timeouts, limits) if w is not None else
+               [Observation(p.id, "crashed", message=f"the submission failed to load: {h}") for p in programs])
+        runs.append(EngineRun(other, spec, obs))
+    return runs
+
+
+def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
+    observations: list = []
+    pending = list(zip(programs, timeouts))
+    while pending:
+        if worker is None:
+            worker, why = _start(spec, select, limits)
+            if worker is None:
+                observations += [Observation(p.id, "crashed", message=f"the engine failed to restart: {why}")
+                                 for p, _ in pending]
+                break
+        worker.send([p.to_wire() for p, _ in pending])
+        for i, (program, timeout) in enumerate(pending):
+            started = time.perf_counter()
+            obs, dead = _receive(worker, program, timeout)
+            if obs.status in ("timeout", "crashed"):
+                obs.duration_s = time.perf_counter() - started
+            observations.append(obs)
+            if dead:
+                worker.kill()
+                worker = None
+                pending = pending[i + 1:]
+                break
+        else:
+            pending = []
+    if worker is not None:
+        worker.kill()
+    return observations
+
+
+def _receive(worker: Worker, program: Program, timeout: float):
+    """(observation, whether the worker must be replaced)."""
+    try:
+        reply = worker.receive(timeout)
+    except TimeoutError:
+        return Observation(program.id, "timeout", message=f"no answer within {timeout:g} s"), True
+    except EOFError:
+        return Observation(program.id, "crashed", message=worker.death()), True
+    except protocol.ProtocolError as e:
+        return Observation(program.id, "crashed", message=f"the engine process broke the protocol ({e})"), True
+    obs = Observation.from_wire(reply, program)
+    return obs, obs.status == "crashed"
+
+
+def timeout_for(case_timeout: float | None, limits: Limits) -> float:
+    """The case's own timeout, else the default."""
+    return case_timeout if case_timeout is not None and math.isfinite(case_timeout) else limits.timeout

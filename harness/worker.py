@@ -1,0 +1,132 @@
+"""The engine process: load a submission, run programs, send back observations.
+
+Started by the grader as ``python -P -m harness.worker IN_FD OUT_FD``.  It
+speaks JSON frames on its own pipes (never stdout, which belongs to the
+submission) and never sees an expected value: it only computes and reports.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from harness import Unsupported, protocol
+from harness.adapters import is_number, optional_float, to_float
+
+_HARNESS_DIR = str(Path(__file__).resolve().parent)
+
+
+def main(argv: list[str]) -> int:
+    """Serve one engine until the grader closes the pipe."""
+    fd_in, fd_out = int(argv[1]), int(argv[2])
+    faulthandler.enable()  # a segfault leaves a Python traceback in the captured stderr
+    hello = protocol.read_blocking(fd_in)
+    _limit_memory(hello.get("limits", {}).get("memory_mb"))
+    from harness.loading import LoadError, load
+
+    try:
+        engines, _trusted = load(hello["spec"])
+    except LoadError as e:
+        protocol.write(fd_out, {"ready": False, "error": str(e)})
+        return 0
+    names = [str(getattr(e, "name", "engine")) for e in engines]
+    select = hello.get("select")
+    engine = engines[names.index(select)] if select in names else engines[0]
+    protocol.write(fd_out, {"ready": True, "engines": names, "engine": str(getattr(engine, "name", "engine"))})
+    while True:
+        batch = protocol.read_blocking(fd_in)
+        if batch is None:
+            return 0
+        for program in batch:
+            protocol.write(fd_out, run(engine, program))
+
+
+def _limit_memory(megabytes) -> None:
+    if megabytes:
+        import resource
+
+        cap = int(megabytes) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def run(engine, program: dict) -> dict:
+    """Run one program; the observation says what the engine computed or raised."""
+    obs: dict = {"id": program["id"]}
+    phase = "building the graph"
+    start = time.perf_counter()
+    try:
+        env = {name: engine.leaf(value) for name, value in program["inputs"]}
+        _steps(engine, program["steps"], env)
+        out = _evaluate(engine, program["output"], env)
+        if program["backward"]:
+            if is_number(out):
+                out = engine.leaf(out)
+            phase = "backward()"
+            for _ in range(program["backward"]):
+                engine.backward(out)
+        phase = "reading results"
+        obs["value"] = to_float(out) if is_number(out) else to_float(engine.value(out))
+        obs["grads"] = {n: None if is_number(env[n]) else optional_float(engine.grad(env[n]))
+                        for n in program["grads"]}
+        if program["structure"]:
+            obs.update(_structure(engine, out))
+        obs["status"] = "ok"
+    except (Unsupported, NotImplementedError) as e:
+        obs.update(status="unsupported", message=str(e) or type(e).__name__)
+    except BaseException as e:  # the engine's failure is an observation, not the worker's
+        obs.update(status="error", phase=phase, **describe(e))
+    obs["duration_s"] = time.perf_counter() - start
+    return obs
+
+
+def _steps(engine, steps: list, env: dict) -> None:
+    for step in steps:
+        if step[0] == "set":
+            env[step[1]] = _evaluate(engine, step[2], env)
+        else:
+            for _ in range(step[1]):
+                _steps(engine, step[2], env)
+
+
+def _evaluate(engine, code: list, env: dict):
+    stack: list = []
+    apply = engine.apply
+    for ins in code:
+        kind = ins[0]
+        if kind == "name":
+            stack.append(env[ins[1]])
+        elif kind == "const":
+            stack.append(ins[1])
+        else:
+            n = ins[2]
+            operands = stack[-n:]
+            del stack[-n:]
+            stack.append(apply(ins[1], *operands))
+    return stack[0]
+
+
+def _structure(engine, out) -> dict:
+    args_fn = getattr(engine, "args", None)
+    locals_fn = getattr(engine, "local_derivatives", None)
+    if not callable(args_fn) or not callable(locals_fn):
+        return {"structure": None}
+    return {"structure": {"args": [to_float(a) for a in args_fn(out)],
+                          "local_derivatives": [to_float(d) for d in locals_fn(out)]}}
+
+
+def describe(e: BaseException) -> dict:
+    """Type, message and the submission's own line where ``e`` was raised."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(_HARNESS_DIR)]
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    message = str(e) if not isinstance(e, SystemExit) else f"sys.exit({e.code!r}) was called"
+    if len(message) > 500:
+        message = message[:500] + "..."
+    return {"error_type": type(e).__name__, "message": message, "where": where}
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
