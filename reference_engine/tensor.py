@@ -11,6 +11,7 @@ class Tensor:
     __slots__ = ("value", "args", "_local", "_grad", "_users", "_pending")
 
     def __init__(self, value: Number, args: tuple = (), local_derivatives: tuple = ()) -> None:
+        """A node holding value, made from args with d(self)/d(arg) given as plain numbers."""
         self.value = value
         self.args = args  # the Tensors this one was computed from
         self._local = local_derivatives  # plain numbers, one per arg
@@ -95,44 +96,47 @@ class Tensor:
         return _sigmoid(self)
 
 
-def _tensor(x: "Tensor | Number") -> Tensor:
+Operand = Tensor | int | float  # what the ops accept: a plain number becomes a constant Tensor
+
+
+def _tensor(x: Operand) -> Tensor:
     """x itself if it is a Tensor, else a constant Tensor holding x."""
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _number(x: "Tensor | Number") -> Number:
+def _number(x: Operand) -> Number:
     """x's value if it is a Tensor, else x."""
     return x.value if isinstance(x, Tensor) else x
 
 
 # Each op reads as a pair: the forward value, then d(out)/d(arg) for each arg.
 
-def _add(a, b) -> Tensor:
+def _add(a: Operand, b: Operand) -> Tensor:
     """a + b."""
     a, b = _tensor(a), _tensor(b)
     return Tensor(a.value + b.value, (a, b), (1.0, 1.0))
 
 
-def _sub(a, b) -> Tensor:
+def _sub(a: Operand, b: Operand) -> Tensor:
     """a - b."""
     a, b = _tensor(a), _tensor(b)
     return Tensor(a.value - b.value, (a, b), (1.0, -1.0))
 
 
-def _mul(a, b) -> Tensor:
+def _mul(a: Operand, b: Operand) -> Tensor:
     """a * b."""
     a, b = _tensor(a), _tensor(b)
     return Tensor(a.value * b.value, (a, b), (b.value, a.value))
 
 
-def _div(a, b) -> Tensor:
+def _div(a: Operand, b: Operand) -> Tensor:
     """a / b; raises ZeroDivisionError when b == 0."""
     a, b = _tensor(a), _tensor(b)
     out = a.value / b.value
     return Tensor(out, (a, b), (1.0 / b.value, -out / b.value))
 
 
-def _pow(a, b) -> Tensor:
+def _pow(a: Operand, b: Operand) -> Tensor:
     """a ** b with math.pow's semantics: always a float, ValueError or OverflowError, never complex."""
     a, b = _tensor(a), _tensor(b)
     x, y = a.value, b.value
@@ -148,40 +152,40 @@ def _pow(a, b) -> Tensor:
     return Tensor(out, (a, b), (d_base, d_exponent))
 
 
-def _neg(a) -> Tensor:
+def _neg(a: Operand) -> Tensor:
     """-a."""
     a = _tensor(a)
     return Tensor(-a.value, (a,), (-1.0,))
 
 
-def _exp(a) -> Tensor:
+def _exp(a: Operand) -> Tensor:
     """e ** a; raises OverflowError when that is too large for a float."""
     a = _tensor(a)
     out = math.exp(a.value)
     return Tensor(out, (a,), (out,))
 
 
-def _log(a) -> Tensor:
+def _log(a: Operand) -> Tensor:
     """The natural log of a; raises ValueError when a <= 0."""
     a = _tensor(a)
     return Tensor(math.log(a.value), (a,), (1.0 / a.value,))
 
 
-def _tanh(a) -> Tensor:
+def _tanh(a: Operand) -> Tensor:
     """The hyperbolic tangent of a."""
     a = _tensor(a)
     out = math.tanh(a.value)
     return Tensor(out, (a,), (1.0 - out * out,))
 
 
-def _relu(a) -> Tensor:
+def _relu(a: Operand) -> Tensor:
     """max(a, 0), with derivative 0 at a == 0 (PyTorch's convention)."""
     a = _tensor(a)
     positive = a.value > 0
     return Tensor(a.value if positive else 0.0, (a,), (1.0 if positive else 0.0,))
 
 
-def _sigmoid(a) -> Tensor:
+def _sigmoid(a: Operand) -> Tensor:
     """1 / (1 + e ** -a), computed without overflow for any a."""
     a = _tensor(a)
     if a.value >= 0:
