@@ -14,7 +14,6 @@ import sys
 import traceback
 from pathlib import Path
 
-from harness import plugins
 from harness.adapters import MicrogradAdapter, NotebookAdapter
 from harness.errors import HarnessError
 
@@ -43,7 +42,9 @@ def load(spec: str) -> tuple[list, bool]:
         if path.is_dir():
             return _load_folder(path), False
         raise LoadError(f"no such file or folder: {spec}")
-    installed = plugins.engines(plugins.installed_manager())
+    from harness import plugins
+
+    installed = plugins.engines(plugins.installed_manager(builtins=False))
     chosen = [e for e in installed if getattr(e, "name", None) == spec]
     if chosen:
         return chosen, True
@@ -115,6 +116,8 @@ def find_engines(module, name: str) -> list:
     """Engines in a module: registered through hooks, notebook style, or micrograd style."""
     hooked = [f for f in vars(module).values() if callable(f) and hasattr(f, "harness_impl")]
     if hooked:
+        from harness import plugins
+
         pm = plugins.new_manager()
         pm.register(module, f"submission:{name}")
         try:

@@ -49,12 +49,12 @@ def check(pm: pluggy.PluginManager) -> None:
         raise HarnessError(f"plugin {name}: unknown hook{hints}; hooks are {', '.join(HOOK_NAMES)}") from None
 
 
-def installed_manager(entry_points: bool = True) -> pluggy.PluginManager:
-    """A manager with the built-in plugins and (optionally) every installed one."""
+def installed_manager(entry_points: bool = True, builtins: bool = True) -> pluggy.PluginManager:
+    """A manager with the built-in plugins and every installed one (each optional)."""
     import importlib
 
     pm = new_manager()
-    for name in BUILTIN_PLUGINS:
+    for name in BUILTIN_PLUGINS if builtins else ():
         pm.register(importlib.import_module(name), name)
     if entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)

@@ -97,12 +97,12 @@ class Worker:
     """One engine process with its two pipes."""
 
     def __init__(self, spec: str, select: str | None, limits: Limits):
-        self.limits = limits
+        self.spec, self.limits, self.killed = spec, limits, False
         prog_r, self.prog_w = os.pipe()
         obs_r, obs_w = os.pipe()
         self.output = tempfile.TemporaryFile()  # what the engine prints goes here, never to the report
         self.cwd = tempfile.mkdtemp(prefix="grade-worker-")
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONFAULTHANDLER="1")
+        env = dict(os.environ, PYTHONFAULTHANDLER="1")
         env["PYTHONPATH"] = os.pathsep.join(
             [HARNESS_ROOT] + [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         self.proc = subprocess.Popen(
@@ -158,7 +158,10 @@ class Worker:
         return ""
 
     def kill(self) -> None:
-        """Kill the process group and release everything."""
+        """Kill the process group and release everything (once)."""
+        if self.killed:
+            return
+        self.killed = True
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -176,9 +179,9 @@ class Worker:
         shutil.rmtree(self.cwd, ignore_errors=True)
 
 
-def _start(spec: str, select: str | None, limits: Limits):
-    """A ready worker and its hello, or (None, why it failed to load)."""
-    worker = Worker(spec, select, limits)
+def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None = None):
+    """A ready worker and its hello, or (None, why it failed to load); ``worker`` if already spawned."""
+    worker = worker or Worker(spec, select, limits)
     try:
         hello = worker.receive(limits.load_timeout)
     except TimeoutError:
@@ -199,9 +202,10 @@ def _start(spec: str, select: str | None, limits: Limits):
     return worker, hello
 
 
-def run_engine(spec: str, programs: list, timeouts: list, limits: Limits) -> list:
-    """Run every program against every engine that ``spec`` provides."""
-    worker, hello = _start(spec, None, limits)
+def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
+               worker: Worker | None = None) -> list:
+    """Run every program against every engine that ``spec`` provides (``worker``: spawned early for it)."""
+    worker, hello = _start(spec, None, limits, worker)
     if worker is None:
         name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
         failed = [Observation(p.id, "crashed", message=f"the submission failed to load: {hello}")

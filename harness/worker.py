@@ -28,6 +28,7 @@ def main(argv: list[str]) -> int:
     _limit_memory(hello.get("limits", {}).get("memory_mb"))
     from harness.loading import LoadError, load
 
+    sys.dont_write_bytecode = True  # the harness's own modules are cached; no __pycache__ in a submission
     try:
         engines, _trusted = load(hello["spec"])
     except LoadError as e:
