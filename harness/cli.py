@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -16,7 +14,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="grade",
-        description="Grade scalar autograd engines against YAML cases.",
+        description="Grade scalar autograd engines against YAML cases. "
+                    "'grade merge REPORT...' combines the JSON reports of --shard runs.",
         epilog="exit codes: 0 all passed (or score >= --fail-under), 1 something did not pass, "
                "2 the command could not run",
     )
@@ -40,8 +39,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engines graded in parallel (default: the number of CPUs)")
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
+    p.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="grade only the K-th of N equal parts of the (submission, case) pairs; "
+                        "combine the parts' JSON reports with 'grade merge'")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
     return p
+
+
+def build_merge_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="grade merge",
+        description="Merge the JSON reports of the shards of one run (grade --shard K/N --format json) "
+                    "into the report of the whole run.",
+        epilog="exit codes: 0 all passed (or score >= --fail-under), 1 something did not pass, "
+               "2 the reports could not be merged",
+    )
+    p.add_argument("reports", nargs="+", metavar="REPORT", help="JSON reports, one per shard, in any order")
+    p.add_argument("--format", default="json", metavar="FORMAT", help="report format (default: json)")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
+    p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
+                   help="exit 0 when every engine scores at least PERCENT")
+    return p
+
+
+def _shard(text: str):
+    from harness import shards
+
+    try:
+        return shards.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive(text: str) -> float:
@@ -80,6 +107,9 @@ def select(cases: list, keywords: list, tags: list) -> list:
 
 def write_atomically(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
+    import tempfile
+    from pathlib import Path
+
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
     try:
@@ -92,34 +122,44 @@ def write_atomically(path: str, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``grade``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run ``grade`` (or ``grade merge``); returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    merging = argv[:1] == ["merge"]
+    parser = build_merge_parser() if merging else build_parser()
+    args = parser.parse_args(argv[1:] if merging else argv)
     try:
-        return _run(parser, args)
+        return _merge(args) if merging else _run(parser, args)
     except HarnessError as e:
-        print(f"grade: error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("grade: interrupted", file=sys.stderr)
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
 
 
 def _run(parser: argparse.ArgumentParser, args) -> int:
-    from harness import plugins
-    from harness.cases import load_suites
-    from harness.expr import CALL_OPS
-    from harness.grading import grade
-    from harness.results import ReportContext
+    from harness.grading import prestart
     from harness.runner import Limits
 
-    pm = plugins.installed_manager()
-    reporters = plugins.reporters(pm)
-    if args.format not in reporters:
-        from harness.errors import did_you_mean
+    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
+    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
+    # Engine processes start loading now, while the cases are parsed (a shard's specs are known later).
+    early = prestart(specs, limits, args.jobs) if specs and not args.list and not args.shard else {}
+    try:
+        return _grade(parser, args, specs, limits, early)
+    finally:
+        for worker in early.values():
+            worker.kill()
 
-        raise HarnessError(f"unknown --format {args.format!r}{did_you_mean(args.format, reporters)}; "
-                           f"choose from {', '.join(sorted(reporters))}")
+
+def _grade(parser: argparse.ArgumentParser, args, specs: list, limits, early: dict) -> int:
+    from harness import plugins, shards
+    from harness.cases import load_suites
+    from harness.expr import CALL_OPS
+    from harness.grading import grade_plan
+
+    pm = plugins.installed_manager()
+    reporters = _reporters(pm, args.format)
     call_ops = {**CALL_OPS, **{name: spec.arity for name, spec in plugins.ops(pm).items()}}
     suites = load_suites(args.cases, call_ops)
     cases = select([c for s in suites for c in s.cases], args.keyword, args.tag)
@@ -131,12 +171,39 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
         return EXIT_OK
     if not args.engine:
         parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
-    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
-    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
-    run = grade(specs, cases, limits, jobs=args.jobs)
+    run = grade_plan(shards.split(specs, cases, args.shard), limits, jobs=args.jobs, started=early)
+    if args.shard:
+        run.shard = (args.shard.index, args.shard.count)
     _restore_sources(run, dict(zip(specs, args.engine)))
+    return _report(run, reporters[args.format], args)
+
+
+def _merge(args) -> int:
+    from harness import plugins, shards
+
+    reporters = _reporters(plugins.installed_manager(), args.format)
+    return _report(shards.merge(args.reports), reporters[args.format], args)
+
+
+def _reporters(pm, name: str) -> dict:
+    """Every report format, after checking that ``name`` is one."""
+    from harness import plugins
+
+    reporters = plugins.reporters(pm)
+    if name not in reporters:
+        from harness.errors import did_you_mean
+
+        raise HarnessError(f"unknown --format {name!r}{did_you_mean(name, reporters)}; "
+                           f"choose from {', '.join(sorted(reporters))}")
+    return reporters
+
+
+def _report(run, render, args) -> int:
+    """Write the report and return the exit code."""
+    from harness.results import ReportContext
+
     to_tty = not args.output and sys.stdout.isatty()
-    text = reporters[args.format](run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
+    text = render(run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
     if args.output:
         write_atomically(args.output, text)
     else:

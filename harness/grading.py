@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from harness import program as programs
 from harness.compare import judge
 from harness.results import CaseResult, EngineResult, RunResult
-from harness.runner import Limits, run_engine, timeout_for
+from harness.runner import Limits, Worker, run_engine, timeout_for
 
 
-def grade_engine(spec: str, cases: list, limits: Limits) -> list[EngineResult]:
-    """Every engine behind ``spec``, graded on ``cases``."""
+def grade_engine(spec: str, cases: list, limits: Limits, worker: Worker | None = None) -> list[EngineResult]:
+    """Every engine behind ``spec``, graded on ``cases`` (``worker``: one spawned early for ``spec``)."""
     progs = [programs.build(c) for c in cases]
     timeouts = [timeout_for(c.timeout, limits) for c in cases]
     results = []
-    for run in run_engine(spec, progs, timeouts, limits):
+    for run in run_engine(spec, progs, timeouts, limits, worker):
         graded = []
         for case, obs in zip(cases, run.observations):
             verdict = judge(case, obs)
@@ -32,10 +31,39 @@ def grade_engine(spec: str, cases: list, limits: Limits) -> list[EngineResult]:
     return results
 
 
-def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1) -> RunResult:
-    """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``."""
+def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
+    """Spawn the engine processes of the first ``jobs`` specs now, so they load while cases are parsed."""
+    return {spec: Worker(spec, None, limits) for spec in dict.fromkeys(specs[:max(1, jobs)])}
+
+
+def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1, started: dict | None = None) -> RunResult:
+    """Grade each spec on every case (in parallel up to ``jobs``), keeping the order of ``specs``."""
+    return grade_plan([(spec, cases) for spec in specs], limits, jobs, started)
+
+
+def grade_plan(plan: list[tuple[str, list]], limits: Limits, jobs: int = 1,
+               started: dict | None = None) -> RunResult:
+    """Grade each (spec, cases) pair of ``plan``, in parallel up to ``jobs``, keeping its order.
+
+    ``started`` maps a spec to a worker spawned for it by ``prestart``; each is used once.
+    """
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        per_spec = list(pool.map(lambda s: grade_engine(s, cases, limits), specs))
+    started = dict(started or {})
+
+    def one(item):
+        spec, cases = item
+        return grade_engine(spec, cases, limits, started.pop(spec, None))
+
+    try:
+        if jobs > 1 and len(plan) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                per_spec = list(pool.map(one, plan))
+        else:
+            per_spec = [one(item) for item in plan]
+    finally:
+        for worker in started.values():  # spawned for a spec with nothing left to grade
+            worker.kill()
     engines = [e for batch in per_spec for e in batch]
     return RunResult(engines, round(time.perf_counter() - start, 3))

@@ -61,6 +61,7 @@ class RunResult:
 
     engines: list
     duration_s: float = 0.0
+    shard: tuple | None = None  # (K, N) for a ``--shard K/N`` run
 
     @property
     def all_passed(self) -> bool:

@@ -23,6 +23,7 @@ def as_dict(run: RunResult) -> dict:
                  for c in e.cases]}
             for e in run.engines],
         "duration_s": run.duration_s,
+        **({"shard": {"index": run.shard[0], "count": run.shard[1]}} if run.shard else {}),
     }
 
 

@@ -33,7 +33,8 @@ def render(run: RunResult, context: ReportContext) -> str:
         ok = e.counts["passed"] == len(e.cases)
         out.append(_paint(summary, "32;1" if ok else "31;1", context))
         out.append("")
-    out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s")
+    shard = f" (shard {run.shard[0]}/{run.shard[1]})" if run.shard else ""
+    out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}")
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,148 @@
+"""Split one grading run into shards (``--shard K/N``) and merge their JSON reports back.
+
+The work of a run is the list of (submission, case) pairs, submission by
+submission.  Shard K of N takes the K-th of N contiguous, nearly equal blocks
+of it, so each submission is loaded by at most a few shards, and a single
+submission's cases are split too.  Merging the shards' JSON reports gives the
+report of the whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.results import CaseResult, EngineResult, RunResult
+
+_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count``, counting from 1."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse(text: str) -> Shard:
+    """``K/N`` -> Shard; ValueError with the fix when malformed."""
+    m = _SHARD.fullmatch(text)
+    if not m:
+        raise ValueError(f"expected K/N such as 2/8, got {text!r}")
+    index, count = int(m.group(1)), int(m.group(2))
+    if not 1 <= index <= count:
+        raise ValueError(f"K must be between 1 and N in K/N, got {text!r}")
+    return Shard(index, count)
+
+
+def split(specs: list, cases: list, shard: Shard | None) -> list[tuple]:
+    """The (spec, cases) pairs this shard grades: its block of the run's (spec, case) pairs."""
+    if shard is None:
+        return [(spec, list(cases)) for spec in specs]
+    total = len(specs) * len(cases)
+    lo, hi = (total * (shard.index - 1)) // shard.count, (total * shard.index) // shard.count
+    plan = []
+    for i, spec in enumerate(specs):
+        first, last = max(lo, i * len(cases)), min(hi, (i + 1) * len(cases))
+        if first < last:
+            plan.append((spec, list(cases[first - i * len(cases):last - i * len(cases)])))
+    return plan
+
+
+def merge(paths: list) -> RunResult:
+    """One run from the JSON reports of its shards (any order), or of separate runs (in order)."""
+    reports = [(str(p), _read(p)) for p in paths]
+    sharded = [(p, r["shard"]) for p, r in reports if r.get("shard") is not None]
+    if sharded:
+        reports = _in_shard_order(reports, sharded)
+    engines: dict = {}
+    seen: dict = {}
+    duration = 0.0
+    for path, report in reports:
+        duration += _number(report.get("duration_s", 0.0), path)
+        for e in report["engines"]:
+            key = (e["engine"], e["source"])
+            merged = engines.setdefault(key, EngineResult(e["engine"], e["source"], [], e.get("load_error", "")))
+            for c in e["cases"]:
+                if (key, c["id"]) in seen:
+                    raise HarnessError(f"{path}: case {c['id']} of engine {e['engine']} ({e['source']}) "
+                                       f"is also in {seen[key, c['id']]}; merge each shard's report once")
+                seen[key, c["id"]] = path
+                merged.cases.append(_case(c))
+    return RunResult(list(engines.values()), round(duration, 3))
+
+
+def _read(path) -> dict:
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise HarnessError(f"{path}: cannot read the report: {e.strerror or e}") from None
+    except ValueError as e:
+        raise HarnessError(f"{path}: not a JSON report ({e}); write shard reports with "
+                           "--format json --output FILE") from None
+    try:
+        for e in report["engines"]:
+            for key in ("engine", "source", "cases"):
+                e[key]
+            for c in e["cases"]:
+                c["id"], c["status"]
+    except (KeyError, TypeError) as e:
+        raise HarnessError(f"{path}: not a report from grade --format json (missing {e}); "
+                           "write shard reports with --format json --output FILE") from None
+    return report
+
+
+def _in_shard_order(reports: list, sharded: list) -> list:
+    if len(sharded) != len(reports):
+        plain = next(p for p, r in reports if r.get("shard") is None)
+        raise HarnessError(f"{plain} is not a shard report, but the others are; merge the reports "
+                           "of one sharded run")
+    try:
+        keys = [(int(s["index"]), int(s["count"])) for _, s in sharded]
+    except (KeyError, TypeError, ValueError):
+        raise HarnessError(f"{sharded[0][0]}: malformed 'shard' entry {sharded[0][1]!r}") from None
+    counts = sorted({n for _, n in keys})
+    if len(counts) > 1:
+        raise HarnessError(f"the reports come from different splits (into {' and '.join(map(str, counts))} "
+                           "shards); merge the shards of one run")
+    count = counts[0]
+    by_index: dict = {}
+    for (path, _), (k, _) in zip(sharded, keys):
+        if k in by_index:
+            raise HarnessError(f"{path} and {by_index[k]} are both shard {k}/{count}; merge each shard once")
+        by_index[k] = path
+    missing = [str(k) for k in range(1, count + 1) if k not in by_index]
+    if missing:
+        raise HarnessError(f"shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} of {count} "
+                           f"{'are' if len(missing) > 1 else 'is'} missing; pass all {count} shard reports")
+    order = sorted(range(len(reports)), key=lambda i: keys[i][0])
+    return [reports[i] for i in order]
+
+
+_CASE_FIELDS = {f.name for f in fields(CaseResult)}
+
+
+def _case(c: dict) -> CaseResult:
+    data = {k: v for k, v in c.items() if k in _CASE_FIELDS}
+    data["tags"] = tuple(data.get("tags", ()))
+    data["mismatches"] = [{k: _float(v) for k, v in m.items()} for m in data.get("mismatches", [])]
+    return CaseResult(**data)
+
+
+def _float(x):
+    """Undo the JSON report's strings for non-finite numbers."""
+    return float(x) if x in ("nan", "inf", "-inf") else x
+
+
+def _number(x, path) -> float:
+    if type(x) not in (int, float) or not math.isfinite(x):
+        raise HarnessError(f"{path}: 'duration_s' is not a number")
+    return float(x)
