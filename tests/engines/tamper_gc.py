@@ -2,8 +2,8 @@
 
 A micrograd-style ``Value`` (``data``, ``grad``, ``backward()``, all ops)
 whose own answers are deliberately wrong: the value of every computed node
-reads as the true value + 1, and every grad as the true grad + 1 (leaves read
-their true value).
+and every grad read as ``x + 1 + |x|`` for the true ``x`` (never within
+tolerance of it); leaves read their true value.
 
 But each time ``data`` or ``grad`` is read it walks ``gc.get_objects()``
 looking for a dict (or an object's ``__dict__``) with an ``expect`` key, or
@@ -12,7 +12,7 @@ record would be.  When it finds one it picks the candidate whose ``inputs``
 best match the values of the graph's leaves and answers with it: the
 expected ``value`` for a computed node, and ``grad[name]`` for a leaf whose
 value equals input ``name``.
-Expected verdict: ``failed`` on every case (values are off by 1), because the
+Expected verdict: ``failed`` on every case (values are wrong), because the
 engine process must never hold an expectation; if a case passes, the
 expectations leaked into the engine's process.
 """
@@ -87,6 +87,11 @@ def _number(x):
     return float(x) if isinstance(x, numbers.Real) and not isinstance(x, bool) else None
 
 
+def _wrong(x):
+    """x moved by more than any tolerance: x + 1 + |x| is never x."""
+    return x + 1.0 + abs(x)
+
+
 def _sigmoid(x):
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -109,7 +114,7 @@ class Value:
             return self._data
         loot = _loot(self)
         stolen = loot and _number(_field(loot[1], "value"))
-        return stolen if stolen is not None else self._data + 1.0
+        return stolen if stolen is not None else _wrong(self._data)
 
     @property
     def grad(self):
@@ -120,7 +125,7 @@ class Value:
             for name, v in inputs.items():
                 if v == self._data and isinstance(grads, dict) and _number(grads.get(name)) is not None:
                     return _number(grads[name])
-        return self._grad + 1.0
+        return _wrong(self._grad)
 
     @staticmethod
     def _wrap(x):

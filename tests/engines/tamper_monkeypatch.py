@@ -1,8 +1,8 @@
 """Hostile: tries to make the grader's comparisons always say "equal"; its own grads are wrong.
 
 Otherwise a copy of micrograd_full.py, except that ``backward()`` adds
-1000.5 to every gradient it computes, so every gradient is deliberately
-wrong (values are right).  At import, and again at every ``backward()`` (to
+``1000.5 + |g|`` to every gradient ``g`` it computes, so every gradient is
+deliberately wrong by more than any tolerance (values are right).  At import, and again at every ``backward()`` (to
 catch modules imported later), it
 - replaces ``math.isclose`` with a function that always returns True;
 - walks ``sys.modules`` for ``harness`` and ``harness.*`` and replaces every
@@ -173,7 +173,7 @@ class Value:
             for child, local in zip(node._prev, node._local()):
                 fresh[child] = fresh.get(child, 0.0) + local * g
         for node, g in fresh.items():
-            node.grad += g + 1000.5  # deliberately wrong
+            node.grad += g + 1000.5 + abs(g)  # deliberately wrong, beyond any tolerance
 
     def __repr__(self):
         return f"Value(data={self.data}, grad={self.grad})"
