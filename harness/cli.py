@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=_shard, metavar="K/N",
                    help="grade only the K-th of N equal parts of the (submission, case) pairs; "
                         "combine the parts' JSON reports with 'grade merge'")
+    p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
+                   help="load a plugin module (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
     return p
 
@@ -59,6 +61,8 @@ def build_merge_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
+    p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
+                   help="load a plugin module, e.g. one with a report format (repeatable)")
     return p
 
 
@@ -141,6 +145,10 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     from harness.grading import prestart
     from harness.runner import Limits
 
+    if args.plugin:  # the engine processes inherit the variable and load them too
+        from harness import plugins
+
+        os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
     specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
     limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
     # Engine processes start loading now, while the cases are parsed (a shard's specs are known later).
@@ -181,6 +189,8 @@ def _grade(parser: argparse.ArgumentParser, args, specs: list, limits, early: di
 def _merge(args) -> int:
     from harness import plugins, shards
 
+    if args.plugin:
+        os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
     reporters = _reporters(plugins.installed_manager(), args.format)
     return _report(shards.merge(args.reports), reporters[args.format], args)
 
