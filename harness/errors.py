@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 
 class HarnessError(Exception):
     """A problem with the user's input that stops the command (exit code 2)."""
@@ -29,5 +27,7 @@ class ExprError(HarnessError):
 
 def did_you_mean(word: str, choices) -> str:
     """' (did you mean 'x'?)' for a near miss among choices, else ''."""
+    import difflib
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -10,9 +10,11 @@ from harness.results import CaseResult, EngineResult, RunResult
 from harness.runner import Limits, Worker, run_engine, timeout_for
 
 
-def grade_engine(spec: str, cases: list, limits: Limits, worker: Worker | None = None) -> list[EngineResult]:
-    """Every engine behind ``spec``, graded on ``cases`` (``worker``: one spawned early for ``spec``)."""
-    progs = [programs.build(c) for c in cases]
+def grade_engine(spec: str, cases: list, limits: Limits, worker: Worker | None = None,
+                 progs: list | None = None) -> list[EngineResult]:
+    """Every engine behind ``spec``, graded on ``cases`` (``worker``: one spawned early for ``spec``;
+    ``progs``: the cases' programs, when already built)."""
+    progs = progs or [programs.build(c) for c in cases]
     timeouts = [timeout_for(c.timeout, limits) for c in cases]
     results = []
     for run in run_engine(spec, progs, timeouts, limits, worker):
@@ -49,10 +51,11 @@ def grade_plan(plan: list[tuple[str, list]], limits: Limits, jobs: int = 1,
     """
     start = time.perf_counter()
     started = dict(started or {})
+    built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
 
     def one(item):
         spec, cases = item
-        return grade_engine(spec, cases, limits, started.pop(spec, None))
+        return grade_engine(spec, cases, limits, started.pop(spec, None), [built[id(c)] for c in cases])
 
     try:
         if jobs > 1 and len(plan) > 1:

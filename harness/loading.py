@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
-import pkgutil
 import sys
-import traceback
 from pathlib import Path
 
 from harness.adapters import MicrogradAdapter, NotebookAdapter
@@ -103,6 +100,8 @@ def _find_in_package(module, name: str) -> list:
     except LoadError as first:
         if not hasattr(module, "__path__"):
             raise
+        import pkgutil
+
         for info in pkgutil.iter_modules(module.__path__, module.__name__ + "."):
             try:
                 sub = importlib.import_module(info.name)
@@ -133,12 +132,12 @@ def find_engines(module, name: str) -> list:
         undecorated(found.append)
         if found:
             return found
-    classes = [c for c in vars(module).values() if inspect.isclass(c)]
+    classes = [c for c in vars(module).values() if isinstance(c, type)]
     graded = [c for c in classes if callable(getattr(c, "backward", None))]
     graded.sort(key=lambda c: (c.__name__ not in LIKELY_CLASSES, getattr(c, "__module__", "") != module.__name__))
     functions = [n for n in ("_add", "_sub", "_mul") if callable(getattr(module, n, None))]
     if functions and graded:
-        cls = getattr(module, "Tensor", None) if inspect.isclass(getattr(module, "Tensor", None)) else graded[0]
+        cls = getattr(module, "Tensor", None) if isinstance(getattr(module, "Tensor", None), type) else graded[0]
         return [NotebookAdapter(module, cls, name)]
     operators = [c for c in graded if hasattr(c, "__add__") or hasattr(c, "__mul__")]
     if operators:
@@ -166,6 +165,8 @@ def _describe_import_error(e: BaseException, where: str) -> str:
         text = (e.text or "").rstrip()
         src = f"\n    {text}" if text else ""
         return f"syntax error in {e.filename or where}, line {e.lineno}: {e.msg}{src}"
+    import traceback
+
     frames = [f for f in traceback.extract_tb(e.__traceback__)
               if "importlib" not in f.filename and not f.filename.startswith("<frozen")]
     at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""

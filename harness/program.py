@@ -6,7 +6,7 @@ It never holds an expectation: expected values stay in the grading process.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from harness.cases import REFERENCE, Assign, Case
 
@@ -24,8 +24,8 @@ class Program:
     structure: bool       # read the output's args and local derivatives
 
     def to_wire(self) -> dict:
-        """The message sent to the worker."""
-        return asdict(self)
+        """The message sent to the worker (shares the lists: it is only encoded, never changed)."""
+        return {name: getattr(self, name) for name in _FIELDS}
 
 
 def _steps(steps) -> list:
@@ -49,3 +49,6 @@ def build(case: Case) -> Program:
         grads=grads if case.backward else [],
         structure=expect.args is not None or expect.local_derivatives is not None,
     )
+
+
+_FIELDS = tuple(f.name for f in fields(Program))

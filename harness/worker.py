@@ -11,13 +11,11 @@ import faulthandler
 import os
 import sys
 import time
-import traceback
-from pathlib import Path
 
 from harness import Unsupported, protocol
 from harness.adapters import is_number, optional_float, to_float
 
-_HARNESS_DIR = str(Path(__file__).resolve().parent)
+_HARNESS_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
 def main(argv: list[str]) -> int:
@@ -121,8 +119,10 @@ def _structure(engine, out) -> dict:
 
 def describe(e: BaseException) -> dict:
     """Type, message and the submission's own line where ``e`` was raised."""
+    import traceback
+
     frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(_HARNESS_DIR)]
-    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
     message = str(e) if not isinstance(e, SystemExit) else f"sys.exit({e.code!r}) was called"
     if len(message) > 500:
         message = message[:500] + "..."
