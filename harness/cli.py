@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "combine the parts' JSON reports with 'grade merge'")
     p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
                    help="load a plugin module (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
-    p.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    p.add_argument("--list", action="store_true",
+                   help="list the selected cases (with --shard: the shard's part) and exit")
     return p
 
 
@@ -173,13 +174,17 @@ def _grade(parser: argparse.ArgumentParser, args, specs: list, limits, early: di
     cases = select([c for s in suites for c in s.cases], args.keyword, args.tag)
     if not cases:
         raise HarnessError("no case matches the -k/--tag filters")
+    plan = shards.split(specs or [""], cases, args.shard)
     if args.list:
-        for c in cases:
-            print(f"{c.id}  [{', '.join(c.tags)}]")
+        shown = dict(zip(specs, args.engine))
+        for spec, part in plan:
+            prefix = f"{shown[spec]}  " if len(specs) > 1 else ""
+            for c in part:
+                print(f"{prefix}{c.id}  [{', '.join(c.tags)}]")
         return EXIT_OK
     if not args.engine:
         parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
-    run = grade_plan(shards.split(specs, cases, args.shard), limits, jobs=args.jobs, started=early)
+    run = grade_plan(plan, limits, jobs=args.jobs, started=early)
     if args.shard:
         run.shard = (args.shard.index, args.shard.count)
     _restore_sources(run, dict(zip(specs, args.engine)))

@@ -1,0 +1,184 @@
+"""Sharding a run with --shard K/N and putting it back together with `grade merge`, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import run_grade
+
+ENGINES = Path(__file__).resolve().parent / "engines"
+
+TWO_ENGINES = '''
+from harness import hookimpl
+from reference_engine.plugin import ReferenceEngine
+
+
+class Alpha(ReferenceEngine):
+    name = "alpha"
+
+
+class Beta(ReferenceEngine):
+    name = "beta"
+
+
+@hookimpl
+def register_engines(register):
+    register(Alpha())
+    register(Beta())
+'''
+
+
+def without_durations(report: dict) -> dict:
+    """The report minus what differs between any two runs: timings (and the shard marker)."""
+    report = dict(report)
+    report.pop("duration_s", None)
+    report.pop("shard", None)
+    report["engines"] = [{**e, "cases": [{k: v for k, v in c.items() if k != "duration_s"} for c in e["cases"]]}
+                         for e in report["engines"]]
+    return report
+
+
+def shard_reports(grade, tmp_path, args: list, count: int) -> list:
+    """Run every shard of ``args`` into its own JSON file, the way a CI matrix would; return the paths."""
+    paths = []
+    for k in range(1, count + 1):
+        out = tmp_path / f"shard-{k}-of-{count}.json"
+        result = grade(*args, "--shard", f"{k}/{count}", "--format", "json", "--output", out)
+        assert result.code in (0, 1), result.stderr
+        assert result.stdout == ""
+        assert json.loads(out.read_text())["shard"] == {"index": k, "count": count}
+        paths.append(out)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """A mixed batch: a correct engine, a buggy one, one that fails to load, one with two engines."""
+    two = tmp_path_factory.mktemp("batch") / "two_engines.py"
+    two.write_text(TWO_ENGINES)
+    return ["--engine", "reference", "--engine", str(ENGINES / "bug_sub_sign.py"),
+            "--engine", str(ENGINES / "syntax_error.py"), "--engine", str(two), "-k", "notebook::", "-k", "ops::sub"]
+
+
+@pytest.fixture(scope="module")
+def full_run(batch):
+    return run_grade(*batch, "--format", "json")
+
+
+@pytest.mark.parametrize("count", [1, 3, 7])
+def test_merged_shards_equal_one_full_run(grade, batch, full_run, tmp_path, count):
+    assert full_run.code == 1
+    assert "shard" not in full_run.report
+    paths = shard_reports(grade, tmp_path, batch, count)
+    random.Random(count).shuffle(paths)  # the order the CI jobs finished in
+    merged = grade("merge", *paths)
+    assert merged.code == full_run.code, merged.stderr
+    assert without_durations(merged.report) == without_durations(full_run.report)
+    engines = [e["engine"] for e in merged.report["engines"]]
+    assert engines == ["reference", "bug_sub_sign", "syntax_error", "alpha", "beta"]
+    assert merged.report["engines"][2]["load_error"].startswith("syntax error")
+    assert merged.report["engines"][1]["counts"]["failed"] > 0
+
+
+def test_more_shards_than_work_gives_empty_shards_that_merge(grade, engine, tmp_path):
+    args = ["--engine", "reference", "--engine", engine("bug_sub_sign"), "-k", "notebook::add_value",
+            "-k", "notebook::sub_value"]
+    full = grade(*args, "--format", "json")
+    paths = shard_reports(grade, tmp_path, args, 6)
+    sizes = [sum(len(e["cases"]) for e in json.loads(p.read_text())["engines"]) for p in paths]
+    assert sorted(sizes) == [0, 0, 1, 1, 1, 1]
+    merged = grade("merge", *paths, "--format", "json")
+    assert without_durations(merged.report) == without_durations(full.report)
+    assert merged.code == full.code
+
+
+@pytest.mark.parametrize("engines, count", [(0, 5), (3, 4)])
+def test_shards_partition_the_work_evenly_and_in_order(grade, engines, count):
+    """--list shows each shard's part: together they are the whole run, each within one pair of equal."""
+    args = [a for i in range(engines) for a in ("--engine", f"engine{i}.py")] + ["-k", "notebook::"]
+    whole = grade("--list", *args).stdout.splitlines()
+    if engines == 0:
+        assert len(whole) == 12
+    else:
+        whole = [f"{spec}  {line}" for spec in (f"engine{i}.py" for i in range(engines))
+                 for line in grade("--list", "-k", "notebook::").stdout.splitlines()]
+    parts = [grade("--list", *args, "--shard", f"{k}/{count}").stdout.splitlines() for k in range(1, count + 1)]
+    assert [line for part in parts for line in part] == whole
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_shard_reports_say_which_shard_they_are(grade):
+    result = grade("--engine", "reference", "-k", "notebook::", "--shard", "2/3")
+    assert result.code == 0
+    assert "(shard 2/3)" in result.stdout.splitlines()[-1]
+
+
+def test_merge_writes_any_format_and_honours_fail_under(grade, engine, tmp_path):
+    args = ["--engine", engine("bug_sub_sign"), "-k", "notebook::"]
+    paths = shard_reports(grade, tmp_path, args, 2)
+    text = grade("merge", *paths, "--format", "text")
+    assert text.code == 1
+    assert text.stdout.splitlines()[-1].startswith("graded 1 engine(s)")
+    assert "bug_sub_sign: " in text.stdout
+    percent = json.loads(grade("merge", *paths).stdout)["engines"][0]["percent"]
+    assert grade("merge", *paths, "--fail-under", str(percent)).code == 0
+    assert grade("merge", *paths, "--fail-under", str(min(100, percent + 1))).code == 1
+    out = tmp_path / "merged.json"
+    written = grade("merge", *paths, "--output", out)
+    assert written.stdout == "" and json.loads(out.read_text())["engines"][0]["engine"] == "bug_sub_sign"
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("0/3", "K must be between 1 and N"),
+    ("4/3", "K must be between 1 and N"),
+    ("2", "expected K/N such as 2/8"),
+    ("a/b", "expected K/N such as 2/8"),
+])
+def test_bad_shard_is_a_usage_error(grade, value, problem):
+    result = grade("--engine", "reference", "--shard", value)
+    assert result.code == 2
+    assert f"argument --shard: {problem}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_merge_refuses_an_incomplete_or_inconsistent_set(grade, tmp_path):
+    args = ["--engine", "reference", "-k", "notebook::"]
+    (tmp_path / "three").mkdir()
+    (tmp_path / "two").mkdir()
+    three = shard_reports(grade, tmp_path / "three", args, 3)
+    two = shard_reports(grade, tmp_path / "two", args, 2)
+    plain = tmp_path / "plain.json"
+    grade(*args, "--format", "json", "--output", plain)
+    cases = [
+        ([three[0], three[2]], "shard 2 of 3 is missing; pass all 3 shard reports"),
+        ([three[0]], "shards 2, 3 of 3 are missing"),
+        ([three[0], three[0], three[1], three[2]], f"{three[0]} and {three[0]} are both shard 1/3"),
+        ([*three, two[0]], "the reports come from different splits (into 2 and 3 shards)"),
+        ([three[0], plain], f"{plain} is not a shard report, but the others are"),
+        ([plain, plain], "case notebook::add_value of engine reference (reference) is also in"),
+    ]
+    for paths, message in cases:
+        result = grade("merge", *paths)
+        assert result.code == 2, (paths, result.stdout)
+        assert message in result.stderr, result.stderr
+        assert result.stderr.startswith("grade merge: error: ")
+        assert result.stdout == ""
+
+
+def test_merge_names_a_file_that_is_not_a_report(grade, tmp_path):
+    missing = tmp_path / "nope.json"
+    not_json = tmp_path / "report.txt"
+    not_json.write_text("PASS notebook::add_value\n")
+    wrong_shape = tmp_path / "other.json"
+    wrong_shape.write_text('{"results": []}')
+    for path, message in [(missing, "cannot read the report"), (not_json, "not a JSON report"),
+                          (wrong_shape, "not a report from grade --format json (missing 'engines')")]:
+        result = grade("merge", path)
+        assert result.code == 2
+        assert f"{path}: {message}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert grade("merge").code == 2
