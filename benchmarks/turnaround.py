@@ -14,7 +14,7 @@ ENGINE = ROOT / "tests" / "engines" / "notebook_verbatim.py"
 def run(repeats: int = 15) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench-turnaround-") as tmp:
         shutil.copy(ENGINE, Path(tmp) / "engine.py")
-        shutil.copy(Path(__file__).with_name("notebook_test.py"), Path(tmp) / "test_notebook.py")
+        shutil.copy(Path(__file__).with_name("notebook_asserts.py"), Path(tmp) / "test_notebook.py")
         commands = {
             "grade": [tool("grade"), "--engine", "engine.py", "-k", "notebook::"],
             "pytest": [tool("pytest"), "-q", "-p", "no:cacheprovider", "test_notebook.py"],
