@@ -70,7 +70,7 @@ def merge(paths: list) -> RunResult:
         duration += _number(report.get("duration_s", 0.0), path)
         for e in report["engines"]:
             key = (e["engine"], e["source"])
-            merged = engines.setdefault(key, EngineResult(e["engine"], e["source"], [], e.get("load_error", "")))
+            merged = engines.setdefault(key, _engine(e))
             for c in e["cases"]:
                 if (key, c["id"]) in seen:
                     raise HarnessError(f"{path}: case {c['id']} of engine {e['engine']} ({e['source']}) "
@@ -128,6 +128,12 @@ def _in_shard_order(reports: list, sharded: list) -> list:
 
 
 _CASE_FIELDS = {f.name for f in fields(CaseResult)}
+_ENGINE_FIELDS = {f.name for f in fields(EngineResult)} - {"cases"}
+
+
+def _engine(e: dict) -> EngineResult:
+    """An engine's result, without its cases yet, from its entry in a JSON report."""
+    return EngineResult(**{k: v for k, v in e.items() if k in _ENGINE_FIELDS}, cases=[])
 
 
 def _case(c: dict) -> CaseResult:
