@@ -6,6 +6,7 @@ CaseFileError naming the file, the line, the case and the fix.
 
 from __future__ import annotations
 
+import json
 import keyword
 import math
 import re
@@ -17,27 +18,33 @@ import yaml
 from harness.errors import CaseFileError, ExprError, did_you_mean
 from harness.expr import CALL_OPS, Expr, parse
 
-SUITE_FIELDS = ("suite", "description", "defaults", "cases")
-CASE_FIELDS = ("name", "description", "tags", "points", "visibility", "timeout", "tolerance",
-               "inputs", "steps", "output", "backward", "expect")
-EXPECT_FIELDS = ("value", "grad", "args", "local_derivatives", "raises")
-TOLERANCE_FIELDS = ("rel", "abs")
-VISIBILITIES = ("visible", "hidden", "after_due_date")
-REFERENCE = "reference"  # an expectation taken from the reference engine
+#: The JSON Schema of case files: the single source of their field names, enums and defaults.
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "case-file.schema.json"
+SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+_DEFS = SCHEMA["$defs"]
+
+SUITE_FIELDS = tuple(SCHEMA["properties"])
+CASE_FIELDS = tuple(_DEFS["caseFields"]["properties"])
+EXPECT_FIELDS = tuple(_DEFS["expect"]["properties"])
+TOLERANCE_FIELDS = tuple(_DEFS["tolerance"]["properties"])
+REPEAT_FIELDS = tuple(_DEFS["repeat"]["properties"])
+VISIBILITIES = tuple(_DEFS["caseFields"]["properties"]["visibility"]["enum"])
+REFERENCE = _DEFS["reference"]["const"]  # an expectation taken from the reference engine
+DEFAULTS = {k: v["default"] for k, v in _DEFS["caseFields"]["properties"].items() if "default" in v}
 
 #: Largest document a case file may expand to (YAML aliases included).
 MAX_YAML_NODES = 1_000_000
 
-_CASE_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CASE_NAME = re.compile(_DEFS["name"]["pattern"])
+_IDENT = re.compile(_DEFS["identifier"]["pattern"])
 
 
 @dataclass(frozen=True)
 class Tolerance:
     """Pass when |got - want| <= abs + rel * |want|."""
 
-    rel: float = 1e-6
-    abs: float = 1e-9
+    rel: float = _DEFS["tolerance"]["properties"]["rel"]["default"]
+    abs: float = _DEFS["tolerance"]["properties"]["abs"]["default"]
 
 
 @dataclass(frozen=True)
@@ -328,15 +335,15 @@ class _SuiteParser:
         bound = set(inputs)
         steps = self.steps(merged.get("steps") or [], bound, key_at("steps"))
         output = self.expr(merged["output"], bound, "output", key_at("output"))
-        backward = merged.get("backward", 1)
+        backward = merged.get("backward", DEFAULTS["backward"])
         if type(backward) is not int or backward < 0:
             self.fail(f"'backward' must be a whole number >= 0, got {backward!r}", *key_at("backward"))
         expect = self.expect(merged["expect"], bound, backward, key_at("expect"))
         return Case(
             suite=suite, name=name, inputs=inputs, steps=steps, output=output, expect=expect,
             backward=backward, description=str(merged.get("description") or ""), tags=merged["tags"],
-            points=self.number(merged.get("points", 1), "points", key_at("points"), minimum=0),
-            visibility=self.visibility(merged.get("visibility", "visible"), key_at("visibility")),
+            points=self.number(merged.get("points", DEFAULTS["points"]), "points", key_at("points"), minimum=0),
+            visibility=self.visibility(merged.get("visibility", DEFAULTS["visibility"]), key_at("visibility")),
             timeout=self.timeout(merged.get("timeout"), key_at("timeout")),
             tolerance=self.tolerance(merged.get("tolerance"), key_at("tolerance")),
             path=str(self.path), line=self.line(*at),
@@ -419,7 +426,7 @@ class _SuiteParser:
         for j, step in enumerate(steps):
             here = at + (j,)
             if isinstance(step, dict) and "repeat" in step:
-                self.check_fields(step, ("repeat", "steps"), "a repeat step", *here)
+                self.check_fields(step, REPEAT_FIELDS, "a repeat step", *here)
                 count = step["repeat"]
                 if type(count) is not int or count < 0:
                     self.fail(f"'repeat' must be a whole number >= 0, got {count!r}", *here, "repeat")
@@ -468,4 +475,9 @@ class _SuiteParser:
         raises = expect.get("raises", False)
         if type(raises) is not bool:
             self.fail(f"'expect.raises' must be true or false, got {raises!r}", *at, "raises")
+        if raises:
+            others = [k for k in EXPECT_FIELDS if k != "raises" and k in expect]
+            if others:
+                self.fail(f"'expect.raises: true' means the engine must raise, so it cannot also expect "
+                          f"{', '.join(others)}; split it into two cases", *at, others[0])
         return Expect(value=value, grad=grad, raises=raises, **structure)

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    p.add_argument("--check-cases", action="store_true",
+                   help="check the selected cases instead of grading: the reference engine and central "
+                        "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
+    p.add_argument("--schema", action="store_true",
+                   help="print the path of the case files' JSON Schema (for editors) and exit")
     return p
 
 
@@ -113,6 +118,11 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     from harness.results import ReportContext
     from harness.runner import Limits
 
+    if args.schema:
+        from harness.cases import SCHEMA_PATH
+
+        print(SCHEMA_PATH)
+        return EXIT_OK
     pm = plugins.installed_manager()
     reporters = plugins.reporters(pm)
     if args.format not in reporters:
@@ -129,10 +139,12 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
         for c in cases:
             print(f"{c.id}  [{', '.join(c.tags)}]")
         return EXIT_OK
+    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
+    if args.check_cases:
+        return _check_cases(parser, args, cases, limits)
     if not args.engine:
         parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
     specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
-    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
     run = grade(specs, cases, limits, jobs=args.jobs)
     _restore_sources(run, dict(zip(specs, args.engine)))
     to_tty = not args.output and sys.stdout.isatty()
@@ -145,6 +157,21 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     if args.fail_under is not None:
         return EXIT_OK if all(e.percent >= args.fail_under for e in run.engines) else EXIT_FAILED
     return EXIT_OK if run.all_passed else EXIT_FAILED
+
+
+def _check_cases(parser: argparse.ArgumentParser, args, cases: list, limits) -> int:
+    from harness import checking
+
+    if args.engine:
+        parser.error("--check-cases checks the cases with the reference engine; leave out --engine")
+    report = checking.check(cases, limits)
+    text = checking.render(report)
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _restore_sources(run, original: dict) -> None:
