@@ -367,6 +367,12 @@ class _SuiteParser:
             self.fail(f"'{what}' must be > 0, got {x!r}", *at)
         return x
 
+    def expected(self, x, what: str, at) -> float:
+        """An expected number: .nan, .inf and -.inf are allowed."""
+        if not _is_number(x):
+            self.fail(f"'{what}' must be a number (or .nan, .inf, -.inf), got {x!r}", *at)
+        return x
+
     def visibility(self, v, at) -> str:
         if v not in VISIBILITIES:
             self.fail(f"'visibility' must be one of {', '.join(VISIBILITIES)}, got {v!r}"
@@ -451,7 +457,7 @@ class _SuiteParser:
         self.check_fields(expect, EXPECT_FIELDS, "'expect'", *at)
         value = expect.get("value")
         if value is not None and value != REFERENCE:
-            value = self.number(value, "expect.value", at + ("value",))
+            value = self.expected(value, "expect.value", at + ("value",))
         grad = expect.get("grad")
         if grad is not None:
             if grad != REFERENCE:
@@ -462,7 +468,7 @@ class _SuiteParser:
                         self.fail(f"expect.grad names {name!r}, which is not an input or step"
                                   f"{did_you_mean(str(name), bound)}; known: {', '.join(sorted(bound))}",
                                   *at, "grad", name)
-                    self.number(g, f"expect.grad.{name}", at + ("grad", name))
+                    self.expected(g, f"expect.grad.{name}", at + ("grad", name))
             if backward == 0:
                 self.fail("'expect.grad' needs 'backward' >= 1 (it is 0)", *at, "grad")
         structure = {}
