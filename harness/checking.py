@@ -96,7 +96,8 @@ def check(cases: list, limits: Limits) -> CheckReport:
                 continue
             moves = _moves(x)
             if not moves:
-                report.skipped.append(Finding(case, quantity, f"{name} = {fmt_x(x)} is too large to move"))
+                why = "is too large to move" if _finite(x) else "is not a finite number"
+                report.skipped.append(Finding(case, quantity, f"{name} = {fmt_x(x)} {why}"))
                 continue
             start = len(second)
             for i, (lo, hi) in enumerate(moves):
@@ -115,6 +116,13 @@ def fmt_x(x) -> str:
     """A possibly huge number, briefly."""
     text = repr(x)
     return text if len(text) <= 24 else text[:10] + "..." + f" ({len(text)} digits)"
+
+
+def _finite(x) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int too large for a float
+        return True
 
 
 def _grad_names(case: Case) -> list:
@@ -161,12 +169,11 @@ def _moves(x) -> list:
         x = float(x)
     except OverflowError:
         return []
-    if not math.isfinite(x) or abs(x) > 1e300:
-        return []
     steps = [FD_STEP * max(1.0, abs(x))]
     if 0 < abs(x) < 1:
         steps.append(FD_STEP * abs(x))
-    return [(x - h, x + h) for h in steps]
+    moves = [(x - h, x + h) for h in steps]
+    return moves if all(math.isfinite(v) for move in moves for v in move) else []
 
 
 def _moved(case: Case, target: _Target, x, value: float, tag: str):
@@ -222,10 +229,10 @@ def _finite_difference(case: Case, name: str, want_total: float, x: float, f0: f
         fm, fp = minus.value, plus.value
         if minus.status != "ok" or plus.status != "ok":
             bad, where = (minus, lo) if minus.status != "ok" else (plus, hi)
-            skips.append(f"a domain edge: the reference engine {_how(bad)} at {name} = {where:.17g}")
+            skips.append(f"a domain edge: the reference engine {_how(bad)} at {name} = {where!r}")
             continue
         if not all(math.isfinite(v) for v in (fm, f0, fp)):
-            skips.append(f"a domain edge: the output is not finite within {name} = {x:.17g} ± {(hi - lo) / 2:.3g}")
+            skips.append(f"a domain edge: the output is not finite within {name} = {x!r} ± {(hi - lo) / 2:.3g}")
             continue
         h = (hi - lo) / 2
         central = (fp - fm) / (hi - lo)
