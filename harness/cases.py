@@ -359,7 +359,7 @@ class _SuiteParser:
         return tuple(tags)
 
     def number(self, x, what: str, at, minimum=None, positive=False) -> float:
-        if not _is_number(x) or math.isnan(x):
+        if not _is_number(x) or math.isnan(self.expected(x, what, at)):
             self.fail(f"'{what}' must be a number, got {x!r}", *at)
         if minimum is not None and x < minimum:
             self.fail(f"'{what}' must be >= {minimum}, got {x!r}", *at)
@@ -371,7 +371,11 @@ class _SuiteParser:
         """An expected number: .nan, .inf and -.inf are allowed."""
         if not _is_number(x):
             self.fail(f"'{what}' must be a number (or .nan, .inf, -.inf), got {x!r}", *at)
-        return x
+        try:
+            return float(x)
+        except OverflowError:
+            self.fail(f"'{what}' is a {len(str(x))}-digit number, too large for a float; "
+                      "write .inf for infinity", *at)
 
     def visibility(self, v, at) -> str:
         if v not in VISIBILITIES:
@@ -468,7 +472,8 @@ class _SuiteParser:
                         self.fail(f"expect.grad names {name!r}, which is not an input or step"
                                   f"{did_you_mean(str(name), bound)}; known: {', '.join(sorted(bound))}",
                                   *at, "grad", name)
-                    self.expected(g, f"expect.grad.{name}", at + ("grad", name))
+                grad = {name: self.expected(g, f"expect.grad.{name}", at + ("grad", name))
+                        for name, g in grad.items()}
             if backward == 0:
                 self.fail("'expect.grad' needs 'backward' >= 1 (it is 0)", *at, "grad")
         structure = {}
@@ -477,7 +482,8 @@ class _SuiteParser:
                 seq = expect[key]
                 if not isinstance(seq, list) or not all(_is_number(x) for x in seq):
                     self.fail(f"'expect.{key}' must be a list of numbers", *at, key)
-                structure[key] = tuple(seq)
+                structure[key] = tuple(self.expected(x, f"expect.{key}[{i}]", at + (key, i))
+                                       for i, x in enumerate(seq))
         raises = expect.get("raises", False)
         if type(raises) is not bool:
             self.fail(f"'expect.raises' must be true or false, got {raises!r}", *at, "raises")

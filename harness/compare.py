@@ -53,6 +53,9 @@ def fmt(x: float | None) -> str:
     """A number as a person reads it."""
     if x is None:
         return "None"
+    if isinstance(x, int):  # an input may be an int too large for a float
+        text = str(x)
+        return text if len(text) <= 20 else f"{text[:6]}...({len(text)} digits)"
     if math.isfinite(x) and x == int(x) and abs(x) < 1e16:
         return str(int(x))
     return f"{x:.10g}"

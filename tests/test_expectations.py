@@ -199,3 +199,21 @@ def test_reference_is_not_a_number_anywhere_else(grade, tmp_path):
     result = grade("--list", "--cases", cases)
     assert result.code == 2
     assert "'expect.grad.x' must be a number" in result.stderr
+
+
+def test_numbers_too_large_for_a_float_never_crash_the_grader(grade, engine, tmp_path):
+    huge = "1" + "0" * 400
+    expected_huge = write(tmp_path, f"cases: [{{name: a, inputs: {{x: 1}}, output: x, expect: {{value: {huge}}}}}]")
+    result = grade("--engine", engine("micrograd_full"), "--cases", expected_huge)
+    assert result.code == 2
+    assert result.stderr == (f"grade: error: {expected_huge}:1: case 'a': 'expect.value' is a 401-digit number, "
+                             "too large for a float; write .inf for infinity\n")
+    # an input may be a huge int: the engine computes with it, the grader only shows it
+    huge_input = write(tmp_path, f"cases: [{{name: a, inputs: {{x: {huge}}}, output: x * 0, backward: 0, "
+                                 "expect: {value: 1}}]", "input.yaml")
+    result = grade("--engine", "reference", "--cases", huge_input, "--format", "json")
+    assert result.code == 1 and "Traceback" not in result.stderr
+    assert result.case("input::a")["message"].startswith("value: expected 1, got 0\ninputs x=100000...(401 digits);")
+    result = grade("--check-cases", "--cases", huge_input)
+    assert result.code == 1 and "Traceback" not in result.stderr
+    assert "value: expected 1, the reference engine computes 0" in result.stdout
