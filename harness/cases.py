@@ -358,9 +358,9 @@ class _SuiteParser:
             self.fail("'tags' must be a list of words, e.g. [backprop, reuse]", *at, "tags")
         return tuple(tags)
 
-    def number(self, x, what: str, at, minimum=None, positive=False) -> float:
-        if not _is_number(x) or math.isnan(self.expected(x, what, at)):
-            self.fail(f"'{what}' must be a number, got {x!r}", *at)
+    def number(self, x, what: str, at, minimum=None, positive=False, finite=True) -> float:
+        if not _is_number(x) or (finite and not math.isfinite(self.expected(x, what, at))):
+            self.fail(f"'{what}' must be a {'finite ' if finite else ''}number, got {x!r}", *at)
         if minimum is not None and x < minimum:
             self.fail(f"'{what}' must be >= {minimum}, got {x!r}", *at)
         if positive and x <= 0:
