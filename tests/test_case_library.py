@@ -7,6 +7,7 @@ library is exercised the way an instructor uses it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,14 @@ def test_karpathys_micrograd_fails_only_semantics_missing_ops_and_deep_graphs(gr
     assert result["ops::relu_at_zero"] == "passed"
     assert result["ops::exp_at_2"] == "unsupported"
     assert result["graphs::deep_add_chain_20000"] == "error"
+
+
+def test_readme_lists_every_builtin_suite_and_its_tags():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Built-in cases"):readme.index("## Writing cases")]
+    rows = {line.split("|")[1].strip(" `"): line for line in section.splitlines() if line.startswith("| `")}
+    assert set(rows) == {s.name for s in SUITES}
+    for suite in SUITES:
+        tags = {t for c in suite.cases for t in c.tags}
+        named = set(re.findall(r"`(\w+)`", rows[suite.name].split("|")[3]))
+        assert named <= tags, (suite.name, named - tags)
