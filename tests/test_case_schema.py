@@ -34,6 +34,16 @@ def test_every_builtin_file_is_valid(path):
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
 
 
+MODELINE = re.compile(r"# yaml-language-server: \$schema=(\S+)\n")
+
+
+@pytest.mark.parametrize("path", case_files([ROOT / "cases"]), ids=lambda p: p.name)
+def test_every_builtin_file_points_editors_at_the_schema(path):
+    modeline = MODELINE.match(path.read_text())
+    assert modeline, f"{path.name} does not start with a yaml-language-server modeline"
+    assert (path.parent / modeline[1]).resolve() == SCHEMA_PATH
+
+
 GOOD = {
     "minimal": "cases: [{name: a, inputs: {x: 1}, output: x, expect: {value: 1}}]",
     "defaults_hold_output_and_expect": """
