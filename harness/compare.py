@@ -72,9 +72,9 @@ def judge(case: Case, obs: Observation) -> Verdict:
     if obs.status == "unsupported":
         return Verdict("unsupported", f"unsupported op: {obs.message}")
     if obs.status == "error":
-        if case.expect.raises and obs.phase in RAISING_PHASES and obs.error_type not in NOT_RAISING:
-            return Verdict("passed", f"raised {obs.error_type} as expected")
-        if case.expect.raises and obs.phase not in RAISING_PHASES and obs.error_type not in NOT_RAISING:
+        if case.expect.raises and obs.error_type not in NOT_RAISING:
+            if obs.phase in RAISING_PHASES:
+                return Verdict("passed", f"raised {obs.error_type} as expected")
             return Verdict("failed", _with_context(
                 case, f"expected the engine to raise an error, but it returned a result that is not a number "
                       f"({obs.error_type} while {obs.phase}: {obs.message})",

@@ -221,3 +221,8 @@ def test_readme_lists_every_builtin_suite_and_its_tags():
         tags = {t for c in suite.cases for t in c.tags}
         named = set(re.findall(r"`(\w+)`", rows[suite.name].split("|")[3]))
         assert named <= tags, (suite.name, named - tags)
+
+
+def test_numerics_raises_exactly_on_the_domain_cases():
+    numerics = [c for c in CASES.values() if c.suite == "numerics"]
+    assert {c.id for c in numerics if c.expect.raises} == {c.id for c in numerics if "domain" in c.tags}
