@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load a plugin module (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
     p.add_argument("--list", action="store_true",
                    help="list the selected cases (with --shard: the shard's part) and exit")
+    p.add_argument("--check-cases", action="store_true",
+                   help="check the selected cases instead of grading: the reference engine and central "
+                        "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
+    p.add_argument("--schema", action="store_true",
+                   help="print the path of the case files' JSON Schema (for editors) and exit")
     return p
 
 
@@ -146,6 +151,11 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     from harness.grading import prestart
     from harness.runner import Limits
 
+    if args.schema:
+        from harness.cases import SCHEMA_PATH
+
+        print(SCHEMA_PATH)
+        return EXIT_OK
     if args.plugin:  # the engine processes inherit the variable and load them too
         from harness import plugins
 
@@ -153,7 +163,8 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
     limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
     # Engine processes start loading now, while the cases are parsed (a shard's specs are known later).
-    early = prestart(specs, limits, args.jobs) if specs and not args.list and not args.shard else {}
+    grading = specs and not (args.list or args.shard or args.check_cases)
+    early = prestart(specs, limits, args.jobs) if grading else {}
     try:
         return _grade(parser, args, specs, limits, early)
     finally:
@@ -182,6 +193,8 @@ def _grade(parser: argparse.ArgumentParser, args, specs: list, limits, early: di
             for c in part:
                 print(f"{prefix}{c.id}  [{', '.join(c.tags)}]")
         return EXIT_OK
+    if args.check_cases:
+        return _check_cases(parser, args, cases, limits)
     if not args.engine:
         parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
     run = grade_plan(plan, limits, jobs=args.jobs, started=early)
@@ -227,6 +240,21 @@ def _report(run, render, args) -> int:
     if args.fail_under is not None:
         return EXIT_OK if all(e.percent >= args.fail_under for e in run.engines) else EXIT_FAILED
     return EXIT_OK if run.all_passed else EXIT_FAILED
+
+
+def _check_cases(parser: argparse.ArgumentParser, args, cases: list, limits) -> int:
+    from harness import checking
+
+    if args.engine:
+        parser.error("--check-cases checks the cases with the reference engine; leave out --engine")
+    report = checking.check(cases, limits)
+    text = checking.render(report)
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _restore_sources(run, original: dict) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from harness import program as programs
+from harness import reference
 from harness.compare import judge
 from harness.results import CaseResult, EngineResult, RunResult
 from harness.runner import Limits, Worker, run_engine, timeout_for
@@ -47,10 +48,14 @@ def grade_plan(plan: list[tuple[str, list]], limits: Limits, jobs: int = 1,
                started: dict | None = None) -> RunResult:
     """Grade each (spec, cases) pair of ``plan``, in parallel up to ``jobs``, keeping its order.
 
+    Expectations written as ``reference`` are computed first, by the reference engine in its own process.
     ``started`` maps a spec to a worker spawned for it by ``prestart``; each is used once.
     """
     start = time.perf_counter()
     started = dict(started or {})
+    distinct = list({id(c): c for _, cases in plan for c in cases}.values())
+    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits)))
+    plan = [(spec, [filled[id(c)] for c in cases]) for spec, cases in plan]
     built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
 
     def one(item):

@@ -6,7 +6,7 @@ It never holds an expectation: expected values stay in the grading process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from harness.cases import REFERENCE, Assign, Case
 
@@ -52,3 +52,23 @@ def build(case: Case) -> Program:
 
 
 _FIELDS = tuple(f.name for f in fields(Program))
+
+
+def forward(case: Case, tag: str, *, inputs: dict | None = None, steps: list | None = None,
+            output: list | None = None) -> Program:
+    """A forward-only variant of ``case`` (id ``<case id>#<tag>``) that reads only the output's value.
+
+    ``inputs`` replaces input values, ``steps`` the wire steps, ``output`` the output's code:
+    this is how finite differences and probes of step values are run.
+    """
+    base = build(case)
+    return replace(base, id=f"{case.id}#{tag}",
+                   inputs=[[k, v] for k, v in (inputs if inputs is not None else case.inputs).items()],
+                   steps=steps if steps is not None else base.steps,
+                   output=output if output is not None else base.output,
+                   backward=0, grads=[], structure=False)
+
+
+def wire_steps(case: Case) -> list:
+    """The case's steps as the worker receives them."""
+    return _steps(case.steps)
