@@ -51,7 +51,7 @@ def scaling(sizes=SIZES, repeats: int = 3) -> tuple[Row, dict]:
         subs = make_batch(Path(tmp), max(sizes))
         wall(grade_cmd(subs[:1], 2))  # warm-up
         for n in sizes:
-            measured[n] = median(wall(grade_cmd(subs[:n], 2)) for _ in range(repeats if n < 100 else 1))
+            measured[n] = median(wall(grade_cmd(subs[:n], 2)) for _ in range(repeats if n < 50 else 1))
     xs, ys = list(measured), list(measured.values())
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
