@@ -41,6 +41,9 @@ def main(argv=None) -> int:
         p.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(SUITES)}")
     print(f"Python {platform.python_version()} on {os.cpu_count()} CPUs; load average before: {load_average()}",
           flush=True)
+    if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+        print("warning: the machine is busy; wall-time ratios (turnaround, --jobs speedup) will be noisy",
+              flush=True)
     rows: list[Row] = []
     start = time.perf_counter()
     for name in chosen:
@@ -50,7 +53,7 @@ def main(argv=None) -> int:
         for row in got:
             print(f"[{'ok' if row.ok else 'MISS' if row.ok is False else '--'}] {row.name}: {row.shown()} "
                   f"(target {row.target})\n       {row.detail}", flush=True)
-        print(f"       ({name}: {time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"       ({name}: {time.perf_counter() - t0:.0f} s; load average now {load_average()})", flush=True)
         rows.extend(got)
     print(f"load average after: {load_average()}; {time.perf_counter() - start:.0f} s in all")
     if args.markdown:
