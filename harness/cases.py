@@ -301,7 +301,7 @@ class _SuiteParser:
             seen[case.name] = case.line
             parsed.append(case)
         self.case_name = None
-        return Suite(name, str(self.path), tuple(parsed), str(data.get("description") or ""))
+        return Suite(name, str(self.path), tuple(parsed), str(data.get("description") or "").strip())
 
     def case(self, suite: str, raw, defaults: dict, i: int) -> Case:
         self.case_name = None
@@ -334,7 +334,7 @@ class _SuiteParser:
         expect = self.expect(merged["expect"], bound, backward, key_at("expect"))
         return Case(
             suite=suite, name=name, inputs=inputs, steps=steps, output=output, expect=expect,
-            backward=backward, description=str(merged.get("description") or ""), tags=merged["tags"],
+            backward=backward, description=str(merged.get("description") or "").strip(), tags=merged["tags"],
             points=self.number(merged.get("points", 1), "points", key_at("points"), minimum=0),
             visibility=self.visibility(merged.get("visibility", "visible"), key_at("visibility")),
             timeout=self.timeout(merged.get("timeout"), key_at("timeout")),

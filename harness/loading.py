@@ -73,7 +73,7 @@ def load(spec: str, installed=None, guard: Callable[[], None] | None = None) -> 
         raise LoadError(_describe_import_error(e, spec)) from None
     except BaseException as e:  # the module's own code failed
         raise LoadError(_describe_import_error(e, spec)) from None
-    return _find_in_package(module, spec), False
+    return _find_in_package(module, spec.split(".")[0]), False
 
 
 def _import_file(path: Path):
@@ -121,7 +121,7 @@ def _find_in_package(module, name: str) -> list:
         for info in pkgutil.iter_modules(module.__path__, module.__name__ + "."):
             try:
                 sub = importlib.import_module(info.name)
-                return find_engines(sub, info.name)
+                return find_engines(sub, name)
             except ForbiddenImport as e:
                 raise LoadError(_describe_import_error(e, info.name)) from None
             except (LoadError, Exception):
