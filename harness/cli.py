@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from harness.errors import HarnessError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to import a submission (default: 20)")
     p.add_argument("--memory-mb", type=_positive_int, default=2048, metavar="MB",
                    help="address-space cap of each engine process, 0 for none (default: 2048)")
+    p.add_argument("--forbid-import", action="append", default=[], type=_module_name, metavar="MODULE",
+                   help="also refuse MODULE (and its submodules) to submissions, e.g. torch (repeatable; "
+                        "reference_engine and harness internals are always refused)")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
                    help="engines graded in parallel (default: the number of CPUs)")
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
@@ -64,6 +70,12 @@ def _positive_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
+
+
+def _module_name(text: str) -> str:
+    if not _MODULE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a module name such as torch or jax.numpy")
+    return text
 
 
 def _percent(text: str) -> float:
@@ -97,21 +109,41 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``grade``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from harness import reaper
+
+    previous = _on_sigterm(_interrupt)
     try:
         return _run(parser, args)
     except HarnessError as e:
         print(f"grade: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("grade: interrupted", file=sys.stderr)
-        return 130
+        print("grade: interrupted; every engine process was killed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        reaper.stop_all()  # nothing a submission started outlives grade
+        reaper.resume()
+        _on_sigterm(previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler (main thread only); the previous one."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return handler
 
 
 def _run(parser: argparse.ArgumentParser, args) -> int:
-    from harness import plugins
+    from harness import plugins, reaper
     from harness.cases import load_suites
     from harness.expr import CALL_OPS
     from harness.grading import grade
+    from harness.guard import DEFAULT_FORBIDDEN
     from harness.results import ReportContext
     from harness.runner import Limits
 
@@ -136,8 +168,11 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     if not args.engine:
         parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
     specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
-    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
+    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
+                    forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))))
+    reaper.become_subreaper()  # a detached process is re-parented to us, not to init
     run = grade(specs, cases, limits, jobs=args.jobs)
+    reaper.sweep()  # the report is written last, when no process of a submission is left
     _restore_sources(run, dict(zip(specs, args.engine)))
     to_tty = not args.output and sys.stdout.isatty()
     text = reporters[args.format](run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))

@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import program as programs
+from harness import reaper
 from harness.compare import judge
 from harness.results import CaseResult, EngineResult, RunResult
 from harness.runner import Limits, run_engine, timeout_for
@@ -35,7 +36,14 @@ def grade_engine(spec: str, cases: list, limits: Limits) -> list[EngineResult]:
 def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1) -> RunResult:
     """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``."""
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         per_spec = list(pool.map(lambda s: grade_engine(s, cases, limits), specs))
+    except BaseException:  # interrupted: kill the engine processes so that the threads end now
+        reaper.stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        reaper.resume()
     engines = [e for batch in per_spec for e in batch]
     return RunResult(engines, round(time.perf_counter() - start, 3))

@@ -40,11 +40,9 @@ class ImportPolicy:
 
     def describe(self) -> str:
         """The policy in words, for error messages."""
-        parts = []
-        for f in self.forbidden:
-            exceptions = [a for a in self.allowed if a == f or a.startswith(f + ".")]
-            parts.append(f"{f} (except {', '.join(exceptions)})" if exceptions else f)
-        return ", ".join(parts)
+        names = list(self.forbidden)
+        text = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+        return text + (f" (except the plugin API: {', '.join(self.allowed)})" if self.allowed else "")
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -56,8 +54,8 @@ class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if self.policy.refuses(fullname):
             raise ForbiddenImport(
-                f"import of {fullname!r} refused: the grader's import policy forbids "
-                f"{self.policy.describe()} in submissions", name=fullname)
+                f"import of {fullname!r} refused by the grader's import policy: a submission may not "
+                f"import {self.policy.describe()}", name=fullname)
         return None
 
 

@@ -185,7 +185,7 @@ def _describe_import_error(e: BaseException, where: str) -> str:
               if "importlib" not in f.filename and not f.filename.startswith(("<frozen", _HARNESS_DIR))]
     at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     if isinstance(e, ForbiddenImport):
-        return f"importing {where} was refused{at}: {e}"
+        return f"importing {where}{at}: {e}"
     if isinstance(e, SystemExit):
         return f"importing {where} called sys.exit({e.code!r}){at}"
     return f"importing {where} raised {type(e).__name__}: {e}{at}"

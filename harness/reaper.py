@@ -92,6 +92,12 @@ def stop_all() -> None:
         _reap_zombies()
 
 
+def resume() -> None:
+    """Allow new engine processes again after ``stop_all()``."""
+    with _lock:
+        _state["stopping"] = False
+
+
 def _kill_trees(roots: set) -> None:
     """SIGSTOP the trees under ``roots`` (and orphans) until none grows, then SIGKILL them all."""
     stopped: set[int] = set()
