@@ -385,9 +385,9 @@ class _SuiteParser:
             self.fail("'tags' must be a list of words, e.g. [backprop, reuse]", *at, "tags")
         return tuple(tags)
 
-    def number(self, x, what: str, at, minimum=None, positive=False) -> float:
-        if not _is_number(x) or math.isnan(x):
-            self.fail(f"'{what}' must be a number, got {x!r}", *at)
+    def number(self, x, what: str, at, minimum=None, positive=False, finite=True) -> float:
+        if not _is_number(x) or (finite and not math.isfinite(x)):
+            self.fail(f"'{what}' must be a {'finite ' if finite else ''}number, got {x!r}", *at)
         if minimum is not None and x < minimum:
             self.fail(f"'{what}' must be >= {minimum}, got {x!r}", *at)
         if positive and x <= 0:
@@ -481,7 +481,7 @@ class _SuiteParser:
         self.check_fields(expect, EXPECT_FIELDS, "'expect'", *at)
         value = expect.get("value")
         if value is not None and value != REFERENCE:
-            value = self.number(value, "expect.value", at + ("value",))
+            value = self.number(value, "expect.value", at + ("value",), finite=False)
         grad = expect.get("grad")
         if grad is not None:
             if grad != REFERENCE:
@@ -492,7 +492,7 @@ class _SuiteParser:
                         self.fail(f"expect.grad names {name!r}, which is not an input or step"
                                   f"{did_you_mean(str(name), bound)}; known: {', '.join(sorted(bound))}",
                                   *at, "grad", name)
-                    self.number(g, f"expect.grad.{name}", at + ("grad", name))
+                    self.number(g, f"expect.grad.{name}", at + ("grad", name), finite=False)
             if backward == 0:
                 self.fail("'expect.grad' needs 'backward' >= 1 (it is 0)", *at, "grad")
         structure = {}

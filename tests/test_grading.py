@@ -202,3 +202,23 @@ def test_multi_file_submission_and_package(grade, engine):
     for spec in (engine("multifile/engine.py"), engine("pkg_engine/")):
         result = grade("--engine", spec, "-k", "notebook::a_plus", "--format", "json")
         assert set(result.statuses().values()) == {"passed"}, spec
+
+
+def test_nan_and_infinities_match_only_themselves(grade, tmp_path):
+    cases = tmp_path / "nan.yaml"
+    cases.write_text("""
+cases:
+  - {name: nan_is_nan, inputs: {x: 1.0e+200}, steps: [{h: x * x}], output: h - h, expect: {value: .nan}}
+  - {name: nan_is_not_zero, inputs: {x: 1.0e+200}, steps: [{h: x * x}], output: h - h, expect: {value: 0}}
+  - {name: inf_is_inf, inputs: {x: 1.0e+200}, output: x * x, expect: {value: .inf}}
+  - {name: inf_sign_matters, inputs: {x: 1.0e+200}, output: x * x, expect: {value: -.inf}}
+  - {name: finite_is_not_inf, inputs: {x: 2}, output: x * x, expect: {value: .inf}}
+""")
+    result = grade("--engine", "reference", "--cases", cases, "--format", "json")
+    assert result.statuses() == {"nan::nan_is_nan": "passed", "nan::nan_is_not_zero": "failed",
+                                 "nan::inf_is_inf": "passed", "nan::inf_sign_matters": "failed",
+                                 "nan::finite_is_not_inf": "failed"}
+    assert "value: expected 0, got nan" in result.case("nan::nan_is_not_zero")["message"]
+    # strict JSON: non-finite numbers are strings
+    assert result.case("nan::inf_sign_matters")["mismatches"] == [
+        {"quantity": "value", "expected": "-inf", "got": "inf"}]
