@@ -38,7 +38,8 @@ def become_subreaper() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        ok = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        zero = ctypes.c_ulong(0)
+        ok = libc.prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), zero, zero, zero) == 0
     except (OSError, AttributeError):
         ok = False
     _state["subreaper"] = ok
@@ -58,7 +59,8 @@ def spawn(start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
 def kill(proc: subprocess.Popen) -> None:
     """Kill an engine process, everything it started, and (as a subreaper) every orphan."""
     with _lock:
-        _kill_trees({proc.pid})
+        # once reaped, its pid may belong to someone else: only its group (and orphans) are killed
+        _kill_trees({proc.pid}, walk=proc.returncode is None)
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -98,15 +100,18 @@ def resume() -> None:
         _state["stopping"] = False
 
 
-def _kill_trees(roots: set) -> None:
-    """SIGSTOP the trees under ``roots`` (and orphans) until none grows, then SIGKILL them all."""
+def _kill_trees(roots: set, walk: bool = True) -> None:
+    """SIGSTOP the trees under ``roots`` (and orphans) until none grows, then SIGKILL them all.
+
+    ``roots`` are engine processes, each the leader of its own process group.
+    """
     stopped: set[int] = set()
     for _ in range(100):
         table = _processes()
         if table is None:  # no /proc: only the process groups can be killed
             break
         parents = {pid: ppid for pid, (state, ppid) in table.items() if state != "Z"}
-        tops = roots | (_orphans(parents) if _state["subreaper"] else set())
+        tops = (roots if walk else set()) | (_orphans(parents) if _state["subreaper"] else set())
         new = _descendants(tops, parents) - stopped - {os.getpid()}
         if not new:
             break

@@ -24,7 +24,7 @@ from conftest import ENGINES, ROOT
 CASES = ROOT / "tests" / "cases" / "hostile.yaml"
 NAMES = ["plain_add", "times_three", "output_42", "big_output", "negative_output", "uses_log", "uses_exp",
          "uses_tanh", "forward_only", "plain_mul"]
-FAST = ("--timeout", "2", "--load-timeout", "5")
+FAST = ("--timeout", "10", "--load-timeout", "10")  # generous: the machine may be busy; hangs set their own
 
 
 def hostile(grade, engine, name, *args, env=None):
@@ -115,7 +115,7 @@ def test_sys_exit_in_an_op_is_an_error_not_a_clean_exit(grade, engine):
 
 def test_a_memory_hog_hits_the_cap_and_the_error_says_so(grade, engine):
     result = hostile(grade, engine, "memory_hog", "--memory-mb", "512")
-    assert statuses(result) == all_passed_but(uses_exp="error")
+    assert statuses(result) == all_passed_but(uses_exp="error"), result.stdout
     text = message(result, "uses_exp")
     assert "ran out of memory" in text
     assert "capped at 512 MB of address space (--memory-mb)" in text
@@ -371,7 +371,7 @@ def test_broken_and_hostile_submissions_never_stop_the_others(grade, engine):
     names = ["syntax_error", "crash_segfault", "micrograd_full", "hang_on_import", "forbidden_import",
              "exit_in_backward"]
     result = grade(*[a for n in names for a in ("--engine", engine(n))], "--cases", CASES, "--format", "json",
-                   "--timeout", "2", "--load-timeout", "1", "--jobs", "2")
+                   "--timeout", "10", "--load-timeout", "3", "--jobs", "2")
     assert result.code == 1
     assert [e["engine"] for e in result.report["engines"]] == names
     assert statuses(result, 0) == {n: "error" for n in NAMES}
