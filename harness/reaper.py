@@ -19,6 +19,7 @@ import sys
 import threading
 from typing import Callable
 
+PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 
 _lock = threading.Lock()
@@ -31,19 +32,28 @@ class Stopping(Exception):
 
 
 def become_subreaper() -> bool:
-    """Adopt the orphans of our descendants (Linux only); whether that worked."""
+    """Adopt the orphans of our descendants, and keep them out of our memory (Linux only).
+
+    Also marks the grader non-dumpable, so that a submission running as the
+    same (non-root) user cannot ptrace it or write to its ``/proc/<pid>/mem``.
+    Returns whether the grader is now a subreaper.
+    """
     if _state["subreaper"]:
         return True
+    _state["subreaper"] = _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(PR_SET_DUMPABLE, 0)
+    return _state["subreaper"]
+
+
+def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         zero = ctypes.c_ulong(0)
-        ok = libc.prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), zero, zero, zero) == 0
+        return libc.prctl(option, ctypes.c_ulong(value), zero, zero, zero) == 0
     except (OSError, AttributeError):
-        ok = False
-    _state["subreaper"] = ok
-    return ok
+        return False
 
 
 def spawn(start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
