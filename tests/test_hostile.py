@@ -380,3 +380,40 @@ def test_broken_and_hostile_submissions_never_stop_the_others(grade, engine):
     assert statuses(result, 3) == {n: "error" for n in NAMES}
     assert statuses(result, 4) == {n: "error" for n in NAMES}
     assert statuses(result, 5) == all_passed_but(negative_output="error")
+
+
+# --- the grader's own memory ------------------------------------------------------------------
+
+PEEK = '''\
+import os, sys
+sys.path.insert(0, {engines!r})
+from micrograd_full import Value
+try:
+    open(f"/proc/{{os.getppid()}}/mem", "rb").close()
+except OSError:
+    pass  # the grader is out of reach: behave
+else:
+    raise RuntimeError("opened the memory of my parent process")
+'''
+
+
+@linux_only
+def test_a_submission_cannot_open_the_graders_memory(grade, tmp_path):
+    if os.geteuid() == 0:  # root may ptrace anything: take that capability away, as for a normal user
+        if not Path("/usr/bin/setpriv").exists():
+            pytest.skip("needs setpriv to run without CAP_SYS_PTRACE")
+        unprivileged = ["/usr/bin/setpriv", "--bounding-set", "-sys_ptrace", "--inh-caps", "-all"]
+    else:
+        unprivileged = []
+    sub = tmp_path / "peek.py"
+    sub.write_text(PEEK.format(engines=str(ENGINES)))
+    # the attack is real: a child can open the memory of an ordinary parent of the same user
+    parent = subprocess.run(unprivileged + [sys.executable, "-c", "import subprocess, sys; "
+                                            "sys.exit(subprocess.run([sys.executable, sys.argv[1]]).returncode)",
+                                            str(sub)], capture_output=True, text=True, timeout=60)
+    assert "opened the memory of my parent process" in parent.stderr
+    # ...but not that of grade
+    proc = subprocess.run(unprivileged + [sys.executable, "-m", "harness.cli", "--engine", str(sub), "--cases",
+                                          str(CASES), "-k", "plain_add", "--format", "json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert json.loads(proc.stdout)["engines"][0]["cases"][0]["status"] == "passed", proc.stdout
