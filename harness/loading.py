@@ -163,7 +163,11 @@ def find_engines(module, name: str) -> list:
 
 def _nothing_found(module, name, classes, functions) -> str:
     found = ", ".join(c.__name__ for c in classes) or "no classes"
-    lines = [f"no engine found in {name}: found {found}"]
+    defined = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("__")]
+    if defined:
+        found += f"; functions {', '.join(defined[:10])}" + (", ..." if len(defined) > 10 else "")
+    where = getattr(module, "__file__", None) or name
+    lines = [f"no engine found in {where}: found {found}"]
     if functions:
         lines.append(f"functions {', '.join(functions)} but no class with a backward() method")
     else:
