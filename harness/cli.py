@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
                    help="load a plugin module (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    p.add_argument("--check-cases", action="store_true",
+                   help="check the selected cases instead of grading: the reference engine and central "
+                        "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
+    p.add_argument("--schema", action="store_true",
+                   help="print the path of the case files' JSON Schema (for editors) and exit")
     return p
 
 
@@ -147,6 +152,11 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     from harness.results import ReportContext
     from harness.runner import Limits
 
+    if args.schema:
+        from harness.cases import SCHEMA_PATH
+
+        print(SCHEMA_PATH)
+        return EXIT_OK
     if args.plugin:  # the engine processes inherit the variable and load them too
         os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
     pm = plugins.installed_manager()
@@ -165,12 +175,14 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
         for c in cases:
             print(f"{c.id}  [{', '.join(c.tags)}]")
         return EXIT_OK
-    if not args.engine:
-        parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
-    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
     limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
                     forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))))
     reaper.become_subreaper()  # a detached process is re-parented to us, not to init
+    if args.check_cases:
+        return _check_cases(parser, args, cases, limits)
+    if not args.engine:
+        parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
+    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
     run = grade(specs, cases, limits, jobs=args.jobs)
     reaper.sweep()  # the report is written last, when no process of a submission is left
     _restore_sources(run, dict(zip(specs, args.engine)))
@@ -184,6 +196,21 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     if args.fail_under is not None:
         return EXIT_OK if all(e.percent >= args.fail_under for e in run.engines) else EXIT_FAILED
     return EXIT_OK if run.all_passed else EXIT_FAILED
+
+
+def _check_cases(parser: argparse.ArgumentParser, args, cases: list, limits) -> int:
+    from harness import checking
+
+    if args.engine:
+        parser.error("--check-cases checks the cases with the reference engine; leave out --engine")
+    report = checking.check(cases, limits)
+    text = checking.render(report)
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _restore_sources(run, original: dict) -> None:

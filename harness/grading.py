@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import program as programs
-from harness import reaper
+from harness import reaper, reference
 from harness.compare import judge
 from harness.results import CaseResult, EngineResult, RunResult
 from harness.runner import Limits, run_engine, timeout_for
@@ -34,8 +34,12 @@ def grade_engine(spec: str, cases: list, limits: Limits) -> list[EngineResult]:
 
 
 def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1) -> RunResult:
-    """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``."""
+    """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``.
+
+    Expectations written as ``reference`` are computed first, by the reference engine in its own process.
+    """
     start = time.perf_counter()
+    cases = reference.resolve(cases, limits)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
         per_spec = list(pool.map(lambda s: grade_engine(s, cases, limits), specs))
