@@ -66,7 +66,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 
 class _Grader:
-    """Runs the engine on a suite's selected cases at once and judges each case on demand."""
+    """Runs the engine on a suite's selected cases at once (one case at a time under pytest-xdist)
+    and judges each case on demand."""
 
     def __init__(self, config: pytest.Config, spec: str):
         from harness.runner import Limits
@@ -93,10 +94,12 @@ class _Grader:
         from harness.compare import judge
 
         if item.nodeid not in self.observations:
-            batch = [i for i in item.session.items if isinstance(i, CaseItem) and i.parent is item.parent
-                     and i.nodeid not in self.observations] or [item]
-            if item not in batch:
-                batch.append(item)
+            if hasattr(item.config, "workerinput"):  # a pytest-xdist worker runs only some of the items
+                batch = [item]
+            else:  # one engine process for the suite's selected cases
+                batch = [i for i in item.session.items if isinstance(i, CaseItem) and i.parent is item.parent
+                         and i.nodeid not in self.observations]
+                batch = batch if item in batch else [item]
             self._run(batch)
         return judge(item.case, self.observations[item.nodeid])
 

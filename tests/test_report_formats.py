@@ -66,7 +66,7 @@ def pytest_outcomes(engine: Path, cases: list, tmp: Path) -> dict:
     """case id -> pytest outcome, from pytest's own --junitxml of a plugin run."""
     xml = tmp / "pytest-junit.xml"
     proc = subprocess.run([sys.executable, "-m", "pytest", "--engine", str(engine), *map(str, cases),
-                           "-p", "no:cacheprovider", "-q", f"--junitxml={xml}"],
+                           "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", f"--junitxml={xml}"],
                           capture_output=True, text=True, cwd=tmp, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = {}
