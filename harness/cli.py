@@ -211,7 +211,7 @@ def _build_gradescope(args, cases: list) -> int:
     names = gradescope_zip.build(args.build_gradescope, args.cases, options)
     hidden = sum(c.visibility != "visible" for c in cases)
     print(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
-          f"in {sum(n.startswith('cases/') for n in names)} case files; upload it as the autograder "
+          f"in {sum(n.startswith('cases/') for n in names)} case file(s); upload it as the autograder "
           "of a Gradescope programming assignment")
     return EXIT_OK
 
