@@ -301,7 +301,7 @@ class _SuiteParser:
             seen[case.name] = case.line
             parsed.append(case)
         self.case_name = None
-        return Suite(name, str(self.path), tuple(parsed), str(data.get("description") or ""))
+        return Suite(name, str(self.path), tuple(parsed), str(data.get("description") or "").strip())
 
     def case(self, suite: str, raw, defaults: dict, i: int) -> Case:
         self.case_name = None
@@ -334,7 +334,7 @@ class _SuiteParser:
         expect = self.expect(merged["expect"], bound, backward, key_at("expect"))
         return Case(
             suite=suite, name=name, inputs=inputs, steps=steps, output=output, expect=expect,
-            backward=backward, description=str(merged.get("description") or ""), tags=merged["tags"],
+            backward=backward, description=str(merged.get("description") or "").strip(), tags=merged["tags"],
             points=self.number(merged.get("points", 1), "points", key_at("points"), minimum=0),
             visibility=self.visibility(merged.get("visibility", "visible"), key_at("visibility")),
             timeout=self.timeout(merged.get("timeout"), key_at("timeout")),
@@ -351,9 +351,9 @@ class _SuiteParser:
             self.fail("'tags' must be a list of words, e.g. [backprop, reuse]", *at, "tags")
         return tuple(tags)
 
-    def number(self, x, what: str, at, minimum=None, positive=False) -> float:
-        if not _is_number(x) or math.isnan(x):
-            self.fail(f"'{what}' must be a number, got {x!r}", *at)
+    def number(self, x, what: str, at, minimum=None, positive=False, finite=True) -> float:
+        if not _is_number(x) or (finite and not math.isfinite(x)):
+            self.fail(f"'{what}' must be a {'finite ' if finite else ''}number, got {x!r}", *at)
         if minimum is not None and x < minimum:
             self.fail(f"'{what}' must be >= {minimum}, got {x!r}", *at)
         if positive and x <= 0:
@@ -444,7 +444,7 @@ class _SuiteParser:
         self.check_fields(expect, EXPECT_FIELDS, "'expect'", *at)
         value = expect.get("value")
         if value is not None and value != REFERENCE:
-            value = self.number(value, "expect.value", at + ("value",))
+            value = self.number(value, "expect.value", at + ("value",), finite=False)
         grad = expect.get("grad")
         if grad is not None:
             if grad != REFERENCE:
@@ -455,7 +455,7 @@ class _SuiteParser:
                         self.fail(f"expect.grad names {name!r}, which is not an input or step"
                                   f"{did_you_mean(str(name), bound)}; known: {', '.join(sorted(bound))}",
                                   *at, "grad", name)
-                    self.number(g, f"expect.grad.{name}", at + ("grad", name))
+                    self.number(g, f"expect.grad.{name}", at + ("grad", name), finite=False)
             if backward == 0:
                 self.fail("'expect.grad' needs 'backward' >= 1 (it is 0)", *at, "grad")
         structure = {}

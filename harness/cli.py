@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the number of CPUs)")
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
+    p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
+                   help="load a plugin module (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
     p.add_argument("--build-gradescope", metavar="ZIP",
                    help="write a Gradescope autograder zip that grades each submission with the "
@@ -123,6 +125,8 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     from harness.results import ReportContext
     from harness.runner import Limits
 
+    if args.plugin:  # the engine processes inherit the variable and load them too
+        os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
     pm = plugins.installed_manager()
     reporters = plugins.reporters(pm)
     if args.format not in reporters:

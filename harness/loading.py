@@ -57,7 +57,7 @@ def load(spec: str) -> tuple[list, bool]:
         raise LoadError(_describe_import_error(e, spec)) from None
     except BaseException as e:  # the module's own code failed
         raise LoadError(_describe_import_error(e, spec)) from None
-    return _find_in_package(module, spec), False
+    return _find_in_package(module, spec.split(".")[0]), False
 
 
 def _import_file(path: Path):
@@ -105,7 +105,7 @@ def _find_in_package(module, name: str) -> list:
         for info in pkgutil.iter_modules(module.__path__, module.__name__ + "."):
             try:
                 sub = importlib.import_module(info.name)
-                return find_engines(sub, info.name)
+                return find_engines(sub, name)
             except (LoadError, Exception):
                 continue
         raise first from None

@@ -63,7 +63,7 @@ def test_verdicts_become_outcomes_with_readable_failures(statuses):
     result.stdout.fnmatch_lines(["*_ case statuses::diamond_paths_timeout _*", "timeout: timed out: no answer within 1 s"])
     result.stdout.fnmatch_lines(["*_ case statuses::deep_chain_recursion _*",
                                  "error: backward recursed too deeply (RecursionError in backward())*"])
-    result.stdout.fnmatch_lines(["SKIPPED ?1? statuses.yaml:27: unsupported op: exp: Tensor has no .exp() method"])
+    result.stdout.fnmatch_lines(["SKIPPED ?1? statuses.yaml:27: unsupported op: exp: *"])
     assert "Traceback" not in out and "pytest_plugin.py" not in out and "raise CaseFailed" not in out
 
 
