@@ -207,12 +207,14 @@ def _check_unique(ids: list) -> None:
 
 
 def _build_gradescope(args, cases: list) -> int:
-    from harness import gradescope_zip
+    from harness import gradescope_zip, plugins
 
     options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
                "--memory-mb", str(args.memory_mb)]
     options += [o for k in args.keyword for o in ("-k", k)] + [o for t in args.tag for o in ("--tag", t)]
-    names = gradescope_zip.build(args.build_gradescope, args.cases, options)
+    course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
+    options += [o for name in course_plugins for o in ("-p", name)]
+    names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
     hidden = sum(c.visibility != "visible" for c in cases)
     print(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
           f"in {sum(n.startswith('cases/') for n in names)} case file(s); upload it as the autograder "

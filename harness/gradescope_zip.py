@@ -3,14 +3,17 @@
 The zip holds, at its root:
 - ``setup.sh``: makes a Python >= 3.11 virtual environment with the harness's dependencies;
 - ``run_autograder``: grades ``/autograder/submission`` and writes ``/autograder/results/results.json``;
-- ``lib/``: the harness's own packages, put on ``PYTHONPATH`` by ``run_autograder``;
+- ``lib/``: the harness's own packages and the course's plugin modules (``-p``), put on
+  ``PYTHONPATH`` by ``run_autograder``;
 - ``cases/``: the case files, hidden cases included, one subfolder per ``--cases`` argument so that
   every file keeps its name (a suite's default name is its file's stem).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import importlib.util
 import re
 import shlex
 import zipfile
@@ -52,9 +55,23 @@ def _case_entries(case_paths: list) -> list[tuple[str, Path]]:
     return entries
 
 
-def _package_files(package: str):
-    import importlib
+def _plugin_files(name: str):
+    """(name in the zip, file) for a plugin module given with -p: its file, or its whole top package."""
+    top = name.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise HarnessError(f"plugin {name!r}: no Python source file to put in the zip "
+                           "(is its folder on PYTHONPATH?)")
+    if spec.submodule_search_locations:
+        yield from _package_files(top)
+    else:
+        yield f"lib/{top}.py", Path(spec.origin)
 
+
+def _package_files(package: str):
     root = Path(importlib.import_module(package).__file__).resolve().parent
     for f in sorted(root.rglob("*")):
         rel = f.relative_to(root)
@@ -63,8 +80,12 @@ def _package_files(package: str):
             yield f"lib/{package}/{rel.as_posix()}", f
 
 
-def build(output: str | Path, case_paths: list, grade_options: list[str]) -> list[str]:
-    """Write the autograder zip to ``output``; returns the names it holds."""
+def build(output: str | Path, case_paths: list, grade_options: list[str],
+          plugins: list[str] = ()) -> list[str]:
+    """Write the autograder zip to ``output``; returns the names it holds.
+
+    ``plugins`` are plugin modules to ship in ``lib/``; ``grade_options`` should load them (``-p``).
+    """
     setup = (FILES / "setup.sh").read_text(encoding="utf-8")
     setup = setup.replace("@DEPENDENCIES@", " ".join(shlex.quote(d) for d in dependencies()))
     run = (FILES / "run_autograder").read_text(encoding="utf-8")
@@ -79,8 +100,9 @@ def build(output: str | Path, case_paths: list, grade_options: list[str]) -> lis
         with zipfile.ZipFile(tmp, "w") as zf:
             _add(zf, "setup.sh", setup.encode(), executable=True)
             _add(zf, "run_autograder", run.encode(), executable=True)
-            for name, f in [*_case_entries(case_paths),
-                            *(e for p in PACKAGES for e in _package_files(p))]:
+            entries = dict([*_case_entries(case_paths), *(e for p in PACKAGES for e in _package_files(p)),
+                            *(e for p in plugins if p.split(".")[0] not in PACKAGES for e in _plugin_files(p))])
+            for name, f in entries.items():
                 _add(zf, name, f.read_bytes())
             names = zf.namelist()
         tmp.replace(output)

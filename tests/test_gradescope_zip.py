@@ -141,3 +141,41 @@ def test_a_bad_case_file_stops_the_build(tmp_path):
     assert result.code == 2
     assert result.stderr.startswith(f"grade: error: {bad}:3: case 'x':")
     assert not (tmp_path / "a.zip").exists()
+
+
+def test_course_plugins_travel_in_the_zip(tmp_path):
+    plugin_dir = ROOT / "tests" / "plugins"
+    env = dict(os.environ, PYTHONPATH=str(plugin_dir))
+    target = tmp_path / "autograder.zip"
+    result = run_grade("--cases", plugin_dir / "softplus_cases.yaml", "-p", "softplus_plugin",
+                       "--build-gradescope", target, env=env)
+    assert result.code == 0, result.stderr
+    with zipfile.ZipFile(target) as zf:
+        assert zf.read("lib/softplus_plugin.py") == (plugin_dir / "softplus_plugin.py").read_bytes()
+        assert "-p softplus_plugin" in zf.read("run_autograder").decode()
+    root = unpack(target, tmp_path / "autograder")
+    (root / "submission" / "engine.py").write_text(
+        "import math\n\n"
+        "class Value:\n"
+        "    def __init__(self, data, parents=()):\n"
+        "        self.data, self.grad, self.parents = data, 0.0, parents\n"
+        "    def __mul__(self, k):  # by a number only: enough for 2 * softplus(x)\n"
+        "        return Value(k * self.data, ((self, k),))\n"
+        "    __rmul__ = __mul__\n"
+        "    def softplus(self):\n"
+        "        return Value(math.log1p(math.exp(self.data)), ((self, 1 / (1 + math.exp(-self.data))),))\n"
+        "    def backward(self, g=1.0):\n"
+        "        self.grad += g\n"
+        "        for node, local in self.parents:\n"
+        "            node.backward(g * local)\n")
+    proc = run_autograder(root)  # without PYTHONPATH: the plugin comes from the zip's lib/
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert [(t["name"], t["status"]) for t in results["tests"]] == [("plugin_ops::softplus_at_0", "passed")]
+
+
+def test_a_plugin_without_source_is_a_clear_error(tmp_path):
+    result = run_grade("-p", "math", "--build-gradescope", tmp_path / "a.zip")
+    assert result.code == 2
+    assert "plugin 'math': no Python source file to put in the zip" in result.stderr
+    assert list(tmp_path.iterdir()) == []
