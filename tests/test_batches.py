@@ -168,3 +168,13 @@ def test_no_progress_line_for_a_small_batch_or_off_a_terminal(tmp_path):
     make_submissions(subs, **{f"s{i}": "micrograd_full" for i in range(4)})
     code, _, shown = run_with_tty_stderr("--submissions", subs, *ONE_CASE, "--format", "csv")
     assert code == 0 and shown == ""
+
+
+def test_the_text_report_names_each_submission(tmp_path):
+    subs = tmp_path / "subs"
+    make_submissions(subs, alice_dir="micrograd_full", bob="bug_sub_sign")
+    result = run_grade("--submissions", subs, *ONE_CASE)
+    assert result.code == 0, result.stderr
+    assert f"== alice: engine ({subs / 'alice'})" in result.stdout.splitlines()
+    assert f"== bob ({subs / 'bob.py'})" in result.stdout.splitlines()
+    assert "alice: 1/1 points (100.0%), 1 passed" in result.stdout.splitlines()
