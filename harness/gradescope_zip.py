@@ -100,8 +100,9 @@ def build(output: str | Path, case_paths: list, grade_options: list[str],
         with zipfile.ZipFile(tmp, "w") as zf:
             _add(zf, "setup.sh", setup.encode(), executable=True)
             _add(zf, "run_autograder", run.encode(), executable=True)
+            shipped = [p for p in plugins if p.split(".")[0] not in PACKAGES]
             entries = dict([*_case_entries(case_paths), *(e for p in PACKAGES for e in _package_files(p)),
-                            *(e for p in plugins if p.split(".")[0] not in PACKAGES for e in _plugin_files(p))])
+                            *(e for p in shipped for e in _plugin_files(p))])
             for name, f in entries.items():
                 _add(zf, name, f.read_bytes())
             names = zf.namelist()

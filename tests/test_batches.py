@@ -178,3 +178,25 @@ def test_the_text_report_names_each_submission(tmp_path):
     assert f"== alice: engine ({subs / 'alice'})" in result.stdout.splitlines()
     assert f"== bob ({subs / 'bob.py'})" in result.stdout.splitlines()
     assert "alice: 1/1 points (100.0%), 1 passed" in result.stdout.splitlines()
+
+
+def test_a_harness_failure_on_one_submission_costs_only_that_one(monkeypatch):
+    """Even the harness failing (no more processes, say) on one submission leaves the others graded."""
+    from harness import grading
+    from harness.cases import load_suites
+    from harness.runner import Limits
+
+    real = grading.grade_engine
+
+    def grade_engine(spec, cases, limits):
+        if spec == "boom":
+            raise OSError(24, "Too many open files")
+        return real(spec, cases, limits)
+
+    monkeypatch.setattr(grading, "grade_engine", grade_engine)
+    cases = [c for s in load_suites() for c in s.cases if c.id == "notebook::a_plus_b_times_c"]
+    run = grading.grade(["reference", "boom", "reference"], cases, Limits(), jobs=2, ids=[None, "boom", "again"])
+    assert [(e.submission, e.cases[0].status) for e in run.engines] == [
+        ("reference", "passed"), ("boom", "error"), ("again", "passed")]
+    assert run.engines[1].load_error == ("the harness could not grade this submission: "
+                                         "OSError: [Errno 24] Too many open files")

@@ -63,7 +63,8 @@ def render(run: RunResult, context: ReportContext) -> str:
                     child = ET.SubElement(case, tag, type=kind, message=message.splitlines()[0])
                     child.text = message
             if e.load_error:
-                ET.SubElement(node, "system-err").text = xml_text(f"the submission failed to load:\n{e.load_error}")
+                err = ET.SubElement(node, "system-err")
+                err.text = xml_text(f"the submission failed to load:\n{e.load_error}")
     root.attrib.update({k: str(n) for k, n in totals.items()}, time=_seconds(run.duration_s))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -40,7 +40,8 @@ def render(run: RunResult, context: ReportContext) -> str:
         out.append("|---|---|---|---|")
         for c in sorted(e.cases, key=lambda c: ORDER.index(c.status)):
             details = "" if c.status == "passed" or e.load_error else cell(c.message)
-            out.append(f"| {_ICON[c.status]} {c.status} | `{c.id}` | {c.score:g}/{c.max_score:g} | {details} |")
+            points = f"{c.score:g}/{c.max_score:g}"
+            out.append(f"| {_ICON[c.status]} {c.status} | `{c.id}` | {points} | {details} |")
         out.append("")
     out.append(f"Graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s.")
     return "\n".join(out) + "\n"
