@@ -6,6 +6,7 @@ CaseFileError naming the file, the line, the case and the fix.
 
 from __future__ import annotations
 
+import json
 import keyword
 import math
 import re
@@ -17,27 +18,33 @@ import yaml
 from harness.errors import CaseFileError, ExprError, did_you_mean
 from harness.expr import CALL_OPS, Expr, parse
 
-SUITE_FIELDS = ("suite", "description", "defaults", "cases")
-CASE_FIELDS = ("name", "description", "tags", "points", "visibility", "timeout", "tolerance",
-               "inputs", "steps", "output", "backward", "expect")
-EXPECT_FIELDS = ("value", "grad", "args", "local_derivatives", "raises")
-TOLERANCE_FIELDS = ("rel", "abs")
-VISIBILITIES = ("visible", "hidden", "after_due_date")
-REFERENCE = "reference"  # an expectation taken from the reference engine
+#: The JSON Schema of case files: the single source of their field names, enums and defaults.
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "case-file.schema.json"
+SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+_DEFS = SCHEMA["$defs"]
+
+SUITE_FIELDS = tuple(SCHEMA["properties"])
+CASE_FIELDS = tuple(_DEFS["caseFields"]["properties"])
+EXPECT_FIELDS = tuple(_DEFS["expect"]["properties"])
+TOLERANCE_FIELDS = tuple(_DEFS["tolerance"]["properties"])
+REPEAT_FIELDS = tuple(_DEFS["repeat"]["properties"])
+VISIBILITIES = tuple(_DEFS["caseFields"]["properties"]["visibility"]["enum"])
+REFERENCE = _DEFS["reference"]["const"]  # an expectation taken from the reference engine
+DEFAULTS = {k: v["default"] for k, v in _DEFS["caseFields"]["properties"].items() if "default" in v}
 
 #: Largest document a case file may expand to (YAML aliases included).
 MAX_YAML_NODES = 1_000_000
 
-_CASE_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CASE_NAME = re.compile(_DEFS["name"]["pattern"])
+_IDENT = re.compile(_DEFS["identifier"]["pattern"])
 
 
 @dataclass(frozen=True)
 class Tolerance:
     """Pass when |got - want| <= abs + rel * |want|."""
 
-    rel: float = 1e-6
-    abs: float = 1e-9
+    rel: float = _DEFS["tolerance"]["properties"]["rel"]["default"]
+    abs: float = _DEFS["tolerance"]["properties"]["abs"]["default"]
 
 
 @dataclass(frozen=True)
@@ -328,15 +335,15 @@ class _SuiteParser:
         bound = set(inputs)
         steps = self.steps(merged.get("steps") or [], bound, key_at("steps"))
         output = self.expr(merged["output"], bound, "output", key_at("output"))
-        backward = merged.get("backward", 1)
+        backward = merged.get("backward", DEFAULTS["backward"])
         if type(backward) is not int or backward < 0:
             self.fail(f"'backward' must be a whole number >= 0, got {backward!r}", *key_at("backward"))
         expect = self.expect(merged["expect"], bound, backward, key_at("expect"))
         return Case(
             suite=suite, name=name, inputs=inputs, steps=steps, output=output, expect=expect,
             backward=backward, description=str(merged.get("description") or "").strip(), tags=merged["tags"],
-            points=self.number(merged.get("points", 1), "points", key_at("points"), minimum=0),
-            visibility=self.visibility(merged.get("visibility", "visible"), key_at("visibility")),
+            points=self.number(merged.get("points", DEFAULTS["points"]), "points", key_at("points"), minimum=0),
+            visibility=self.visibility(merged.get("visibility", DEFAULTS["visibility"]), key_at("visibility")),
             timeout=self.timeout(merged.get("timeout"), key_at("timeout")),
             tolerance=self.tolerance(merged.get("tolerance"), key_at("tolerance")),
             path=str(self.path), line=self.line(*at),
@@ -352,13 +359,23 @@ class _SuiteParser:
         return tuple(tags)
 
     def number(self, x, what: str, at, minimum=None, positive=False, finite=True) -> float:
-        if not _is_number(x) or (finite and not math.isfinite(x)):
+        if not _is_number(x) or (finite and not math.isfinite(self.expected(x, what, at))):
             self.fail(f"'{what}' must be a {'finite ' if finite else ''}number, got {x!r}", *at)
         if minimum is not None and x < minimum:
             self.fail(f"'{what}' must be >= {minimum}, got {x!r}", *at)
         if positive and x <= 0:
             self.fail(f"'{what}' must be > 0, got {x!r}", *at)
         return x
+
+    def expected(self, x, what: str, at) -> float:
+        """An expected number: .nan, .inf and -.inf are allowed."""
+        if not _is_number(x):
+            self.fail(f"'{what}' must be a number (or .nan, .inf, -.inf), got {x!r}", *at)
+        try:
+            return float(x)
+        except OverflowError:
+            self.fail(f"'{what}' is a {len(str(x))}-digit number, too large for a float; "
+                      "write .inf for infinity", *at)
 
     def visibility(self, v, at) -> str:
         if v not in VISIBILITIES:
@@ -419,7 +436,7 @@ class _SuiteParser:
         for j, step in enumerate(steps):
             here = at + (j,)
             if isinstance(step, dict) and "repeat" in step:
-                self.check_fields(step, ("repeat", "steps"), "a repeat step", *here)
+                self.check_fields(step, REPEAT_FIELDS, "a repeat step", *here)
                 count = step["repeat"]
                 if type(count) is not int or count < 0:
                     self.fail(f"'repeat' must be a whole number >= 0, got {count!r}", *here, "repeat")
@@ -444,7 +461,7 @@ class _SuiteParser:
         self.check_fields(expect, EXPECT_FIELDS, "'expect'", *at)
         value = expect.get("value")
         if value is not None and value != REFERENCE:
-            value = self.number(value, "expect.value", at + ("value",), finite=False)
+            value = self.expected(value, "expect.value", at + ("value",))
         grad = expect.get("grad")
         if grad is not None:
             if grad != REFERENCE:
@@ -455,7 +472,8 @@ class _SuiteParser:
                         self.fail(f"expect.grad names {name!r}, which is not an input or step"
                                   f"{did_you_mean(str(name), bound)}; known: {', '.join(sorted(bound))}",
                                   *at, "grad", name)
-                    self.number(g, f"expect.grad.{name}", at + ("grad", name), finite=False)
+                grad = {name: self.expected(g, f"expect.grad.{name}", at + ("grad", name))
+                        for name, g in grad.items()}
             if backward == 0:
                 self.fail("'expect.grad' needs 'backward' >= 1 (it is 0)", *at, "grad")
         structure = {}
@@ -464,8 +482,14 @@ class _SuiteParser:
                 seq = expect[key]
                 if not isinstance(seq, list) or not all(_is_number(x) for x in seq):
                     self.fail(f"'expect.{key}' must be a list of numbers", *at, key)
-                structure[key] = tuple(seq)
+                structure[key] = tuple(self.expected(x, f"expect.{key}[{i}]", at + (key, i))
+                                       for i, x in enumerate(seq))
         raises = expect.get("raises", False)
         if type(raises) is not bool:
             self.fail(f"'expect.raises' must be true or false, got {raises!r}", *at, "raises")
+        if raises:
+            others = [k for k in EXPECT_FIELDS if k != "raises" and k in expect]
+            if others:
+                self.fail(f"'expect.raises: true' means the engine must raise, so it cannot also expect "
+                          f"{', '.join(others)}; split it into two cases", *at, others[0])
         return Expect(value=value, grad=grad, raises=raises, **structure)

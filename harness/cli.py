@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-gradescope", metavar="ZIP",
                    help="write a Gradescope autograder zip that grades each submission with the "
                         "selected cases and these options, and exit")
+    p.add_argument("--check-cases", action="store_true",
+                   help="check the selected cases instead of grading: the reference engine and central "
+                        "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
+    p.add_argument("--schema", action="store_true",
+                   help="print the path of the case files' JSON Schema (for editors) and exit")
     return p
 
 
@@ -125,6 +130,11 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     from harness.results import ReportContext
     from harness.runner import Limits
 
+    if args.schema:
+        from harness.cases import SCHEMA_PATH
+
+        print(SCHEMA_PATH)
+        return EXIT_OK
     if args.plugin:  # the engine processes inherit the variable and load them too
         os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
     pm = plugins.installed_manager()
@@ -148,6 +158,9 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
             raise HarnessError("--build-gradescope builds an autograder and grades nothing: "
                                "leave out --engine and --submissions")
         return _build_gradescope(args, cases)
+    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
+    if args.check_cases:
+        return _check_cases(parser, args, cases, limits)
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise HarnessError(f"--output {args.output}: the folder {Path(args.output).parent} does not exist")
     written = list(args.engine) + [path for folder in args.submissions for path in submissions(folder)]
@@ -160,7 +173,6 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
                      "or --submissions DIR")
     _check_unique(ids)
     specs = [os.path.abspath(s) if os.path.exists(s) else s for s in written]
-    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
     run = grade(specs, cases, limits, jobs=args.jobs, ids=ids,
                 progress=for_batch(len(specs), sys.stderr))
     _restore_sources(run, dict(zip(specs, written)))
@@ -207,7 +219,12 @@ def _check_unique(ids: list) -> None:
 
 
 def _build_gradescope(args, cases: list) -> int:
-    from harness import gradescope_zip, plugins
+    from harness import gradescope_zip, plugins, reference
+    from harness.runner import Limits
+
+    # Check now that 'reference' expectations can be computed, not on the first submission.
+    reference.resolve(cases, Limits(timeout=args.timeout, load_timeout=args.load_timeout,
+                                    memory_mb=args.memory_mb or None))
 
     options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
                "--memory-mb", str(args.memory_mb)]
@@ -220,6 +237,21 @@ def _build_gradescope(args, cases: list) -> int:
           f"in {sum(n.startswith('cases/') for n in names)} case file(s); upload it as the autograder "
           "of a Gradescope programming assignment")
     return EXIT_OK
+
+
+def _check_cases(parser: argparse.ArgumentParser, args, cases: list, limits) -> int:
+    from harness import checking
+
+    if args.engine:
+        parser.error("--check-cases checks the cases with the reference engine; leave out --engine")
+    report = checking.check(cases, limits)
+    text = checking.render(report)
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _restore_sources(run, original: dict) -> None:

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable
 
 from harness import program as programs
+from harness import reference
 from harness.compare import judge
 from harness.results import CaseResult, EngineResult, RunResult
 from harness.runner import Limits, run_engine, timeout_for
@@ -39,9 +40,11 @@ def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
     """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``.
 
     ``ids`` gives each spec's submission id (None: the engine's name); ``progress(done, total)``
-    is called from this thread after each spec.
+    is called from this thread after each spec.  Expectations written as ``reference`` are
+    computed first, by the reference engine in its own process.
     """
     start = time.perf_counter()
+    cases = reference.resolve(cases, limits)
     ids = list(ids) if ids is not None else [None] * len(specs)
     per_spec: list = [None] * len(specs)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))

@@ -118,25 +118,28 @@ class CaseFile(pytest.File):
     """A YAML case file: one suite."""
 
     def collect(self):
+        from harness import reference
         from harness.cases import load_suite
         from harness.errors import HarnessError
 
+        grader = self.config.stash[_GRADER]
         try:
-            suite = load_suite(self.path, self.config.stash[_GRADER].call_ops())
+            suite = load_suite(self.path, grader.call_ops())
+            cases = reference.resolve(list(suite.cases), grader.limits)  # 'reference' expectations
         except HarnessError as e:
             raise self.CollectError(str(e)) from None
-        yield SuiteNode.from_parent(self, name=suite.name, suite=suite)
+        yield SuiteNode.from_parent(self, name=suite.name, cases=cases)
 
 
 class SuiteNode(pytest.Collector):
     """A suite's cases, so that a node id ends in the case id ``<suite>::<name>``."""
 
-    def __init__(self, *, suite, **kwargs):
+    def __init__(self, *, cases, **kwargs):
         super().__init__(**kwargs)
-        self.suite = suite
+        self.cases = cases
 
     def collect(self):
-        for case in self.suite.cases:
+        for case in self.cases:
             yield CaseItem.from_parent(self, name=case.name, case=case)
 
 

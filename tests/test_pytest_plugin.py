@@ -120,3 +120,14 @@ def test_an_engine_that_fails_to_load_fails_every_case(statuses):
     result = statuses.runpytest(*QUICK, f"--engine={ENGINES / 'raises_in_init.py'}", "statuses.yaml")
     result.assert_outcomes(failed=6)
     result.stdout.fnmatch_lines(["error: the submission failed to load: importing * raised RuntimeError*"])
+
+
+def test_reference_expectations_are_computed_like_grade_does(pytester):
+    pytester.makefile(".yaml", oracle=(
+        "cases:\n"
+        "  - {name: by_reference, inputs: {a: 2, b: 3}, output: a * b + a, expect: {value: reference, grad: reference}}\n"
+        "  - {name: wrong_by_reference, inputs: {a: 2}, steps: [{L: a * a}], output: L, backward: 2,\n"
+        "     expect: {value: reference, grad: reference}}\n"))
+    result = pytester.runpytest(*QUICK, f"--engine={NOTEBOOK}", "oracle.yaml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["failed: grad of L: expected 2, got 1"])
