@@ -179,3 +179,12 @@ def test_a_plugin_without_source_is_a_clear_error(tmp_path):
     assert result.code == 2
     assert "plugin 'math': no Python source file to put in the zip" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reference_expectations_are_checked_when_the_zip_is_built(tmp_path):
+    bad = tmp_path / "oracle.yaml"
+    bad.write_text("cases:\n  - {name: overflow, inputs: {x: 1000}, output: exp(x), expect: {value: reference}}\n")
+    result = run_grade("--cases", bad, "--build-gradescope", tmp_path / "a.zip")
+    assert result.code == 2
+    assert f"{bad}:2: case 'overflow': its 'reference' expectations cannot be computed" in result.stderr
+    assert not (tmp_path / "a.zip").exists()
