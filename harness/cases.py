@@ -188,6 +188,7 @@ _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _compose(path: Path, text: str, loader_class):
     loader = loader_class(text)
+    root = None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -200,12 +201,16 @@ def _compose(path: Path, text: str, loader_class):
         tag = re.search(r"tag '([^']*)'", str(e.problem))
         what = f"the YAML tag {tag.group(1)!r}" if tag else "a YAML tag"
         raise CaseFileError(path, f"{what} is not allowed: case files hold plain data "
-                                  "(numbers, strings, lists, mappings)", line=line) from None
+                                  "(numbers, strings, lists, mappings)", line=line,
+                            case=_case_at(text, root, line)) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
-        problem = " ".join(p for p in (e.context, e.problem) if p)
-        raise CaseFileError(path, f"YAML syntax error: {problem}", line=line) from None
+        started = e.context_mark.line + 1 if e.context_mark else None
+        context = f"{e.context} (line {started})" if e.context and started and started != line else e.context
+        problem = " ".join(p for p in (context, e.problem) if p)
+        raise CaseFileError(path, f"YAML syntax error: {problem}", line=line,
+                            case=_case_at(text, None, line)) from None
     except yaml.YAMLError as e:
         raise CaseFileError(path, f"YAML error: {e}") from None
     except (ValueError, OverflowError, RecursionError) as e:
@@ -213,6 +218,34 @@ def _compose(path: Path, text: str, loader_class):
     finally:
         loader.dispose()
     return data, root
+
+
+_CASE_START = re.compile(r"\s*-\s+\{?\s*name:\s*['\"]?([A-Za-z0-9_-]+)")
+
+
+def _case_at(text: str, root, line: int | None) -> str | None:
+    """The name of the case holding ``line``: from the YAML nodes, or (unparsable YAML) from the text."""
+    if line is None:
+        return None
+    if isinstance(root, yaml.MappingNode):
+        cases = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "cases"), None)
+        if isinstance(cases, yaml.SequenceNode):
+            holding = [c for c in cases.value if c.start_mark.line < line]
+            if holding and isinstance(holding[-1], yaml.MappingNode):
+                for k, v in holding[-1].value:
+                    if isinstance(k, yaml.ScalarNode) and k.value == "name" and isinstance(v, yaml.ScalarNode):
+                        return v.value
+        return None
+    lines = text.splitlines()[:line]
+    if not any(re.match(r"cases\s*:", ln) for ln in lines):
+        return None
+    for ln in reversed(lines):
+        if re.match(r"cases\s*:", ln):
+            return None
+        m = _CASE_START.match(ln)
+        if m:
+            return m.group(1)
+    return None
 
 
 def _check_size(root, path: Path) -> None:
@@ -269,21 +302,22 @@ class _SuiteParser:
         self.case_name: str | None = None
 
     def line(self, *keys) -> int | None:
+        """The line of the field at ``keys`` (its key's line for a mapping field), or the nearest found."""
         node = self.root
         line = node.start_mark.line + 1
         for key in keys:
             if isinstance(node, yaml.MappingNode):
                 for k, v in node.value:
                     if isinstance(k, yaml.ScalarNode) and k.value == str(key):
-                        node = v
+                        line, node = k.start_mark.line + 1, v
                         break
                 else:
                     return line
             elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
                 node = node.value[key]
+                line = node.start_mark.line + 1
             else:
                 return line
-            line = node.start_mark.line + 1
         return line
 
     def fail(self, problem: str, *keys):
@@ -438,7 +472,10 @@ class _SuiteParser:
             col = "" if e.col is None else f" (column {e.col + 1})"
             self.fail(f"in {what} {source!r}: {e.problem}{col}", *at)
         for n in sorted(expr.names - bound):
-            known = ", ".join(sorted(bound)) or "none"
+            if not bound:
+                self.fail(f"undefined name {n!r} in {what} {source!r}: the case has no 'inputs'; "
+                          f"add them, e.g. inputs: {{{n}: 1.0}}", *at)
+            known = ", ".join(sorted(bound))
             self.fail(f"undefined name {n!r} in {what} {source!r}{did_you_mean(n, bound)}; "
                       f"defined so far: {known}", *at)
         return expr

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
+from pathlib import Path
 
 from harness.errors import HarnessError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", action="append", default=[], metavar="SPEC",
                    help="a .py file, a package folder, a module name or an installed engine name "
                         "(repeatable)")
+    p.add_argument("--submissions", action="append", default=[], metavar="DIR",
+                   help="a folder whose every child folder or .py file is one submission, "
+                        "named after it (repeatable)")
     p.add_argument("--cases", action="append", default=[], metavar="PATH",
                    help="a case file or a folder of them (repeatable; replaces the built-in suites)")
-    p.add_argument("--format", default="text", metavar="FORMAT", help="report format (default: text)")
+    p.add_argument("--format", default="text", metavar="FORMAT",
+                   help="report format: text, json, junit, gradescope, csv, markdown, or one an "
+                        "installed plugin adds (default: text)")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
     p.add_argument("-k", dest="keyword", action="append", default=[], metavar="SUBSTRING",
                    help="only cases whose id contains SUBSTRING (repeatable: any of them)")
@@ -35,17 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to import a submission (default: 20)")
     p.add_argument("--memory-mb", type=_positive_int, default=2048, metavar="MB",
                    help="address-space cap of each engine process, 0 for none (default: 2048)")
+    p.add_argument("--forbid-import", action="append", default=[], type=_module_name, metavar="MODULE",
+                   help="also refuse MODULE (and its submodules) to submissions, e.g. torch (repeatable; "
+                        "reference_engine and harness internals are always refused)")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
-                   help="engines graded in parallel (default: the number of CPUs)")
+                   help="submissions graded in parallel, each in its own engine process "
+                        "(default: the number of CPUs)")
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
+    p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
+                   help="load a plugin module (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
     p.add_argument("--shard", type=_shard, metavar="K/N",
                    help="grade only the K-th of N equal parts of the (submission, case) pairs; "
                         "combine the parts' JSON reports with 'grade merge'")
-    p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
-                   help="load a plugin module (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
     p.add_argument("--list", action="store_true",
                    help="list the selected cases (with --shard: the shard's part) and exit")
+    p.add_argument("--build-gradescope", metavar="ZIP",
+                   help="write a Gradescope autograder zip that grades each submission with the "
+                        "selected cases and these options, and exit")
     p.add_argument("--check-cases", action="store_true",
                    help="check the selected cases instead of grading: the reference engine and central "
                         "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
@@ -62,8 +78,10 @@ def build_merge_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 all passed (or score >= --fail-under), 1 something did not pass, "
                "2 the reports could not be merged",
     )
-    p.add_argument("reports", nargs="+", metavar="REPORT", help="JSON reports, one per shard, in any order")
-    p.add_argument("--format", default="json", metavar="FORMAT", help="report format (default: json)")
+    p.add_argument("reports", nargs="+", metavar="REPORT",
+                   help="JSON reports, one per shard, in any order (or CSV gradebooks, merged as given)")
+    p.add_argument("--format", metavar="FORMAT",
+                   help="report format (default: json; csv for CSV gradebooks, which merge into csv only)")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
@@ -101,6 +119,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _module_name(text: str) -> str:
+    if not _MODULE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a module name such as torch or jax.numpy")
+    return text
+
+
 def _percent(text: str) -> float:
     value = _positive(text) if text.strip() not in ("0", "0.0") else 0.0
     if value > 100:
@@ -118,7 +142,6 @@ def select(cases: list, keywords: list, tags: list) -> list:
 def write_atomically(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     import tempfile
-    from pathlib import Path
 
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
@@ -137,19 +160,38 @@ def main(argv: list[str] | None = None) -> int:
     merging = argv[:1] == ["merge"]
     parser = build_merge_parser() if merging else build_parser()
     args = parser.parse_args(argv[1:] if merging else argv)
+    from harness import reaper
+
+    previous = _on_sigterm(_interrupt)
     try:
         return _merge(args) if merging else _run(parser, args)
     except HarnessError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+        print(f"{parser.prog}: interrupted; every engine process was killed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        reaper.stop_all()  # nothing a submission started outlives grade
+        reaper.resume()
+        _on_sigterm(previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler (main thread only); the previous one."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return handler
 
 
 def _run(parser: argparse.ArgumentParser, args) -> int:
+    from harness import plugins, reaper
     from harness.grading import prestart
-    from harness.runner import Limits
 
     if args.schema:
         from harness.cases import SCHEMA_PATH
@@ -157,26 +199,47 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
         print(SCHEMA_PATH)
         return EXIT_OK
     if args.plugin:  # the engine processes inherit the variable and load them too
-        from harness import plugins
-
         os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
-    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
-    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
-    # Engine processes start loading now, while the cases are parsed (a shard's specs are known later).
-    grading = specs and not (args.list or args.shard or args.check_cases)
-    early = prestart(specs, limits, args.jobs) if grading else {}
+    limits = _limits(args)
+    early: dict = {}
+    if not (args.list or args.shard or args.check_cases or args.build_gradescope or args.schema):
+        # The first engine processes start loading now, while the cases are parsed.
+        try:
+            specs = _graded(args)[0]
+        except HarnessError:
+            specs = []  # reported below, in its turn
+        if specs:
+            reaper.become_subreaper()
+            early = prestart(specs, limits, args.jobs)
     try:
-        return _grade(parser, args, specs, limits, early)
+        return _grade(parser, args, limits, early)
     finally:
         for worker in early.values():
             worker.kill()
 
 
-def _grade(parser: argparse.ArgumentParser, args, specs: list, limits, early: dict) -> int:
-    from harness import plugins, shards
+def _limits(args):
+    from harness.guard import DEFAULT_FORBIDDEN
+    from harness.runner import Limits
+
+    return Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
+                  forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))))
+
+
+def _graded(args) -> tuple[list, list, list]:
+    """The submissions to grade: (specs, as written, submission ids)."""
+    written = list(args.engine) + [path for folder in args.submissions for path in submissions(folder)]
+    ids = [None] * len(args.engine) + [submission_id(p) for p in written[len(args.engine):]]
+    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in written]
+    return specs, written, ids
+
+
+def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
+    from harness import plugins, reaper, shards
     from harness.cases import load_suites
     from harness.expr import CALL_OPS
     from harness.grading import grade_plan
+    from harness.progress import for_batch
 
     pm = plugins.installed_manager()
     reporters = _reporters(pm, args.format)
@@ -185,22 +248,38 @@ def _grade(parser: argparse.ArgumentParser, args, specs: list, limits, early: di
     cases = select([c for s in suites for c in s.cases], args.keyword, args.tag)
     if not cases:
         raise HarnessError("no case matches the -k/--tag filters")
-    plan = shards.split(specs or [""], cases, args.shard)
     if args.list:
-        shown = dict(zip(specs, args.engine))
-        for spec, part in plan:
+        specs, written, _ = _graded(args)
+        shown = dict(zip(specs, written))
+        for spec, part in shards.split(specs or [""], cases, args.shard):
             prefix = f"{shown[spec]}  " if len(specs) > 1 else ""
             for c in part:
                 print(f"{prefix}{c.id}  [{', '.join(c.tags)}]")
         return EXIT_OK
+    if args.build_gradescope:
+        if args.engine or args.submissions:
+            raise HarnessError("--build-gradescope builds an autograder and grades nothing: "
+                               "leave out --engine and --submissions")
+        return _build_gradescope(args, cases)
+    reaper.become_subreaper()  # a detached process is re-parented to us, not to init
     if args.check_cases:
         return _check_cases(parser, args, cases, limits)
-    if not args.engine:
-        parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
-    run = grade_plan(plan, limits, jobs=args.jobs, started=early)
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise HarnessError(f"--output {args.output}: the folder {Path(args.output).parent} does not exist")
+    specs, written, ids = _graded(args)
+    if not written:
+        if args.submissions:
+            raise HarnessError(f"no submissions in {', '.join(args.submissions)}: expected child "
+                               "folders or .py files")
+        parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference') "
+                     "or --submissions DIR")
+    _check_unique(ids)
+    plan = shards.split(list(zip(specs, ids)), cases, args.shard)
+    run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), started=early)
+    reaper.sweep()  # the report is written last, when no process of a submission is left
     if args.shard:
         run.shard = (args.shard.index, args.shard.count)
-    _restore_sources(run, dict(zip(specs, args.engine)))
+    _restore_sources(run, dict(zip(specs, written)))
     return _report(run, reporters[args.format], args)
 
 
@@ -209,8 +288,29 @@ def _merge(args) -> int:
 
     if args.plugin:
         os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
+    kinds = {shards.kind(p) for p in args.reports}
+    if kinds == {"csv"}:
+        if (args.format or "csv") != "csv":
+            raise HarnessError(f"CSV gradebooks merge into --format csv only, not {args.format!r}; for "
+                               "other formats, merge the shards' JSON reports (grade --format json)")
+        return _write_merged_csv(*shards.merge_csv(args.reports), args)
+    if len(kinds) > 1:
+        raise HarnessError("the reports mix JSON and CSV; merge the JSON reports of every shard "
+                           "(any --format can be written from them)")
+    args.format = args.format or "json"
     reporters = _reporters(plugins.installed_manager(), args.format)
     return _report(shards.merge(args.reports), reporters[args.format], args)
+
+
+def _write_merged_csv(text: str, rows: list, args) -> int:
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if args.fail_under is not None:
+        return EXIT_OK if all(r.percent >= args.fail_under for r in rows) else EXIT_FAILED
+    return EXIT_OK if all(r.all_passed for r in rows) else EXIT_FAILED
 
 
 def _reporters(pm, name: str) -> dict:
@@ -227,19 +327,70 @@ def _reporters(pm, name: str) -> dict:
 
 
 def _report(run, render, args) -> int:
-    """Write the report and return the exit code."""
+    """Write the report; the exit code."""
     from harness.results import ReportContext
 
     to_tty = not args.output and sys.stdout.isatty()
     text = render(run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
     if args.output:
-        write_atomically(args.output, text)
+        try:
+            write_atomically(args.output, text)
+        except OSError as e:
+            raise HarnessError(f"cannot write --output {args.output}: {e.strerror or e}") from None
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
     if args.fail_under is not None:
         return EXIT_OK if all(e.percent >= args.fail_under for e in run.engines) else EXIT_FAILED
     return EXIT_OK if run.all_passed else EXIT_FAILED
+
+
+def submissions(folder: str) -> list[str]:
+    """The submissions in ``folder``: its child folders and .py files, by name.
+
+    Names starting with ``.`` or ``_`` (``__pycache__``, ``__MACOSX``) are skipped.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise HarnessError(f"--submissions {folder}: no such folder")
+    return [str(p) for p in sorted(path.iterdir(), key=lambda p: p.name)
+            if not p.name.startswith((".", "_")) and (p.is_dir() or (p.is_file() and p.suffix == ".py"))]
+
+
+def submission_id(path: str) -> str:
+    """A submission's id: its folder's name, or its file's name without ``.py``."""
+    p = Path(path)
+    return p.stem if p.is_file() else p.name
+
+
+def _check_unique(ids: list) -> None:
+    seen: set = set()
+    for i in ids:
+        if i is not None and i in seen:
+            raise HarnessError(f"two submissions are named {i!r} (a folder and a .py file?); "
+                               "rename one so that every submission id is unique")
+        seen.add(i)
+
+
+def _build_gradescope(args, cases: list) -> int:
+    from harness import gradescope_zip, plugins, reference
+    from harness.runner import Limits
+
+    # Check now that 'reference' expectations can be computed, not on the first submission.
+    reference.resolve(cases, Limits(timeout=args.timeout, load_timeout=args.load_timeout,
+                                    memory_mb=args.memory_mb or None))
+
+    options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
+               "--memory-mb", str(args.memory_mb)]
+    options += [o for k in args.keyword for o in ("-k", k)] + [o for t in args.tag for o in ("--tag", t)]
+    course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
+    options += [o for name in course_plugins for o in ("-p", name)]
+    names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
+    hidden = sum(c.visibility != "visible" for c in cases)
+    print(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
+          f"in {sum(n.startswith('cases/') for n in names)} case file(s); upload it as the autograder "
+          "of a Gradescope programming assignment")
+    return EXIT_OK
 
 
 def _check_cases(parser: argparse.ArgumentParser, args, cases: list, limits) -> int:

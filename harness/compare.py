@@ -159,5 +159,6 @@ def _error_message(obs: Observation) -> str:
         return (f"backward recursed too deeply (RecursionError in {obs.phase}){at}: "
                 "build the topological order with an explicit stack instead of recursion")
     if obs.error_type == "MemoryError":
-        return f"the engine ran out of memory in {obs.phase}{at} (MemoryError: the engine process's memory is capped)"
+        cap = obs.message or "the engine process's memory is capped"
+        return f"the engine ran out of memory in {obs.phase}{at}: {cap}"
     return f"the engine raised {obs.error_type} in {obs.phase}{at}: {obs.message}"

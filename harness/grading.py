@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Callable
 
 from harness import program as programs
-from harness import reference
+from harness import reaper, reference
 from harness.compare import judge
 from harness.results import CaseResult, EngineResult, RunResult
 from harness.runner import Limits, Worker, run_engine, timeout_for
@@ -39,39 +41,65 @@ def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
     return {spec: Worker(spec, None, limits) for spec in dict.fromkeys(specs[:max(1, jobs)])}
 
 
-def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1, started: dict | None = None) -> RunResult:
-    """Grade each spec on every case (in parallel up to ``jobs``), keeping the order of ``specs``."""
-    return grade_plan([(spec, cases) for spec in specs], limits, jobs, started)
+def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
+          ids: list[str | None] | None = None,
+          progress: Callable[[int, int], None] | None = None, started: dict | None = None) -> RunResult:
+    """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``.
+
+    ``ids`` gives each spec's submission id (None: the engine's name); ``progress(done, total)``
+    is called from this thread after each spec.
+    """
+    ids = list(ids) if ids is not None else [None] * len(specs)
+    return grade_plan([((spec, sub), cases) for spec, sub in zip(specs, ids)], limits, jobs, progress, started)
 
 
-def grade_plan(plan: list[tuple[str, list]], limits: Limits, jobs: int = 1,
+def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[int, int], None] | None = None,
                started: dict | None = None) -> RunResult:
-    """Grade each (spec, cases) pair of ``plan``, in parallel up to ``jobs``, keeping its order.
+    """Grade each ((spec, submission id), cases) item of ``plan`` (in parallel up to ``jobs``), in its order.
 
     Expectations written as ``reference`` are computed first, by the reference engine in its own process.
-    ``started`` maps a spec to a worker spawned for it by ``prestart``; each is used once.
+    ``started`` maps a spec to a worker that ``prestart`` spawned for it; each is used once.
     """
     start = time.perf_counter()
     started = dict(started or {})
+    early = list(started.values())
     distinct = list({id(c): c for _, cases in plan for c in cases}.values())
     filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits)))
-    plan = [(spec, [filled[id(c)] for c in cases]) for spec, cases in plan]
+    plan = [(item, [filled[id(c)] for c in cases]) for item, cases in plan]
     built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
-
-    def one(item):
-        spec, cases = item
-        return grade_engine(spec, cases, limits, started.pop(spec, None), [built[id(c)] for c in cases])
-
+    per_item: list = [None] * len(plan)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        if jobs > 1 and len(plan) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                per_spec = list(pool.map(one, plan))
-        else:
-            per_spec = [one(item) for item in plan]
+        futures = {pool.submit(_grade_one, spec, sub, cases, limits, started.pop(spec, None),
+                               [built[id(c)] for c in cases]): i
+                   for i, ((spec, sub), cases) in enumerate(plan)}
+        for done, future in enumerate(as_completed(futures), 1):
+            per_item[futures[future]] = future.result()
+            if progress is not None:
+                progress(done, len(plan))
+    except BaseException:  # interrupted: kill the engine processes so that the threads end now
+        reaper.stop_all()
+        raise
     finally:
-        for worker in started.values():  # spawned for a spec with nothing left to grade
+        pool.shutdown(wait=True, cancel_futures=True)
+        reaper.resume()
+        for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
-    engines = [e for batch in per_spec for e in batch]
+    engines = [e for batch in per_item for e in batch]
     return RunResult(engines, round(time.perf_counter() - start, 3))
+
+
+def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits, worker: Worker | None = None,
+               progs: list | None = None) -> list[EngineResult]:
+    """One submission's results; a failure of the harness itself costs only this submission."""
+    try:
+        results = grade_engine(spec, cases, limits, worker, progs)
+    except Exception as e:  # e.g. no more processes or file descriptors: grade the rest anyway
+        why = f"the harness could not grade this submission: {type(e).__name__}: {e}"
+        results = [EngineResult(submission or spec, spec, [
+            CaseResult(id=c.id, status="error", score=0.0, max_score=float(c.points), message=why,
+                       suite=c.suite, name=c.name, description=c.description, tags=c.tags,
+                       visibility=c.visibility) for c in cases], load_error=why)]
+    for r in results:
+        r.submission = submission or r.engine
+    return results

@@ -4,11 +4,14 @@ The work of a run is the list of (submission, case) pairs, submission by
 submission.  Shard K of N takes the K-th of N contiguous, nearly equal blocks
 of it, so each submission is loaded by at most a few shards, and a single
 submission's cases are split too.  Merging the shards' JSON reports gives the
-report of the whole run.
+report of the whole run, in any format; CSV gradebooks merge into a CSV
+gradebook (unchecked: a CSV does not say which shard it is).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
@@ -69,7 +72,7 @@ def merge(paths: list) -> RunResult:
     for path, report in reports:
         duration += _number(report.get("duration_s", 0.0), path)
         for e in report["engines"]:
-            key = (e["engine"], e["source"])
+            key = (e["engine"], e["source"], e.get("submission"))
             merged = engines.setdefault(key, _engine(e))
             for c in e["cases"]:
                 if (key, c["id"]) in seen:
@@ -152,3 +155,87 @@ def _number(x, path) -> float:
     if type(x) not in (int, float) or not math.isfinite(x):
         raise HarnessError(f"{path}: 'duration_s' is not a number")
     return float(x)
+
+
+def kind(path) -> str:
+    """"json" or "csv": what sort of report ``path`` holds."""
+    from harness.reporters.csv import FIXED_COLUMNS
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise HarnessError(f"{path}: cannot read the report: {e.strerror or e}") from None
+    except ValueError:
+        head = ""
+    if head.lstrip().startswith("{"):
+        return "json"
+    if head.startswith(",".join(FIXED_COLUMNS[:3])):
+        return "csv"
+    raise HarnessError(f"{path}: not a JSON report or a CSV gradebook from grade; write shard reports with "
+                       "--format json --output FILE")
+
+
+@dataclass
+class CsvRow:
+    """One submission's merged row of a CSV gradebook."""
+
+    cells: dict          # fixed column -> text
+    statuses: dict       # case id -> status
+
+    @property
+    def percent(self) -> float:
+        return float(self.cells["percent"])
+
+    @property
+    def all_passed(self) -> bool:
+        from harness.compare import STATUSES
+
+        return all(int(self.cells[s]) == 0 for s in STATUSES if s != "passed")
+
+
+def merge_csv(paths: list) -> tuple[str, list]:
+    """One CSV gradebook from the gradebooks of the shards (in the order given), and its rows."""
+    from harness.compare import STATUSES
+    from harness.reporters.csv import FIXED_COLUMNS
+
+    case_ids: dict = {}
+    rows: dict = {}
+    for path in paths:
+        try:
+            table = list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8"), newline="")))
+        except (OSError, ValueError, csv.Error) as e:
+            raise HarnessError(f"{path}: not a CSV gradebook ({e})") from None
+        if not table or tuple(table[0][:len(FIXED_COLUMNS)]) != FIXED_COLUMNS:
+            raise HarnessError(f"{path}: not a CSV gradebook from grade --format csv (its header should "
+                               f"start with {','.join(FIXED_COLUMNS)})")
+        ids = table[0][len(FIXED_COLUMNS):]
+        case_ids.update(dict.fromkeys(ids))
+        for n, line in enumerate(table[1:], 2):
+            if len(line) != len(table[0]):
+                raise HarnessError(f"{path}:{n}: expected {len(table[0])} cells, found {len(line)}")
+            cells = dict(zip(FIXED_COLUMNS, line))
+            key = (cells["submission"], cells["engine"], cells["source"])
+            row = rows.setdefault(key, CsvRow({**cells, "score": "0", "max_score": "0",
+                                               **{s: "0" for s in STATUSES}}, {}))
+            try:
+                for column in ("score", "max_score", *STATUSES):
+                    total = float(row.cells[column]) + float(cells[column])
+                    row.cells[column] = f"{total:g}" if column in ("score", "max_score") else str(int(total))
+            except ValueError:
+                raise HarnessError(f"{path}:{n}: a score or count is not a number") from None
+            row.cells["load_error"] = row.cells["load_error"] or cells["load_error"]
+            for case_id, status in zip(ids, line[len(FIXED_COLUMNS):]):
+                if status and row.statuses.get(case_id):
+                    raise HarnessError(f"{path}:{n}: case {case_id} of {key[0]} is already in another "
+                                       "report; merge each shard's gradebook once")
+                if status:
+                    row.statuses[case_id] = status
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*FIXED_COLUMNS, *case_ids])
+    for row in rows.values():
+        score, max_score = float(row.cells["score"]), float(row.cells["max_score"])
+        row.cells["percent"] = f"{100.0 * score / max_score if max_score else 100.0:.2f}"
+        writer.writerow([*(row.cells[c] for c in FIXED_COLUMNS), *(row.statuses.get(i, "") for i in case_ids)])
+    return out.getvalue(), list(rows.values())

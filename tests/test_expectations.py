@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 import time
 from pathlib import Path
@@ -65,9 +66,11 @@ TORCH_LIKE = """\
 
 def test_raises_passes_engines_that_raise_and_fails_ones_that_answer(grade, engine, tmp_path):
     cases = write(tmp_path, RAISES)
-    torch_like = write(tmp_path, TORCH_LIKE, "torch_like.py")
-    result = grade("--engine", engine("micrograd_full"), "--engine", engine("notebook_full"),
-                   "--engine", torch_like, "--cases", cases, "--format", "json")
+    write(tmp_path, TORCH_LIKE, "torch_like.py")
+    # it builds on the reference engine, which a submission may not import: an instructor's plugin (-p) may
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = grade("-p", "torch_like", "--engine", engine("micrograd_full"), "--engine", engine("notebook_full"),
+                   "--engine", "torchlike", "--cases", cases, "--format", "json", env=env)
     assert result.code == 1
     expected = {"edges::log_of_zero": "passed", "edges::one_over_zero": "passed",
                 "edges::exp_overflow": "passed", "edges::sqrt_of_negative": "passed",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,14 @@ ENGINES = Path(__file__).resolve().parent / "engines"
 
 TWO_ENGINES = '''
 from harness import hookimpl
-from reference_engine.plugin import ReferenceEngine
+from plugin_engine import TapeEngine
 
 
-class Alpha(ReferenceEngine):
+class Alpha(TapeEngine):
     name = "alpha"
 
 
-class Beta(ReferenceEngine):
+class Beta(TapeEngine):
     name = "beta"
 
 
@@ -58,7 +59,9 @@ def shard_reports(grade, tmp_path, args: list, count: int) -> list:
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     """A mixed batch: a correct engine, a buggy one, one that fails to load, one with two engines."""
-    two = tmp_path_factory.mktemp("batch") / "two_engines.py"
+    folder = tmp_path_factory.mktemp("batch")
+    shutil.copy(ENGINES / "plugin_engine.py", folder)  # a module of this submission
+    two = folder / "two_engines.py"
     two.write_text(TWO_ENGINES)
     return ["--engine", "reference", "--engine", str(ENGINES / "bug_sub_sign.py"),
             "--engine", str(ENGINES / "syntax_error.py"), "--engine", str(two), "-k", "notebook::", "-k", "ops::sub"]
@@ -182,3 +185,56 @@ def test_merge_names_a_file_that_is_not_a_report(grade, tmp_path):
         assert f"{path}: {message}" in result.stderr
         assert "Traceback" not in result.stderr
     assert grade("merge").code == 2
+
+
+def csv_rows(text: str) -> dict:
+    """A CSV gradebook as {(submission, engine, source): {column: cell}}, whatever the column order."""
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return {(r["submission"], r["engine"], r["source"]): r for r in rows}
+
+
+def test_csv_gradebooks_of_the_shards_merge_into_the_full_gradebook(grade, batch, tmp_path):
+    full = grade(*batch, "--format", "csv")
+    assert full.code == 1
+    paths = []
+    for k in (1, 2, 3):
+        out = tmp_path / f"shard-{k}.csv"
+        assert grade(*batch, "--shard", f"{k}/3", "--format", "csv", "--output", out).code in (0, 1)
+        paths.append(out)
+    in_order = grade("merge", *paths)
+    assert (in_order.code, in_order.stdout) == (full.code, full.stdout)
+    shuffled = grade("merge", paths[2], paths[0], paths[1], "--format", "csv")
+    assert shuffled.code == full.code
+    assert csv_rows(shuffled.stdout) == csv_rows(full.stdout)
+    percent = min(float(r["percent"]) for r in csv_rows(full.stdout).values())
+    assert grade("merge", *paths, "--fail-under", str(percent)).code == 0
+
+
+def test_json_shards_render_any_format_of_the_full_run(grade, batch, tmp_path):
+    paths = shard_reports(grade, tmp_path, batch, 3)
+    for fmt in ("csv", "markdown", "junit"):
+        full = grade(*batch, "--format", fmt)
+        merged = grade("merge", *paths, "--format", fmt)
+        assert merged.code == full.code
+        if fmt == "csv":
+            assert merged.stdout == full.stdout
+        else:
+            assert len(merged.stdout.splitlines()) == len(full.stdout.splitlines())
+
+
+def test_merge_refuses_mixed_or_misformatted_gradebooks(grade, tmp_path):
+    args = ["--engine", "reference", "-k", "notebook::"]
+    csv_path, json_path = tmp_path / "a.csv", tmp_path / "a.json"
+    grade(*args, "--shard", "1/2", "--format", "csv", "--output", csv_path)
+    grade(*args, "--shard", "2/2", "--format", "json", "--output", json_path)
+    for paths, extra, message in [
+        ([csv_path, json_path], [], "the reports mix JSON and CSV"),
+        ([csv_path], ["--format", "json"], "CSV gradebooks merge into --format csv only, not 'json'"),
+        ([csv_path, csv_path], [], "case notebook::add_value of reference is already in another report"),
+    ]:
+        result = grade("merge", *paths, *extra)
+        assert result.code == 2, result.stdout
+        assert message in result.stderr

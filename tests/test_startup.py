@@ -34,7 +34,7 @@ def test_early_engine_processes_die_when_the_cases_are_bad(grade, engine, tmp_pa
     result = grade("--engine", engine("hang_on_import"), "--engine", engine("hang_on_import"), "--jobs", jobs,
                    "--cases", bad, env=env)
     assert result.code == 2
-    assert f"{bad}:4: YAML syntax error" in result.stderr
+    assert f"{bad}:4: case 'a': YAML syntax error" in result.stderr
     assert time.monotonic() - started < 15  # not the 20 s load timeout of the hanging engines
     assert processes_with(marker) == []
 
