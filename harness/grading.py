@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable
 
 from harness import program as programs
@@ -68,25 +67,47 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     plan = [(item, [filled[id(c)] for c in cases]) for item, cases in plan]
     built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
     per_item: list = [None] * len(plan)
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+
+    def job(i: int) -> list:
+        (spec, sub), cases = plan[i]
+        return _grade_one(spec, sub, cases, limits, started.pop(spec, None), [built[id(c)] for c in cases])
+
     try:
-        futures = {pool.submit(_grade_one, spec, sub, cases, limits, started.pop(spec, None),
-                               [built[id(c)] for c in cases]): i
-                   for i, ((spec, sub), cases) in enumerate(plan)}
-        for done, future in enumerate(as_completed(futures), 1):
-            per_item[futures[future]] = future.result()
-            if progress is not None:
-                progress(done, len(plan))
-    except BaseException:  # interrupted: kill the engine processes so that the threads end now
+        if jobs <= 1 or len(plan) <= 1:  # one at a time: no thread pool to start (or import)
+            for i in range(len(plan)):
+                per_item[i] = job(i)
+                if progress is not None:
+                    progress(i + 1, len(plan))
+        else:
+            _in_parallel(job, per_item, jobs, progress)
+    except BaseException:  # interrupted: kill the engine processes so that nothing outlives grading
         reaper.stop_all()
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         reaper.resume()
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
     engines = [e for batch in per_item for e in batch]
     return RunResult(engines, round(time.perf_counter() - start, 3))
+
+
+def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
+                 progress: Callable[[int, int], None] | None) -> None:
+    """results[i] = job(i) for every i, ``jobs`` at a time, each in its own thread."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(job, i): i for i in range(len(results))}
+        for done, future in enumerate(as_completed(futures), 1):
+            results[futures[future]] = future.result()
+            if progress is not None:
+                progress(done, len(results))
+    except BaseException:  # interrupted: kill the engine processes so that the threads end now
+        reaper.stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits, worker: Worker | None = None,
