@@ -190,8 +190,7 @@ def _on_sigterm(handler):
 
 
 def _run(parser: argparse.ArgumentParser, args) -> int:
-    from harness import plugins, reaper
-    from harness.grading import prestart
+    from harness.runner import prestart
 
     if args.schema:
         from harness.cases import SCHEMA_PATH
@@ -199,6 +198,8 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
         print(SCHEMA_PATH)
         return EXIT_OK
     if args.plugin:  # the engine processes inherit the variable and load them too
+        from harness import plugins
+
         os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
     limits = _limits(args)
     early: dict = {}
@@ -209,7 +210,6 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
         except HarnessError:
             specs = []  # reported below, in its turn
         if specs:
-            reaper.become_subreaper()
             early = prestart(specs, limits, args.jobs)
     try:
         return _grade(parser, args, limits, early)

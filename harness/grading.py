@@ -35,11 +35,6 @@ def grade_engine(spec: str, cases: list, limits: Limits, worker: Worker | None =
     return results
 
 
-def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
-    """Spawn the engine processes of the first ``jobs`` specs now, so they load while cases are parsed."""
-    return {spec: Worker(spec, None, limits) for spec in dict.fromkeys(specs[:max(1, jobs)])}
-
-
 def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
           ids: list[str | None] | None = None,
           progress: Callable[[int, int], None] | None = None, started: dict | None = None) -> RunResult:

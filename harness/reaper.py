@@ -11,7 +11,6 @@ so such orphans are re-parented to the grader instead of to init, and
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -48,6 +47,8 @@ def become_subreaper() -> bool:
 def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         zero = ctypes.c_ulong(0)

@@ -21,10 +21,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness import plugins, protocol, reaper
+from harness import protocol, reaper
 from harness.guard import DEFAULT_FORBIDDEN
-from harness.program import Program
+
+if TYPE_CHECKING:
+    from harness.program import Program
 
 HARNESS_ROOT = str(Path(__file__).resolve().parent.parent)
 _STDLIB = tuple({sysconfig.get_paths()[k] + os.sep for k in ("stdlib", "platstdlib")})
@@ -101,10 +104,8 @@ class EngineRun:
 class Worker:
     """One engine process with its two pipes."""
 
-    def __init__(self, spec: str, select: str | None, limits: Limits):
-        self.spec, self.limits, self.killed = spec, limits, False
-        hello = {"spec": spec, "select": select, "limits": {"memory_mb": limits.memory_mb},
-                 "installed": list(installed_engines()), "forbid": list(limits.forbidden_imports)}
+    def __init__(self, spec: str, select: str | None, limits: Limits, greet: bool = True):
+        self.spec, self.select, self.limits, self.killed = spec, select, limits, False
         prog_r, self.prog_w = os.pipe()
         obs_r, obs_w = os.pipe()
         self.output = tempfile.TemporaryFile()  # what the engine prints goes here, never to the report
@@ -126,7 +127,15 @@ class Worker:
         os.close(prog_r)
         os.close(obs_w)
         self.reader = protocol.FrameReader(obs_r)
-        self.send(hello)
+        if greet:
+            self.greet()
+
+    def greet(self) -> None:
+        """Tell the engine process what to load, and under which limits (it imports nothing before)."""
+        # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
+        installed = [] if os.path.exists(self.spec) else list(installed_engines())
+        self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb},
+                   "installed": installed, "forbid": list(self.limits.forbidden_imports)})
 
     def send(self, obj) -> None:
         """Write in the background, so a worker that never reads cannot block the grader."""
@@ -190,7 +199,21 @@ class Worker:
 @functools.lru_cache(maxsize=None)
 def installed_engines() -> tuple:
     """Names of the engines that installed plugins register: only these are trusted."""
+    from harness import plugins
+
     return tuple(str(getattr(e, "name", "")) for e in plugins.engines(plugins.installed_manager()))
+
+
+def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
+    """Spawn the engine processes of the first ``jobs`` specs now, so they start while the cases are parsed.
+
+    The grader becomes a subreaper between their spawn and their hello, before any submission code runs.
+    """
+    early = {spec: Worker(spec, None, limits, greet=False) for spec in dict.fromkeys(specs[:max(1, jobs)])}
+    reaper.become_subreaper()
+    for worker in early.values():
+        worker.greet()
+    return early
 
 
 def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None = None):

@@ -23,11 +23,11 @@ def main(argv: list[str]) -> int:
     """Serve one engine until the grader closes the pipe."""
     fd_in, fd_out = int(argv[1]), int(argv[2])
     faulthandler.enable()  # a segfault leaves a Python traceback in the captured stderr
+    from harness.loading import LoadError, load  # while the grader prepares the hello
+
     hello = protocol.read_blocking(fd_in)
     memory_mb = hello.get("limits", {}).get("memory_mb")
     _limit_memory(memory_mb)
-    from harness.loading import LoadError, load
-
     policy = ImportPolicy(tuple(hello.get("forbid", DEFAULT_FORBIDDEN)), tuple(hello.get("allow", PUBLIC_API)))
     sys.dont_write_bytecode = True  # the harness's own modules are cached; no __pycache__ in a submission
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 
 from harness import hookimpl
@@ -18,6 +17,8 @@ _MARKUP = re.compile(r"([\\`*_\[\]~|#$])")
 
 def cell(text: str) -> str:
     """Text that stays inside one table cell and renders literally: no HTML, no emphasis."""
+    import html  # here, not at start-up: most runs write another format
+
     text = _MARKUP.sub(r"\\\1", html.escape(text.strip(), quote=False))
     return text.replace("\r", "").replace("\n", "<br>")
 
