@@ -91,16 +91,32 @@ def _read(path) -> dict:
     except ValueError as e:
         raise HarnessError(f"{path}: not a JSON report ({e}); write shard reports with "
                            "--format json --output FILE") from None
-    try:
-        for e in report["engines"]:
-            for key in ("engine", "source", "cases"):
-                e[key]
-            for c in e["cases"]:
-                c["id"], c["status"]
-    except (KeyError, TypeError) as e:
-        raise HarnessError(f"{path}: not a report from grade --format json (missing {e}); "
-                           "write shard reports with --format json --output FILE") from None
+    problem = _shape_problem(report)
+    if problem:
+        raise HarnessError(f"{path}: not a report from grade --format json ({problem}); "
+                           "write shard reports with --format json --output FILE")
     return report
+
+
+def _shape_problem(report) -> str:
+    """What keeps ``report`` from being a JSON report of grade, or ''."""
+    from harness.compare import STATUSES
+
+    if not isinstance(report, dict) or not isinstance(report.get("engines"), list):
+        return "missing 'engines'"
+    for e in report["engines"]:
+        if not isinstance(e, dict) or not all(isinstance(e.get(k), str) for k in ("engine", "source")):
+            return "an engine without 'engine' and 'source'"
+        if not isinstance(e.get("cases"), list):
+            return f"engine {e['engine']!r} without a 'cases' list"
+        for c in e["cases"]:
+            if not isinstance(c, dict) or not isinstance(c.get("id"), str):
+                return f"a case of engine {e['engine']!r} without an 'id'"
+            if c.get("status") not in STATUSES:
+                return f"case {c['id']} has status {c.get('status')!r}, not one of {', '.join(STATUSES)}"
+            if not all(type(c.get(k)) in (int, float) for k in ("score", "max_score")):
+                return f"case {c['id']} without a numeric 'score' and 'max_score'"
+    return ""
 
 
 def _in_shard_order(reports: list, sharded: list) -> list:

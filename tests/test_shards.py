@@ -178,8 +178,17 @@ def test_merge_names_a_file_that_is_not_a_report(grade, tmp_path):
     not_json.write_text("PASS notebook::add_value\n")
     wrong_shape = tmp_path / "other.json"
     wrong_shape.write_text('{"results": []}')
+    bad_status = tmp_path / "status.json"
+    bad_status.write_text('{"engines": [{"engine": "e", "source": "e.py", "cases": [{"id": "s::c", "status": "ok", '
+                          '"score": 1, "max_score": 1}]}]}')
+    no_score = tmp_path / "score.json"
+    no_score.write_text('{"engines": [{"engine": "e", "source": "e.py", "cases": [{"id": "s::c", "status": "passed"}]}]}')
     for path, message in [(missing, "cannot read the report"), (not_json, "not a JSON report"),
-                          (wrong_shape, "not a report from grade --format json (missing 'engines')")]:
+                          (wrong_shape, "not a report from grade --format json (missing 'engines')"),
+                          (bad_status, "not a report from grade --format json (case s::c has status 'ok', "
+                                       "not one of passed, failed"),
+                          (no_score, "not a report from grade --format json (case s::c without a numeric "
+                                     "'score' and 'max_score')")]:
         result = grade("merge", path)
         assert result.code == 2
         assert f"{path}: {message}" in result.stderr
