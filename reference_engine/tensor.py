@@ -57,11 +57,25 @@ class Tensor:
             node = pop()
             grad = node._pending
             node._grad = grad if node._grad is None else node._grad + grad
-            for arg, local in zip(node.args, node._local):
-                arg._pending += local * grad
+            args, local = node.args, node._local
+            if len(args) == 2 == len(local):  # most nodes: written out, as zip() costs more than the math
+                a, b = args
+                a._pending += local[0] * grad
+                users = a._users - 1
+                a._users = users
+                if not users:  # all its users are done
+                    push(a)
+                b._pending += local[1] * grad
+                users = b._users - 1
+                b._users = users
+                if not users:
+                    push(b)
+                continue
+            for arg, d in zip(args, local):
+                arg._pending += d * grad
                 users = arg._users - 1
                 arg._users = users
-                if not users:  # all its users are done
+                if not users:
                     push(arg)
 
     def __repr__(self) -> str:
