@@ -247,3 +247,16 @@ def test_merge_refuses_mixed_or_misformatted_gradebooks(grade, tmp_path):
         result = grade("merge", *paths, *extra)
         assert result.code == 2, result.stdout
         assert message in result.stderr
+
+
+def test_shards_of_a_submissions_folder_merge_into_its_gradebook(grade, engine, tmp_path):
+    folder = tmp_path / "submissions"
+    for name, fixture in [("ada", "notebook_full"), ("bob", "bug_sub_sign"), ("cy", "micrograd_full")]:
+        (folder / name).mkdir(parents=True)
+        shutil.copy(engine(fixture), folder / name / "engine.py")
+    args = ["--submissions", folder, "-k", "notebook::", "-k", "ops::sub"]
+    full = grade(*args, "--format", "csv")
+    paths = shard_reports(grade, tmp_path, args, 4)
+    merged = grade("merge", *paths, "--format", "csv")
+    assert (merged.code, merged.stdout) == (full.code, full.stdout)
+    assert [row[0] for row in csv_rows(full.stdout)] == ["ada", "bob", "cy"]
