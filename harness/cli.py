@@ -41,7 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    p.add_argument("--no-blame", dest="blame", action="store_false",
+                   help="do not probe failing cases for the op or habit to blame")
+    p.add_argument("--fuzz", type=_positive_int, default=0, metavar="N",
+                   help="also grade N random expressions against the reference engine (ids fuzz::<k>)")
+    p.add_argument("--seed", type=_int, default=0, metavar="S", help="seed of --fuzz (default: 0)")
+    p.add_argument("--graph", choices=["dot"], metavar="dot",
+                   help="print the graphs of the failing cases as Graphviz DOT instead of the report")
     return p
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def _positive(text: str) -> float:
@@ -109,7 +123,7 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     from harness import plugins
     from harness.cases import load_suites
     from harness.expr import CALL_OPS
-    from harness.grading import grade
+    from harness.grading import Feedback, grade
     from harness.results import ReportContext
     from harness.runner import Limits
 
@@ -123,8 +137,11 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     call_ops = {**CALL_OPS, **{name: spec.arity for name, spec in plugins.ops(pm).items()}}
     suites = load_suites(args.cases, call_ops)
     cases = select([c for s in suites for c in s.cases], args.keyword, args.tag)
-    if not cases:
+    if not cases and not args.fuzz:
         raise HarnessError("no case matches the -k/--tag filters")
+    if args.graph and args.format != "text":
+        raise HarnessError("--graph dot prints DOT instead of the report; leave out --format")
+    fmt = "dot" if args.graph else args.format
     if args.list:
         for c in cases:
             print(f"{c.id}  [{', '.join(c.tags)}]")
@@ -133,10 +150,11 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
         parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
     specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
     limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
-    run = grade(specs, cases, limits, jobs=args.jobs)
+    feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
+    run = grade(specs, cases, limits, jobs=args.jobs, feedback=feedback)
     _restore_sources(run, dict(zip(specs, args.engine)))
     to_tty = not args.output and sys.stdout.isatty()
-    text = reporters[args.format](run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
+    text = reporters[fmt](run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
     if args.output:
         write_atomically(args.output, text)
     else:

@@ -1,41 +1,103 @@
-"""Grade engines against cases: the whole flow from parsed cases to results."""
+"""Grade engines against cases: the whole flow from parsed cases to results.
+
+parsed cases -> programs -> engine processes -> observations -> verdicts -> results,
+then, for the failing cases, blame (``harness.blame``), and with ``--fuzz``
+generated cases (``harness.fuzz``) that go through the same flow.
+"""
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
+from harness import blame as blaming
+from harness import fuzz as fuzzing
 from harness import program as programs
-from harness.compare import judge
+from harness.cases import Case
+from harness.compare import Verdict, judge
 from harness.results import CaseResult, EngineResult, RunResult
-from harness.runner import Limits, run_engine, timeout_for
+from harness.runner import Limits, Observation, run_engine, timeout_for
 
 
-def grade_engine(spec: str, cases: list, limits: Limits) -> list[EngineResult]:
+@dataclass(frozen=True)
+class Feedback:
+    """What to do beyond grading the cases: blame failing cases, fuzz."""
+
+    blame: bool = True
+    fuzz: int = 0           # number of random expressions (0: no fuzzing)
+    seed: int = 0
+    reference: str = blaming.REFERENCE_SPEC
+
+
+def case_result(case: Case, obs: Observation, verdict: Verdict) -> CaseResult:
+    """The result record of one judged case."""
+    return CaseResult(
+        id=case.id, status=verdict.status,
+        score=float(case.points) if verdict.status == "passed" else 0.0,
+        max_score=float(case.points), message=verdict.message,
+        duration_s=round(obs.duration_s, 6), suite=case.suite, name=case.name,
+        description=case.description, tags=case.tags, visibility=case.visibility,
+        mismatches=[{"quantity": m.quantity, "expected": m.expected, "got": m.got}
+                    for m in verdict.mismatches])
+
+
+def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Feedback()) -> list[EngineResult]:
     """Every engine behind ``spec``, graded on ``cases``."""
     progs = [programs.build(c) for c in cases]
     timeouts = [timeout_for(c.timeout, limits) for c in cases]
     results = []
     for run in run_engine(spec, progs, timeouts, limits):
-        graded = []
-        for case, obs in zip(cases, run.observations):
-            verdict = judge(case, obs)
-            graded.append(CaseResult(
-                id=case.id, status=verdict.status,
-                score=float(case.points) if verdict.status == "passed" else 0.0,
-                max_score=float(case.points), message=verdict.message,
-                duration_s=round(obs.duration_s, 6), suite=case.suite, name=case.name,
-                description=case.description, tags=case.tags, visibility=case.visibility,
-                mismatches=[{"quantity": m.quantity, "expected": m.expected, "got": m.got}
-                            for m in verdict.mismatches]))
-        results.append(EngineResult(run.name, run.source, graded, run.load_error))
+        items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
+                 for case, prog, obs in zip(cases, progs, run.observations)]
+        engine = EngineResult(run.name, run.source, [it.result for it in items], run.load_error)
+        if not run.load_error:
+            _feedback(spec, run.name, engine, items, limits, feedback)
+        results.append(engine)
     return results
 
 
-def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1) -> RunResult:
+def _feedback(spec, name, engine: EngineResult, items: list, limits: Limits, feedback: Feedback) -> None:
+    fuzz_items, minimal, signatures = [], {}, {}
+    if feedback.fuzz:
+        fz = fuzzing.run(spec, name, feedback.fuzz, feedback.seed, limits, feedback.reference)
+        engine.fuzz = fz.summary
+        for o in fz.outcomes:
+            fuzz_items.append(blaming.Item(o.case, o.program, o.observation,
+                                           case_result(o.case, o.observation, o.verdict), probe=False))
+            signatures[o.case.id] = o.signature
+        for n, (sig, o) in enumerate(fz.minimal.items(), 1):
+            case = replace(o.case, name=f"minimal-{n}")
+            minimal[sig] = blaming.Item(case, replace(o.program, id=case.id), o.observation,
+                                        case_result(case, o.observation, o.verdict))
+    if feedback.blame:
+        blaming.blame(spec, name, items + fuzz_items, limits, feedback.reference, extra=list(minimal.values()))
+    for it in fuzz_items:
+        sig = signatures.get(it.case.id)
+        if sig in minimal:
+            _attach_shrunk(it.result, minimal[sig])
+    engine.cases += [it.result for it in fuzz_items]
+
+
+def _attach_shrunk(res: CaseResult, small: blaming.Item) -> None:
+    """Tell a failing fuzz case the minimal expression that fails the same way, and its blame."""
+    first = small.result.message.splitlines()[0] if small.result.message else small.result.status
+    res.shrunk = {"expression": small.case.description, "ops": fuzzing.op_count(small.case),
+                  "message": first, "diagnosis": small.result.diagnosis}
+    lines = [f"shrunk to {res.shrunk['ops']} op(s): {small.case.description}: {first}"]
+    known = {d["message"] for d in res.diagnosis}
+    for d in small.result.diagnosis:
+        if d["message"] not in known:
+            res.diagnosis.append(d)
+            lines.append(f"blame ({d['confidence']} confidence, on the shrunk expression): {d['message']}")
+    res.message = "\n".join([res.message] + lines) if res.message else "\n".join(lines)
+
+
+def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
+          feedback: Feedback = Feedback()) -> RunResult:
     """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``."""
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        per_spec = list(pool.map(lambda s: grade_engine(s, cases, limits), specs))
+        per_spec = list(pool.map(lambda s: grade_engine(s, cases, limits, feedback), specs))
     engines = [e for batch in per_spec for e in batch]
     return RunResult(engines, round(time.perf_counter() - start, 3))

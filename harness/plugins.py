@@ -11,7 +11,8 @@ from harness import hookspecs
 from harness.errors import HarnessError, did_you_mean
 
 ENTRY_POINT_GROUP = "harness"
-BUILTIN_PLUGINS = ("harness.reporters.text", "harness.reporters.json")
+BUILTIN_PLUGINS = ("harness.reporters.text", "harness.reporters.json", "harness.reporters.html",
+                   "harness.reporters.dot")
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("register_"))
 
 

@@ -23,6 +23,9 @@ class CaseResult:
     tags: tuple = ()
     visibility: str = "visible"
     mismatches: list = field(default_factory=list)
+    diagnosis: list = field(default_factory=list)   # likely culprits: kind, culprit, message, confidence, evidence
+    graph: dict | None = None                       # a failing case's graph, for drawing
+    shrunk: dict | None = None                      # fuzz cases: the minimal expression failing the same way
 
 
 @dataclass
@@ -33,6 +36,7 @@ class EngineResult:
     source: str
     cases: list
     load_error: str = ""
+    fuzz: dict | None = None   # with --fuzz: seed, forms fuzzed, forms left out, minimal failures
 
     @property
     def score(self) -> float:
