@@ -31,8 +31,9 @@ from harness.expr import Expr, render
 from harness.runner import Limits, Observation, Session
 
 MAX_OPS = 8
-FUZZ_TIMEOUT = 2.0          # seconds per expression (capped by --timeout)
-SHRINK_BUDGET = 60.0        # seconds of new engine runs while shrinking
+FUZZ_TIMEOUT = 1.0          # seconds per expression (capped by --timeout); the reference needs microseconds
+RUN_BUDGET = 120.0          # seconds of generating; past it the report says how many ran
+SHRINK_BUDGET = 30.0        # seconds of new engine runs while shrinking
 MAX_VALUE, MAX_GRAD = 1e3, 1e4
 KINK, POLE = 1e-3, 1e-2     # distance kept from relu's kink, and from log's, 1/x's and x**-n's poles
 UNARY = ("neg", "exp", "log", "tanh", "relu", "sigmoid")
@@ -80,6 +81,11 @@ class Outcome:
     verdict: Verdict | None = None
     valid: bool = True
     key: str = ""          # the program, without its id: equal keys are the same expression
+
+    @property
+    def shrinkable(self) -> bool:
+        """A failure worth shrinking: not a timeout, where every try would cost a whole timeout."""
+        return bool(self.signature) and self.signature != "timeout"
 
     @property
     def signature(self) -> str | None:
@@ -204,6 +210,8 @@ class Fuzzer:
         self.cache: dict[str, Outcome] = {}
         self.live_runs = 0
         self.rejected = 0
+        self.out_of_time = False
+        self.shrink_cut = False
 
     def outcome(self, expr: Expression, k: int) -> Outcome:
         """Run one expression (or recall it): invalid when the reference leaves safe territory."""
@@ -303,14 +311,22 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
         out.summary.update(forms=[str(f) for f in forms], skipped=skipped)
         if eng.load_error or ref.load_error or not forms:
             out.summary["generated"] = 0
+            out.summary["stopped"] = (f"the reference engine failed to load: {ref.load_error}" if ref.load_error
+                                      else "the engine failed to load" if eng.load_error
+                                      else "the engine supports none of the ops")
             return out
         outcomes: list[Outcome] = []
         _search(strategy(forms), count, seed, fuzzer, record=outcomes)
         out.outcomes = outcomes
         out.summary["generated"] = len(outcomes)
         out.summary["rejected"] = fuzzer.rejected
-        if any(o.signature for o in outcomes):
+        if fuzzer.out_of_time:
+            out.summary["stopped"] = f"generating stopped after {RUN_BUDGET:g} s"
+        if any(o.shrinkable for o in outcomes):
             out.minimal = _search(strategy(forms), count, seed, fuzzer, record=None)
+            if fuzzer.shrink_cut:
+                cut = f"shrinking stopped after {SHRINK_BUDGET:g} s (the expressions may not be minimal)"
+                out.summary["stopped"] = "; ".join(filter(None, [out.summary.get("stopped"), cut]))
         out.summary["minimal"] = [
             {"failure": sig, "expression": o.case.description, "ops": op_count(o.case)}
             for sig, o in out.minimal.items()]
@@ -331,6 +347,7 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
 
     shrinking_since = [None]
     seen: set[str] = set()
+    started = time.monotonic()
 
     @settings(max_examples=2 * count + 20, database=None, deadline=None, verbosity=Verbosity.quiet,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=True,
@@ -338,10 +355,14 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
     @seeded(seed)
     @given(strat)
     def check(expr):
-        if record is not None and len(record) >= count:
+        if record is not None and (len(record) >= count or fuzzer.out_of_time):
             raise _Enough  # also on Hypothesis's replay of the example that stopped the search
+        if record is not None and time.monotonic() - started > RUN_BUDGET:
+            fuzzer.out_of_time = True
+            raise _Enough
         if record is None and shrinking_since[0] and time.monotonic() - shrinking_since[0] > SHRINK_BUDGET:
             if not _known(fuzzer, expr):
+                fuzzer.shrink_cut = True
                 return  # out of shrinking time: unseen expressions count as agreeing
         outcome = fuzzer.outcome(expr, len(record) + 1 if record is not None else 0)
         if not outcome.valid:
@@ -354,7 +375,7 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
                 record.append(outcome)
                 if len(record) >= count:
                     raise _Enough
-        elif outcome.signature:
+        elif outcome.shrinkable:
             if shrinking_since[0] is None:
                 shrinking_since[0] = time.monotonic()
             raise _mismatch_class(outcome.signature)(outcome)

@@ -44,6 +44,8 @@ def fuzz_lines(fuzz: dict) -> list[str]:
     ops = sorted({f.split(" ")[0] for f in fuzz.get("forms", [])})
     lines = [f"fuzz: {fuzz.get('generated', 0)} random expressions (seed {fuzz['seed']}) over "
              f"{', '.join(ops) or 'no op'}"]
+    if fuzz.get("stopped"):
+        lines.append(f"      {fuzz['stopped']}")
     if fuzz.get("skipped"):
         lines.append(f"      left out: {'; '.join(fuzz['skipped'])}")
     for m in fuzz.get("minimal", []):
