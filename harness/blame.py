@@ -110,8 +110,8 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
         for (it, g), ref in zip(built, ref_traces):
             if ref.status != "ok" or ref.trace is None:
                 continue
-            per_case[it.case.id] = [p for p in _probes(g, ref.trace["values"])]
-            for p in per_case[it.case.id]:
+            per_case[it.case.id] = _probes(g, ref.trace["values"])
+            for p, _used in per_case[it.case.id]:
                 if p not in probes and len(probes) < MAX_PROBES:
                     probes[p] = f"probe::{len(probes) + 1}"
         probe_programs = [p.program(pid) for p, pid in probes.items()]
@@ -132,7 +132,7 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
             if div:
                 found[it.case.id].append(div)
             if not found[it.case.id] and per_case[it.case.id] and all(
-                    verdicts.get(p) == "ok" for p in per_case[it.case.id]):
+                    verdicts.get(p) == "ok" for p, _used in per_case[it.case.id]):
                 n = len(per_case[it.case.id])
                 found[it.case.id].append(Diagnosis(
                     "op", "backward", "every op of this case matches the reference when run alone "
@@ -157,9 +157,12 @@ def _worth_probing(it: Item) -> bool:
     return obs.status == "error" and obs.error_type not in ("RecursionError", "MemoryError")
 
 
-def _probes(g: graphs.Graph, values: list) -> list[Probe]:
-    """The ops of the case at their operand values, alone, with Python-number forms too."""
-    out: list[Probe] = []
+def _probes(g: graphs.Graph, values: list) -> list[tuple[Probe, bool]]:
+    """The ops of the case at their operand values, alone, with Python-number forms too.
+
+    Each probe comes with whether the case itself uses that form.
+    """
+    out: dict[Probe, bool] = {}
     for i in sorted(g.reachable(), reverse=True):
         node = g.nodes[i]
         if node.op == "leaf":
@@ -167,52 +170,60 @@ def _probes(g: graphs.Graph, values: list) -> list[Probe]:
         operands = tuple(("node", values[x]) if kind == "node" else ("const", x) for kind, x in node.operands)
         if any(v is None for _, v in operands):
             continue
-        forms = [operands]
+        operands = tuple((kind, _tidy(v)) for kind, v in operands)
+        out[Probe(node.op, operands)] = True
         if len(operands) == 2:
             (_, a), (_, b) = operands
-            forms += [(("node", a), ("node", b)), (("node", a), ("const", b))]
-            if node.op != "pow":
-                forms.append((("const", a), ("node", b)))
-        for form in forms:
-            p = Probe(node.op, form)
-            if p not in out:
-                out.append(p)
-    return out
+            forms = [(("node", a), ("const", b))]
+            if node.op != "pow":  # micrograd-style engines take only numbers as exponents
+                forms += [(("node", a), ("node", b)), (("const", a), ("node", b))]
+            for form in forms:
+                out.setdefault(Probe(node.op, form), False)
+    return list(out.items())
+
+
+def _tidy(x: float):
+    """5.0 as 5, so that a probe reads like the case."""
+    return int(x) if isinstance(x, float) and x.is_integer() and abs(x) < 1e15 else x
 
 
 def _judge_probe(p: Probe, ref: Observation, eng: Observation):
-    """'ok', None (nothing to compare), or a Diagnosis of what the op alone got wrong."""
+    """'ok', None (nothing to compare), or (raised, Diagnosis) for what the op alone got wrong."""
     if ref.status != "ok" or eng.status in ("unsupported", "timeout", "crashed"):
         return None
     where = f"{p.op} alone at {p.at()}" if p.at() else f"{p.op} alone"
     if eng.status == "error":
-        return Diagnosis("op", p.op, f"{p.op}: {p.text()} raised {eng.error_type} ({where})", "high",
-                         (eng.message[:200],))
+        return True, Diagnosis("op", p.op, f"{p.op}: {p.text()} raised {eng.error_type} ({where})", "high",
+                               (eng.message[:200],))
     got, want = eng.grads.get("out"), ref.grads.get("out")
     if got is not None and want is not None and not close(got, want, _TOL):
-        return Diagnosis("op", "backward", f"backward() on {p.text()} alone leaves the output's own grad at "
-                                           f"{fmt(got)}, expected {fmt(want)}: it must start from 1 (and add 1 "
-                                           "on each call)", "high")
+        return False, Diagnosis("op", "backward", f"backward() on {p.text()} alone leaves the output's own grad "
+                                                  f"at {fmt(got)}, expected {fmt(want)}: it must start from 1 "
+                                                  "(and add 1 on each call)", "high")
     if not close(eng.value, ref.value, _TOL):
-        return Diagnosis("op", p.op, f"{p.op}: {p.text()} is {fmt(eng.value)}, expected {fmt(ref.value)} "
-                                     f"({where})", "high")
+        return False, Diagnosis("op", p.op, f"{p.op}: {p.text()} is {fmt(eng.value)}, "
+                                            f"expected {fmt(ref.value)} ({where})", "high")
     for name in p.names:
         got, want = eng.grads.get(name), ref.grads.get(name)
         if want is None or (got is None and want == 0):
             continue
         if not close(got, want, _TOL):
-            return Diagnosis("op", p.op, f"{p.op}: d({p.text()})/d{name} is {fmt(got)}, expected {fmt(want)} "
-                                         f"({where})", "high")
+            return False, Diagnosis("op", p.op, f"{p.op}: d({p.text()})/d{name} is {fmt(got)}, "
+                                                f"expected {fmt(want)} ({where})", "high")
     return "ok"
 
 
-def _op_findings(probes: list[Probe], verdicts: dict) -> list[Diagnosis]:
-    """One diagnosis per culprit: the first failing probe, the others as evidence."""
+def _op_findings(probes: list[tuple[Probe, bool]], verdicts: dict) -> list[Diagnosis]:
+    """One diagnosis per culprit: the first failing probe, the others as evidence.
+
+    A form the case does not use only counts when it computes a wrong number: an
+    engine may well refuse ``2 - b`` (no ``__rsub__``) without that being this case's fault.
+    """
     by_op: dict[str, list[Diagnosis]] = {}
-    for p in probes:
+    for p, used in probes:
         v = verdicts.get(p)
-        if isinstance(v, Diagnosis):
-            by_op.setdefault(v.culprit, []).append(v)
+        if isinstance(v, tuple) and (used or not v[0]):
+            by_op.setdefault(v[1].culprit, []).append(v[1])
     out = []
     for op, ds in by_op.items():
         others = tuple(d.message for d in ds[1:4])

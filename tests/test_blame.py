@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from conftest import ENGINES, ROOT, run_grade
@@ -152,3 +154,60 @@ def test_no_blame_skips_the_probes(grade, engine):
     result = grade("--engine", engine("bug_sub_sign"), "--cases", SHAPES, "--format", "json", "--no-blame")
     case = result.case("shapes::sub_two_leaves")
     assert case["status"] == "failed" and case["diagnosis"] == [] and "blame" not in case["message"]
+
+
+def test_engines_hiding_intermediate_grads_still_get_probes(grade, tmp_path):
+    engine = tmp_path / "opaque.py"
+    engine.write_text(textwrap.dedent('''
+        from harness import hookimpl, Unsupported
+
+        class Opaque:
+            """Leaves only: grad() of an intermediate node is None.  Seeded bug: d(a-b)/db = +1."""
+            name = "opaque"
+            LOCAL = {"add": lambda a, b: (1, 1), "sub": lambda a, b: (1, 1), "mul": lambda a, b: (b, a)}
+            FORWARD = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b}
+
+            def leaf(self, value):
+                return {"value": value, "args": (), "local": (), "grad": 0.0, "leaf": True}
+
+            def apply(self, op, *xs):
+                if op not in self.FORWARD:
+                    raise Unsupported(op)
+                xs = [x if isinstance(x, dict) else self.leaf(x) for x in xs]
+                values = [x["value"] for x in xs]
+                return {"value": self.FORWARD[op](*values), "args": xs, "local": self.LOCAL[op](*values),
+                        "grad": 0.0, "leaf": False}
+
+            def backward(self, out):
+                order, seen, stack = [], set(), [(out, False)]
+                while stack:
+                    node, done = stack.pop()
+                    if done:
+                        order.append(node)
+                    elif id(node) not in seen:
+                        seen.add(id(node))
+                        stack.append((node, True))
+                        stack.extend((a, False) for a in node["args"])
+                fresh = {id(out): 1.0}
+                for node in reversed(order):
+                    g = fresh.get(id(node), 0.0)
+                    node["grad"] += g
+                    for a, d in zip(node["args"], node["local"]):
+                        fresh[id(a)] = fresh.get(id(a), 0.0) + d * g
+
+            def value(self, node):
+                return node["value"]
+
+            def grad(self, node):
+                return node["grad"] if node["leaf"] else None
+
+        @hookimpl
+        def register_engines(register):
+            register(Opaque())
+    '''))
+    result = grade("--engine", engine, "--cases", SHAPES, "-k", "sub_times_c", "--format", "json")
+    case = result.case("shapes::sub_times_c")
+    assert case["status"] == "failed"
+    assert [d["kind"] for d in case["diagnosis"]] == ["op"]  # no node-by-node comparison without the grads
+    assert case["diagnosis"][0]["message"] == "sub: d(a - b)/db is 1, expected -1 (sub alone at a=5, b=2)"
+    assert case["diagnosis"][0]["evidence"] == ["sub: d(5 - b)/db is 1, expected -1 (sub alone at b=2)"]
