@@ -99,7 +99,10 @@ class NotebookAdapter(MicrogradAdapter):
     def apply(self, op, *operands):
         fn = getattr(self.module, "_" + op, None)
         if not callable(fn):
-            return super().apply(op, *operands)  # operators or methods, if the Tensor has them
+            try:
+                return super().apply(op, *operands)  # operators or methods, if the Tensor has them
+            except Unsupported as e:
+                raise Unsupported(f"{op}: no function _{op}, and {str(e).split(': ', 1)[-1]}") from None
         if op == "pow":  # the exponent stays a plain number, as in x ** 2
             return fn(self._lift(operands[0]), operands[1])
         return fn(*map(self._lift, operands))

@@ -32,10 +32,10 @@ from harness.compare import close, fmt
 from harness.expr import render
 from harness.patterns import Diagnosis
 from harness.program import Program
+from harness.reference import REFERENCE_SPEC, trusted
 from harness.results import CaseResult
 from harness.runner import Limits, Observation, run_programs, timeout_for
 
-REFERENCE_SPEC = "reference"
 TRACE_CAP = 2000      # cases with more nodes are not traced node by node
 DRAW_CAP = 60         # cases with more nodes are not drawn
 MAX_CASES = 40        # failing cases probed per engine
@@ -104,7 +104,7 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
     if built:
         trace_programs = [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built]
         trace_timeouts = [timeout_for(it.case.timeout, limits) for it, _ in built]
-        ref_traces = run_programs(reference, None, trace_programs, trace_timeouts, limits)
+        ref_traces = run_programs(reference, None, trace_programs, trace_timeouts, trusted(limits))
         probes: dict[Probe, str] = {}
         per_case: dict[str, list[Probe]] = {}
         for (it, g), ref in zip(built, ref_traces):
@@ -117,7 +117,7 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
         probe_programs = [p.program(pid) for p, pid in probes.items()]
         probe_timeouts = [min(limits.timeout, PROBE_TIMEOUT)] * len(probe_programs)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            ref_job = pool.submit(run_programs, reference, None, probe_programs, probe_timeouts, limits)
+            ref_job = pool.submit(run_programs, reference, None, probe_programs, probe_timeouts, trusted(limits))
             eng_job = pool.submit(run_programs, spec, select, trace_programs + probe_programs,
                                   trace_timeouts + probe_timeouts, limits)
             ref_probes, eng_all = ref_job.result(), eng_job.result()
@@ -329,8 +329,6 @@ def _annotate(it: Item, found: list[Diagnosis], traced) -> None:
     res.diagnosis = [d.to_dict() for d in found]
     if found:
         lines = res.message.splitlines()
-        if any(d.confidence == "high" for d in found):
-            lines = [line for line in lines if not line.startswith("likely: ")]
         for d in found:
             because = f" ({'; '.join(d.evidence)})" if d.evidence and d.kind == "pattern" else ""
             lines.append(f"blame ({d.confidence} confidence): {d.message}{because}")

@@ -6,6 +6,7 @@ CaseFileError naming the file, the line, the case and the fix.
 
 from __future__ import annotations
 
+import json
 import keyword
 import math
 import re
@@ -17,27 +18,33 @@ import yaml
 from harness.errors import CaseFileError, ExprError, did_you_mean
 from harness.expr import CALL_OPS, Expr, parse
 
-SUITE_FIELDS = ("suite", "description", "defaults", "cases")
-CASE_FIELDS = ("name", "description", "tags", "points", "visibility", "timeout", "tolerance",
-               "inputs", "steps", "output", "backward", "expect")
-EXPECT_FIELDS = ("value", "grad", "args", "local_derivatives", "raises")
-TOLERANCE_FIELDS = ("rel", "abs")
-VISIBILITIES = ("visible", "hidden", "after_due_date")
-REFERENCE = "reference"  # an expectation taken from the reference engine
+#: The JSON Schema of case files: the single source of their field names, enums and defaults.
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "case-file.schema.json"
+SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+_DEFS = SCHEMA["$defs"]
+
+SUITE_FIELDS = tuple(SCHEMA["properties"])
+CASE_FIELDS = tuple(_DEFS["caseFields"]["properties"])
+EXPECT_FIELDS = tuple(_DEFS["expect"]["properties"])
+TOLERANCE_FIELDS = tuple(_DEFS["tolerance"]["properties"])
+REPEAT_FIELDS = tuple(_DEFS["repeat"]["properties"])
+VISIBILITIES = tuple(_DEFS["caseFields"]["properties"]["visibility"]["enum"])
+REFERENCE = _DEFS["reference"]["const"]  # an expectation taken from the reference engine
+DEFAULTS = {k: v["default"] for k, v in _DEFS["caseFields"]["properties"].items() if "default" in v}
 
 #: Largest document a case file may expand to (YAML aliases included).
 MAX_YAML_NODES = 1_000_000
 
-_CASE_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CASE_NAME = re.compile(_DEFS["name"]["pattern"])
+_IDENT = re.compile(_DEFS["identifier"]["pattern"])
 
 
 @dataclass(frozen=True)
 class Tolerance:
     """Pass when |got - want| <= abs + rel * |want|."""
 
-    rel: float = 1e-6
-    abs: float = 1e-9
+    rel: float = _DEFS["tolerance"]["properties"]["rel"]["default"]
+    abs: float = _DEFS["tolerance"]["properties"]["abs"]["default"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,7 @@ def _read_yaml(path: Path):
     if not text.strip():
         raise CaseFileError(path, "the file is empty; a case file needs a 'cases:' list", line=1)
     loader = yaml.SafeLoader(text)
+    root = None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -179,12 +187,16 @@ def _read_yaml(path: Path):
         tag = re.search(r"tag '([^']*)'", str(e.problem))
         what = f"the YAML tag {tag.group(1)!r}" if tag else "a YAML tag"
         raise CaseFileError(path, f"{what} is not allowed: case files hold plain data "
-                                  "(numbers, strings, lists, mappings)", line=line) from None
+                                  "(numbers, strings, lists, mappings)", line=line,
+                            case=_case_at(text, root, line)) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
-        problem = " ".join(p for p in (e.context, e.problem) if p)
-        raise CaseFileError(path, f"YAML syntax error: {problem}", line=line) from None
+        started = e.context_mark.line + 1 if e.context_mark else None
+        context = f"{e.context} (line {started})" if e.context and started and started != line else e.context
+        problem = " ".join(p for p in (context, e.problem) if p)
+        raise CaseFileError(path, f"YAML syntax error: {problem}", line=line,
+                            case=_case_at(text, None, line)) from None
     except yaml.YAMLError as e:
         raise CaseFileError(path, f"YAML error: {e}") from None
     except (ValueError, OverflowError, RecursionError) as e:
@@ -192,6 +204,34 @@ def _read_yaml(path: Path):
     finally:
         loader.dispose()
     return data, root
+
+
+_CASE_START = re.compile(r"\s*-\s+\{?\s*name:\s*['\"]?([A-Za-z0-9_-]+)")
+
+
+def _case_at(text: str, root, line: int | None) -> str | None:
+    """The name of the case holding ``line``: from the YAML nodes, or (unparsable YAML) from the text."""
+    if line is None:
+        return None
+    if isinstance(root, yaml.MappingNode):
+        cases = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "cases"), None)
+        if isinstance(cases, yaml.SequenceNode):
+            holding = [c for c in cases.value if c.start_mark.line < line]
+            if holding and isinstance(holding[-1], yaml.MappingNode):
+                for k, v in holding[-1].value:
+                    if isinstance(k, yaml.ScalarNode) and k.value == "name" and isinstance(v, yaml.ScalarNode):
+                        return v.value
+        return None
+    lines = text.splitlines()[:line]
+    if not any(re.match(r"cases\s*:", ln) for ln in lines):
+        return None
+    for ln in reversed(lines):
+        if re.match(r"cases\s*:", ln):
+            return None
+        m = _CASE_START.match(ln)
+        if m:
+            return m.group(1)
+    return None
 
 
 def _check_size(root, path: Path) -> None:
@@ -248,21 +288,22 @@ class _SuiteParser:
         self.case_name: str | None = None
 
     def line(self, *keys) -> int | None:
+        """The line of the field at ``keys`` (its key's line for a mapping field), or the nearest found."""
         node = self.root
         line = node.start_mark.line + 1
         for key in keys:
             if isinstance(node, yaml.MappingNode):
                 for k, v in node.value:
                     if isinstance(k, yaml.ScalarNode) and k.value == str(key):
-                        node = v
+                        line, node = k.start_mark.line + 1, v
                         break
                 else:
                     return line
             elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
                 node = node.value[key]
+                line = node.start_mark.line + 1
             else:
                 return line
-            line = node.start_mark.line + 1
         return line
 
     def fail(self, problem: str, *keys):
@@ -301,7 +342,7 @@ class _SuiteParser:
             seen[case.name] = case.line
             parsed.append(case)
         self.case_name = None
-        return Suite(name, str(self.path), tuple(parsed), str(data.get("description") or ""))
+        return Suite(name, str(self.path), tuple(parsed), str(data.get("description") or "").strip())
 
     def case(self, suite: str, raw, defaults: dict, i: int) -> Case:
         self.case_name = None
@@ -328,15 +369,15 @@ class _SuiteParser:
         bound = set(inputs)
         steps = self.steps(merged.get("steps") or [], bound, key_at("steps"))
         output = self.expr(merged["output"], bound, "output", key_at("output"))
-        backward = merged.get("backward", 1)
+        backward = merged.get("backward", DEFAULTS["backward"])
         if type(backward) is not int or backward < 0:
             self.fail(f"'backward' must be a whole number >= 0, got {backward!r}", *key_at("backward"))
         expect = self.expect(merged["expect"], bound, backward, key_at("expect"))
         return Case(
             suite=suite, name=name, inputs=inputs, steps=steps, output=output, expect=expect,
-            backward=backward, description=str(merged.get("description") or ""), tags=merged["tags"],
-            points=self.number(merged.get("points", 1), "points", key_at("points"), minimum=0),
-            visibility=self.visibility(merged.get("visibility", "visible"), key_at("visibility")),
+            backward=backward, description=str(merged.get("description") or "").strip(), tags=merged["tags"],
+            points=self.number(merged.get("points", DEFAULTS["points"]), "points", key_at("points"), minimum=0),
+            visibility=self.visibility(merged.get("visibility", DEFAULTS["visibility"]), key_at("visibility")),
             timeout=self.timeout(merged.get("timeout"), key_at("timeout")),
             tolerance=self.tolerance(merged.get("tolerance"), key_at("tolerance")),
             path=str(self.path), line=self.line(*at),
@@ -351,14 +392,24 @@ class _SuiteParser:
             self.fail("'tags' must be a list of words, e.g. [backprop, reuse]", *at, "tags")
         return tuple(tags)
 
-    def number(self, x, what: str, at, minimum=None, positive=False) -> float:
-        if not _is_number(x) or math.isnan(x):
-            self.fail(f"'{what}' must be a number, got {x!r}", *at)
+    def number(self, x, what: str, at, minimum=None, positive=False, finite=True) -> float:
+        if not _is_number(x) or (finite and not math.isfinite(self.expected(x, what, at))):
+            self.fail(f"'{what}' must be a {'finite ' if finite else ''}number, got {x!r}", *at)
         if minimum is not None and x < minimum:
             self.fail(f"'{what}' must be >= {minimum}, got {x!r}", *at)
         if positive and x <= 0:
             self.fail(f"'{what}' must be > 0, got {x!r}", *at)
         return x
+
+    def expected(self, x, what: str, at) -> float:
+        """An expected number: .nan, .inf and -.inf are allowed."""
+        if not _is_number(x):
+            self.fail(f"'{what}' must be a number (or .nan, .inf, -.inf), got {x!r}", *at)
+        try:
+            return float(x)
+        except OverflowError:
+            self.fail(f"'{what}' is a {len(str(x))}-digit number, too large for a float; "
+                      "write .inf for infinity", *at)
 
     def visibility(self, v, at) -> str:
         if v not in VISIBILITIES:
@@ -407,7 +458,10 @@ class _SuiteParser:
             col = "" if e.col is None else f" (column {e.col + 1})"
             self.fail(f"in {what} {source!r}: {e.problem}{col}", *at)
         for n in sorted(expr.names - bound):
-            known = ", ".join(sorted(bound)) or "none"
+            if not bound:
+                self.fail(f"undefined name {n!r} in {what} {source!r}: the case has no 'inputs'; "
+                          f"add them, e.g. inputs: {{{n}: 1.0}}", *at)
+            known = ", ".join(sorted(bound))
             self.fail(f"undefined name {n!r} in {what} {source!r}{did_you_mean(n, bound)}; "
                       f"defined so far: {known}", *at)
         return expr
@@ -419,7 +473,7 @@ class _SuiteParser:
         for j, step in enumerate(steps):
             here = at + (j,)
             if isinstance(step, dict) and "repeat" in step:
-                self.check_fields(step, ("repeat", "steps"), "a repeat step", *here)
+                self.check_fields(step, REPEAT_FIELDS, "a repeat step", *here)
                 count = step["repeat"]
                 if type(count) is not int or count < 0:
                     self.fail(f"'repeat' must be a whole number >= 0, got {count!r}", *here, "repeat")
@@ -444,7 +498,7 @@ class _SuiteParser:
         self.check_fields(expect, EXPECT_FIELDS, "'expect'", *at)
         value = expect.get("value")
         if value is not None and value != REFERENCE:
-            value = self.number(value, "expect.value", at + ("value",))
+            value = self.expected(value, "expect.value", at + ("value",))
         grad = expect.get("grad")
         if grad is not None:
             if grad != REFERENCE:
@@ -455,7 +509,8 @@ class _SuiteParser:
                         self.fail(f"expect.grad names {name!r}, which is not an input or step"
                                   f"{did_you_mean(str(name), bound)}; known: {', '.join(sorted(bound))}",
                                   *at, "grad", name)
-                    self.number(g, f"expect.grad.{name}", at + ("grad", name))
+                grad = {name: self.expected(g, f"expect.grad.{name}", at + ("grad", name))
+                        for name, g in grad.items()}
             if backward == 0:
                 self.fail("'expect.grad' needs 'backward' >= 1 (it is 0)", *at, "grad")
         structure = {}
@@ -464,8 +519,14 @@ class _SuiteParser:
                 seq = expect[key]
                 if not isinstance(seq, list) or not all(_is_number(x) for x in seq):
                     self.fail(f"'expect.{key}' must be a list of numbers", *at, key)
-                structure[key] = tuple(seq)
+                structure[key] = tuple(self.expected(x, f"expect.{key}[{i}]", at + (key, i))
+                                       for i, x in enumerate(seq))
         raises = expect.get("raises", False)
         if type(raises) is not bool:
             self.fail(f"'expect.raises' must be true or false, got {raises!r}", *at, "raises")
+        if raises:
+            others = [k for k in EXPECT_FIELDS if k != "raises" and k in expect]
+            if others:
+                self.fail(f"'expect.raises: true' means the engine must raise, so it cannot also expect "
+                          f"{', '.join(others)}; split it into two cases", *at, others[0])
         return Expect(value=value, grad=grad, raises=raises, **structure)

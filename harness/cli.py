@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from harness.errors import HarnessError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to import a submission (default: 20)")
     p.add_argument("--memory-mb", type=_positive_int, default=2048, metavar="MB",
                    help="address-space cap of each engine process, 0 for none (default: 2048)")
+    p.add_argument("--forbid-import", action="append", default=[], type=_module_name, metavar="MODULE",
+                   help="also refuse MODULE (and its submodules) to submissions, e.g. torch (repeatable; "
+                        "reference_engine and harness internals are always refused)")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
                    help="engines graded in parallel (default: the number of CPUs)")
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
+    p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
+                   help="load a plugin module (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
     p.add_argument("--no-blame", dest="blame", action="store_false",
                    help="do not probe failing cases for the op or habit to blame")
@@ -48,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int, default=0, metavar="S", help="seed of --fuzz (default: 0)")
     p.add_argument("--graph", choices=["dot"], metavar="dot",
                    help="print the graphs of the failing cases as Graphviz DOT instead of the report")
+    p.add_argument("--check-cases", action="store_true",
+                   help="check the selected cases instead of grading: the reference engine and central "
+                        "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
+    p.add_argument("--schema", action="store_true",
+                   help="print the path of the case files' JSON Schema (for editors) and exit")
     return p
 
 
@@ -76,6 +89,12 @@ def _positive_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
+
+
+def _module_name(text: str) -> str:
+    if not _MODULE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a module name such as torch or jax.numpy")
+    return text
 
 
 def _percent(text: str) -> float:
@@ -109,24 +128,51 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``grade``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from harness import reaper
+
+    previous = _on_sigterm(_interrupt)
     try:
         return _run(parser, args)
     except HarnessError as e:
         print(f"grade: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("grade: interrupted", file=sys.stderr)
-        return 130
+        print("grade: interrupted; every engine process was killed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        reaper.stop_all()  # nothing a submission started outlives grade
+        reaper.resume()
+        _on_sigterm(previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler (main thread only); the previous one."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return handler
 
 
 def _run(parser: argparse.ArgumentParser, args) -> int:
-    from harness import plugins
+    from harness import plugins, reaper
     from harness.cases import load_suites
     from harness.expr import CALL_OPS
     from harness.grading import Feedback, grade
+    from harness.guard import DEFAULT_FORBIDDEN
     from harness.results import ReportContext
     from harness.runner import Limits
 
+    if args.schema:
+        from harness.cases import SCHEMA_PATH
+
+        print(SCHEMA_PATH)
+        return EXIT_OK
+    if args.plugin:  # the engine processes inherit the variable and load them too
+        os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
     pm = plugins.installed_manager()
     reporters = plugins.reporters(pm)
     if args.format not in reporters:
@@ -146,12 +192,17 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
         for c in cases:
             print(f"{c.id}  [{', '.join(c.tags)}]")
         return EXIT_OK
+    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
+                    forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))))
+    reaper.become_subreaper()  # a detached process is re-parented to us, not to init
+    if args.check_cases:
+        return _check_cases(parser, args, cases, limits)
     if not args.engine:
         parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
     specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
-    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
     feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
     run = grade(specs, cases, limits, jobs=args.jobs, feedback=feedback)
+    reaper.sweep()  # the report is written last, when no process of a submission is left
     _restore_sources(run, dict(zip(specs, args.engine)))
     to_tty = not args.output and sys.stdout.isatty()
     text = reporters[fmt](run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
@@ -163,6 +214,21 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     if args.fail_under is not None:
         return EXIT_OK if all(e.percent >= args.fail_under for e in run.engines) else EXIT_FAILED
     return EXIT_OK if run.all_passed else EXIT_FAILED
+
+
+def _check_cases(parser: argparse.ArgumentParser, args, cases: list, limits) -> int:
+    from harness import checking
+
+    if args.engine:
+        parser.error("--check-cases checks the cases with the reference engine; leave out --engine")
+    report = checking.check(cases, limits)
+    text = checking.render(report)
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _restore_sources(run, original: dict) -> None:

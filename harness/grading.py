@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from harness import blame as blaming
 from harness import fuzz as fuzzing
 from harness import program as programs
+from harness import reaper, reference
+from harness.reference import REFERENCE_SPEC
 from harness.cases import Case
 from harness.compare import Verdict, judge
 from harness.results import CaseResult, EngineResult, RunResult
@@ -27,7 +29,7 @@ class Feedback:
     blame: bool = True
     fuzz: int = 0           # number of random expressions (0: no fuzzing)
     seed: int = 0
-    reference: str = blaming.REFERENCE_SPEC
+    reference: str = REFERENCE_SPEC   # the engine whose answers are expected (blame, fuzz)
 
 
 def case_result(case: Case, obs: Observation, verdict: Verdict) -> CaseResult:
@@ -95,9 +97,20 @@ def _attach_shrunk(res: CaseResult, small: blaming.Item) -> None:
 
 def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
           feedback: Feedback = Feedback()) -> RunResult:
-    """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``."""
+    """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``.
+
+    Expectations written as ``reference`` are computed first, by the reference engine in its own process.
+    """
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    cases = reference.resolve(cases, limits)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         per_spec = list(pool.map(lambda s: grade_engine(s, cases, limits, feedback), specs))
+    except BaseException:  # interrupted: kill the engine processes so that the threads end now
+        reaper.stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        reaper.resume()
     engines = [e for batch in per_spec for e in batch]
     return RunResult(engines, round(time.perf_counter() - start, 3))

@@ -9,17 +9,21 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import pkgutil
 import sys
 import traceback
 from pathlib import Path
+from typing import Callable
 
 from harness import plugins
 from harness.adapters import MicrogradAdapter, NotebookAdapter
 from harness.errors import HarnessError
+from harness.guard import ForbiddenImport
 
 #: In a folder that is not a package, the files most likely to hold the engine come first.
 LIKELY_FILES = ("engine", "autograd", "tensor", "value", "micrograd", "grad", "main")
+_HARNESS_DIR = str(Path(__file__).resolve().parent) + os.sep
 LIKELY_CLASSES = ("Value", "Tensor", "Scalar", "Var", "Variable", "Node")
 REGISTER_HINT = (
     "To register an engine explicitly, add:\n"
@@ -34,30 +38,42 @@ class LoadError(HarnessError):
     """The submission could not be loaded as an engine."""
 
 
-def load(spec: str) -> tuple[list, bool]:
-    """The engines behind ``spec``, and whether they come from a trusted installed plugin."""
+def load(spec: str, installed=None, guard: Callable[[], None] | None = None) -> tuple[list, bool]:
+    """The engines behind ``spec``, and whether they come from a trusted installed plugin.
+
+    ``installed`` holds the names of the installed engines when the grader
+    already knows them (None: load the installed plugins here to find out).
+    ``guard`` runs just before untrusted code (the submission) is imported.
+    """
+    guard = guard or (lambda: None)
     path = Path(spec)
     if spec.endswith(".py") or path.exists() or "/" in spec or "\\" in spec:
+        guard()
         if path.is_file():
             return find_engines(_import_file(path), path.stem), False
         if path.is_dir():
             return _load_folder(path), False
         raise LoadError(f"no such file or folder: {spec}")
-    installed = plugins.engines(plugins.installed_manager())
-    chosen = [e for e in installed if getattr(e, "name", None) == spec]
-    if chosen:
-        return chosen, True
+    names = list(installed or [])
+    if installed is None or spec in installed:
+        engines = plugins.engines(plugins.installed_manager())
+        chosen = [e for e in engines if getattr(e, "name", None) == spec]
+        if chosen:
+            return chosen, True
+        names = [str(getattr(e, "name", "?")) for e in engines]
+    guard()
     try:
         module = importlib.import_module(spec)
+    except ForbiddenImport as e:
+        raise LoadError(_describe_import_error(e, spec)) from None
     except ModuleNotFoundError as e:
         if e.name and spec.startswith(e.name):
-            names = ", ".join(getattr(e, "name", "?") for e in installed) or "none"
-            raise LoadError(f"{spec!r} is not a file, an installed engine (installed: {names}) "
-                            "or an importable module") from None
+            raise LoadError(f"{spec!r} is not a file, an installed engine (installed: "
+                            f"{', '.join(names) or 'none'}) or an importable module") from None
         raise LoadError(_describe_import_error(e, spec)) from None
     except BaseException as e:  # the module's own code failed
         raise LoadError(_describe_import_error(e, spec)) from None
-    return _find_in_package(module, spec), False
+    return _find_in_package(module, spec.split(".")[0]), False
 
 
 def _import_file(path: Path):
@@ -105,7 +121,9 @@ def _find_in_package(module, name: str) -> list:
         for info in pkgutil.iter_modules(module.__path__, module.__name__ + "."):
             try:
                 sub = importlib.import_module(info.name)
-                return find_engines(sub, info.name)
+                return find_engines(sub, name)
+            except ForbiddenImport as e:
+                raise LoadError(_describe_import_error(e, info.name)) from None
             except (LoadError, Exception):
                 continue
         raise first from None
@@ -145,7 +163,11 @@ def find_engines(module, name: str) -> list:
 
 def _nothing_found(module, name, classes, functions) -> str:
     found = ", ".join(c.__name__ for c in classes) or "no classes"
-    lines = [f"no engine found in {name}: found {found}"]
+    defined = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("__")]
+    if defined:
+        found += f"; functions {', '.join(defined[:10])}" + (", ..." if len(defined) > 10 else "")
+    where = getattr(module, "__file__", None) or name
+    lines = [f"no engine found in {where}: found {found}"]
     if functions:
         lines.append(f"functions {', '.join(functions)} but no class with a backward() method")
     else:
@@ -164,8 +186,10 @@ def _describe_import_error(e: BaseException, where: str) -> str:
         src = f"\n    {text}" if text else ""
         return f"syntax error in {e.filename or where}, line {e.lineno}: {e.msg}{src}"
     frames = [f for f in traceback.extract_tb(e.__traceback__)
-              if "importlib" not in f.filename and not f.filename.startswith("<frozen")]
+              if "importlib" not in f.filename and not f.filename.startswith(("<frozen", _HARNESS_DIR))]
     at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    if isinstance(e, ForbiddenImport):
+        return f"importing {where}{at}: {e}"
     if isinstance(e, SystemExit):
         return f"importing {where} called sys.exit({e.code!r}){at}"
     return f"importing {where} raised {type(e).__name__}: {e}{at}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -11,6 +13,7 @@ from harness import hookspecs
 from harness.errors import HarnessError, did_you_mean
 
 ENTRY_POINT_GROUP = "harness"
+PLUGINS_ENV = "HARNESS_PLUGINS"
 BUILTIN_PLUGINS = ("harness.reporters.text", "harness.reporters.json", "harness.reporters.html",
                    "harness.reporters.dot")
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("register_"))
@@ -42,7 +45,8 @@ def check(pm: pluggy.PluginManager) -> None:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
-        name = getattr(e, "plugin_name", None) or "a plugin"
+        plugin = getattr(e, "plugin", None)
+        name = (pm.get_name(plugin) if plugin is not None else None) or "a plugin"
         bad = [impl.function.__name__ for caller in pm.hook.__dict__.values()
                if isinstance(caller, pluggy.HookCaller) and not caller.has_spec()
                for impl in caller.get_hookimpls()]
@@ -50,13 +54,23 @@ def check(pm: pluggy.PluginManager) -> None:
         raise HarnessError(f"plugin {name}: unknown hook{hints}; hooks are {', '.join(HOOK_NAMES)}") from None
 
 
-def installed_manager(entry_points: bool = True) -> pluggy.PluginManager:
-    """A manager with the built-in plugins and (optionally) every installed one."""
-    import importlib
+def extra_plugin_names() -> list[str]:
+    """Plugin modules named in the HARNESS_PLUGINS environment variable (comma-separated)."""
+    return [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
 
+
+def installed_manager(entry_points: bool = True) -> pluggy.PluginManager:
+    """A manager with the built-in plugins, HARNESS_PLUGINS, and (optionally) every installed one."""
     pm = new_manager()
     for name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(name), name)
+    for name in extra_plugin_names():
+        if pm.get_plugin(name) is None:
+            try:
+                module = importlib.import_module(name)
+            except ImportError as e:
+                raise HarnessError(f"cannot import plugin {name!r}: {e}") from None
+            pm.register(module, name)
     if entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     check(pm)

@@ -6,7 +6,7 @@ It never holds an expectation: expected values stay in the grading process.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from harness.cases import REFERENCE, Assign, Case
 
@@ -54,3 +54,23 @@ def build(case: Case, trace: int = 0) -> Program:
         structure=expect.args is not None or expect.local_derivatives is not None,
         trace=trace,
     )
+
+
+def forward(case: Case, tag: str, *, inputs: dict | None = None, steps: list | None = None,
+            output: list | None = None) -> Program:
+    """A forward-only variant of ``case`` (id ``<case id>#<tag>``) that reads only the output's value.
+
+    ``inputs`` replaces input values, ``steps`` the wire steps, ``output`` the output's code:
+    this is how finite differences and probes of step values are run.
+    """
+    base = build(case)
+    return replace(base, id=f"{case.id}#{tag}",
+                   inputs=[[k, v] for k, v in (inputs if inputs is not None else case.inputs).items()],
+                   steps=steps if steps is not None else base.steps,
+                   output=output if output is not None else base.output,
+                   backward=0, grads=[], structure=False)
+
+
+def wire_steps(case: Case) -> list:
+    """The case's steps as the worker receives them."""
+    return _steps(case.steps)

@@ -7,6 +7,7 @@ one carries on with the rest.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import queue
@@ -15,26 +16,30 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import protocol
+from harness import plugins, protocol, reaper
+from harness.guard import DEFAULT_FORBIDDEN
 from harness.program import Program
 
 HARNESS_ROOT = str(Path(__file__).resolve().parent.parent)
+_STDLIB = tuple({sysconfig.get_paths()[k] + os.sep for k in ("stdlib", "platstdlib")})
 _FAULT_FRAME = re.compile(r'File "([^"\n]{1,300})", line (\d{1,7}) in (\w{1,100})')
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits for an engine process."""
+    """Resource limits and the import policy of an engine process."""
 
     timeout: float = 10.0          # seconds per case unless the case sets its own
     load_timeout: float = 20.0     # seconds to import the submission
     memory_mb: int | None = 2048   # address-space cap; None for no cap
+    forbidden_imports: tuple = DEFAULT_FORBIDDEN  # modules an untrusted submission may not import
 
 
 @dataclass
@@ -115,6 +120,8 @@ class Worker:
 
     def __init__(self, spec: str, select: str | None, limits: Limits):
         self.limits = limits
+        hello = {"spec": spec, "select": select, "limits": {"memory_mb": limits.memory_mb},
+                 "installed": list(installed_engines()), "forbid": list(limits.forbidden_imports)}
         prog_r, self.prog_w = os.pipe()
         obs_r, obs_w = os.pipe()
         self.output = tempfile.TemporaryFile()  # what the engine prints goes here, never to the report
@@ -122,16 +129,23 @@ class Worker:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONFAULTHANDLER="1")
         env["PYTHONPATH"] = os.pathsep.join(
             [HARNESS_ROOT] + [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "harness.worker", str(prog_r), str(obs_w)],
-            pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
-            stderr=self.output, cwd=self.cwd, env=env, start_new_session=True)
+        try:
+            self.proc = reaper.spawn(lambda: subprocess.Popen(
+                [sys.executable, "-P", "-m", "harness.worker", str(prog_r), str(obs_w)],
+                pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
+                stderr=self.output, cwd=self.cwd, env=env, start_new_session=True))
+        except BaseException:
+            for fd in (prog_r, obs_w, obs_r, self.prog_w):
+                os.close(fd)
+            self.output.close()
+            shutil.rmtree(self.cwd, ignore_errors=True)
+            raise
         os.close(prog_r)
         os.close(obs_w)
         self.reader = protocol.FrameReader(obs_r)
         self.outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.writer: threading.Thread | None = None
-        self.send({"spec": spec, "select": select, "limits": {"memory_mb": limits.memory_mb}})
+        self.send(hello)
 
     def send(self, obj) -> None:
         """Write in the background (one writer thread), so a worker that never reads cannot block the grader."""
@@ -175,22 +189,16 @@ class Worker:
         size = self.output.tell()
         self.output.seek(max(0, size - 65536))
         tail = self.output.read().decode("utf-8", "replace")
-        for path, line, fn in _FAULT_FRAME.findall(tail[tail.rfind("Fatal Python error"):] if
-                                                   "Fatal Python error" in tail else ""):
-            if not path.startswith(HARNESS_ROOT + os.sep + "harness"):
-                return f"{Path(path).name}:{line} in {fn}"
-        return ""
+        frames = _FAULT_FRAME.findall(tail[tail.rfind("Fatal Python error"):] if
+                                      "Fatal Python error" in tail else "")
+        outside = [f for f in frames if not f[0].startswith(HARNESS_ROOT + os.sep + "harness")]
+        # the submission's own line is more useful than the library function it called (ctypes)
+        own = [f for f in outside if not f[0].startswith(_STDLIB)] or outside
+        return f"{Path(own[0][0]).name}:{own[0][1]} in {own[0][2]}" if own else ""
 
     def kill(self) -> None:
-        """Kill the process group and release everything."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        """Kill the process with everything it started, and release everything."""
+        reaper.kill(self.proc)
         if self.writer is not None:  # let it fail on the dead pipe before its fd can be reused
             self.outbox.put(None)
             self.writer.join(timeout=5)
@@ -203,9 +211,18 @@ class Worker:
         shutil.rmtree(self.cwd, ignore_errors=True)
 
 
+@functools.lru_cache(maxsize=None)
+def installed_engines() -> tuple:
+    """Names of the engines that installed plugins register: only these are trusted."""
+    return tuple(str(getattr(e, "name", "")) for e in plugins.engines(plugins.installed_manager()))
+
+
 def _start(spec: str, select: str | None, limits: Limits):
     """A ready worker and its hello, or (None, why it failed to load)."""
-    worker = Worker(spec, select, limits)
+    try:
+        worker = Worker(spec, select, limits)
+    except reaper.Stopping as e:
+        return None, str(e)
     try:
         hello = worker.receive(limits.load_timeout)
     except TimeoutError:

@@ -14,8 +14,9 @@ import time
 import traceback
 from pathlib import Path
 
-from harness import Unsupported, protocol
+from harness import Unsupported, guard, protocol
 from harness.adapters import is_number, optional_float, to_float
+from harness.guard import DEFAULT_FORBIDDEN, PUBLIC_API, ImportPolicy
 
 _HARNESS_DIR = str(Path(__file__).resolve().parent)
 
@@ -25,13 +26,21 @@ def main(argv: list[str]) -> int:
     fd_in, fd_out = int(argv[1]), int(argv[2])
     faulthandler.enable()  # a segfault leaves a Python traceback in the captured stderr
     hello = protocol.read_blocking(fd_in)
-    _limit_memory(hello.get("limits", {}).get("memory_mb"))
+    memory_mb = hello.get("limits", {}).get("memory_mb")
+    _limit_memory(memory_mb)
     from harness.loading import LoadError, load
 
+    policy = ImportPolicy(tuple(hello.get("forbid", DEFAULT_FORBIDDEN)), tuple(hello.get("allow", PUBLIC_API)))
     try:
-        engines, _trusted = load(hello["spec"])
+        engines, _trusted = load(hello["spec"], hello.get("installed"), guard=lambda: guard.install(policy))
     except LoadError as e:
         protocol.write(fd_out, {"ready": False, "error": str(e)})
+        return 0
+    except BaseException as e:  # e.g. the submission's own register_engines raised
+        d = describe(e)
+        at = f" (at {d['where']})" if d["where"] else ""
+        protocol.write(fd_out, {"ready": False, "error": f"loading the engine raised {d['error_type']}{at}: "
+                                                          f"{d['message']}"})
         return 0
     names = [str(getattr(e, "name", "engine")) for e in engines]
     select = hello.get("select")
@@ -42,7 +51,10 @@ def main(argv: list[str]) -> int:
         if batch is None:
             return 0
         for program in batch:
-            protocol.write(fd_out, run(engine, program))
+            obs = run(engine, program)
+            if obs.get("error_type") == "MemoryError" and memory_mb:
+                obs["message"] = f"the engine process is capped at {memory_mb} MB of address space (--memory-mb)"
+            protocol.write(fd_out, obs)
 
 
 def _limit_memory(megabytes) -> None:

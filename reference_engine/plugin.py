@@ -1,5 +1,7 @@
 """The harness plugin that registers the reference engine under the name "reference"."""
 
+import functools
+
 from harness import Unsupported, hookimpl
 from reference_engine import tensor
 from reference_engine.tensor import Tensor
@@ -21,9 +23,14 @@ class ReferenceEngine:
 
     def apply(self, op: str, *operands: "Tensor | float") -> Tensor:
         """A new node computing op over operands (Tensors or plain numbers)."""
-        if op not in self.ops:
+        if op in self.ops:
+            return self.ops[op](*operands)
+        spec = _plugin_ops().get(op)
+        if spec is None or spec.forward is None or spec.derivatives is None:
             raise Unsupported(op)
-        return self.ops[op](*operands)
+        nodes = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in operands)
+        values = [n.value for n in nodes]
+        return Tensor(spec.forward(*values), nodes, tuple(spec.derivatives(*values)))
 
     def backward(self, node: Tensor) -> None:
         """Backpropagate from node, adding to every derivative it reaches."""
@@ -45,6 +52,14 @@ class ReferenceEngine:
     def local_derivatives(self, node: Tensor) -> list[float]:
         """d(node)/d(operand) for each operand."""
         return [float(d.value) for d in node.local_derivatives]
+
+
+@functools.cache
+def _plugin_ops() -> dict:
+    """Ops that installed plugins register, with their forward and derivative functions."""
+    from harness import plugins
+
+    return plugins.ops(plugins.installed_manager())
 
 
 @hookimpl

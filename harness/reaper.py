@@ -1,0 +1,197 @@
+"""Every process a submission starts dies with its engine process (grader side).
+
+Each engine process runs in its own session.  Killing it kills its process
+group and every descendant found through ``/proc``, stopped first so that
+none can fork while it is being killed.  A submission can still escape its
+tree by double-forking a ``setsid`` process: on Linux the ``grade`` command
+therefore makes itself a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``),
+so such orphans are re-parented to the grader instead of to init, and
+``sweep()`` kills every child of the grader that is not a live engine process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Callable
+
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+
+_lock = threading.Lock()
+_workers: dict[int, subprocess.Popen] = {}  # live engine processes by pid
+_state = {"subreaper": False, "stopping": False}
+
+
+class Stopping(Exception):
+    """Grading is being shut down: no new engine process may start."""
+
+
+def become_subreaper() -> bool:
+    """Adopt the orphans of our descendants, and keep them out of our memory (Linux only).
+
+    Also marks the grader non-dumpable, so that a submission running as the
+    same (non-root) user cannot ptrace it or write to its ``/proc/<pid>/mem``.
+    Returns whether the grader is now a subreaper.
+    """
+    if _state["subreaper"]:
+        return True
+    _state["subreaper"] = _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(PR_SET_DUMPABLE, 0)
+    return _state["subreaper"]
+
+
+def _prctl(option: int, value: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        zero = ctypes.c_ulong(0)
+        return libc.prctl(option, ctypes.c_ulong(value), zero, zero, zero) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def spawn(start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
+    """Start an engine process with ``start()`` and register it as live."""
+    with _lock:
+        if _state["stopping"]:
+            raise Stopping("grading was interrupted")
+        proc = start()
+        _workers[proc.pid] = proc
+        return proc
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """Kill an engine process, everything it started, and (as a subreaper) every orphan."""
+    with _lock:
+        # once reaped, its pid may belong to someone else: only its group (and orphans) are killed
+        _kill_trees({proc.pid}, walk=proc.returncode is None)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    with _lock:
+        _workers.pop(proc.pid, None)
+        _reap_zombies()
+
+
+def sweep() -> None:
+    """Kill every orphan adopted by the grader and everything below it."""
+    with _lock:
+        _kill_trees(set())
+        _reap_zombies()
+
+
+def stop_all() -> None:
+    """Refuse new engine processes, then kill the live ones and every orphan."""
+    with _lock:
+        _state["stopping"] = True
+        procs = list(_workers.values())
+        _kill_trees({p.pid for p in procs})
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    with _lock:
+        for p in procs:
+            _workers.pop(p.pid, None)
+        _reap_zombies()
+
+
+def resume() -> None:
+    """Allow new engine processes again after ``stop_all()``."""
+    with _lock:
+        _state["stopping"] = False
+
+
+def _kill_trees(roots: set, walk: bool = True) -> None:
+    """SIGSTOP the trees under ``roots`` (and orphans) until none grows, then SIGKILL them all.
+
+    ``roots`` are engine processes, each the leader of its own process group.
+    """
+    stopped: set[int] = set()
+    for _ in range(100):
+        table = _processes()
+        if table is None:  # no /proc: only the process groups can be killed
+            break
+        parents = {pid: ppid for pid, (state, ppid) in table.items() if state != "Z"}
+        tops = (roots if walk else set()) | (_orphans(parents) if _state["subreaper"] else set())
+        new = _descendants(tops, parents) - stopped - {os.getpid()}
+        if not new:
+            break
+        for pid in new:
+            _signal(pid, signal.SIGSTOP)
+        stopped |= new
+    for root in roots:
+        try:
+            os.killpg(root, signal.SIGKILL)  # an engine process leads its own group
+        except (ProcessLookupError, PermissionError):
+            pass
+    for pid in stopped:
+        _signal(pid, signal.SIGKILL)
+
+
+def _reap_zombies() -> None:
+    """Collect the exit status of dead children that no Popen object waits for (adopted orphans)."""
+    if not _state["subreaper"]:
+        return  # we adopted no one; any other child belongs to the host program
+    table = _processes() or {}
+    me = os.getpid()
+    for pid, (state, ppid) in table.items():
+        if ppid == me and state == "Z" and pid not in _workers:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except OSError:
+                pass
+
+
+def _orphans(parents: dict) -> set:
+    me = os.getpid()
+    return {pid for pid, ppid in parents.items() if ppid == me and pid not in _workers}
+
+
+def _descendants(tops: set, parents: dict) -> set:
+    children: dict[int, list] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [p for p in tops if p in parents]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
+
+
+def _processes():
+    """pid -> (state, parent pid) of every process, from /proc; None where there is no /proc."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    table = {}
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # it just ended
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1:
+            table[int(name)] = (fields[0].decode(), int(fields[1]))
+    return table
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
