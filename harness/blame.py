@@ -38,10 +38,10 @@ from harness.runner import Limits, Observation, run_programs, timeout_for
 
 TRACE_CAP = 2000      # cases with more nodes are not traced node by node
 DRAW_CAP = 60         # cases with more nodes are not drawn
-MAX_CASES = 40        # failing cases probed per engine
-MAX_PROBES = 120      # probe programs per engine
+MAX_CASES = 100       # failing cases probed per engine
+MAX_PROBES = 300      # probe programs per engine
+PER_FORM = 2          # places at which one op (with the same kinds of operands) is probed in a case
 PROBE_TIMEOUT = 5.0
-_TOL = Tolerance()
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
 
@@ -97,55 +97,71 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
         return
     found: dict[str, list[Diagnosis]] = {it.case.id: [] for it in failing}
     traces: dict[str, tuple] = {}
-
     targets = [it for it in failing if it.probe and _worth_probing(it)][:MAX_CASES]
-    built = [(it, graphs.build(it.program, TRACE_CAP)) for it in targets]
-    built = [(it, g) for it, g in built if g.complete and any(n.op != "leaf" for n in g.nodes)]
-    if built:
-        trace_programs = [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built]
-        trace_timeouts = [timeout_for(it.case.timeout, limits) for it, _ in built]
-        ref_traces = run_programs(reference, None, trace_programs, trace_timeouts, trusted(limits))
-        probes: dict[Probe, str] = {}
-        per_case: dict[str, list[Probe]] = {}
-        for (it, g), ref in zip(built, ref_traces):
-            if ref.status != "ok" or ref.trace is None:
-                continue
-            per_case[it.case.id] = _probes(g, ref.trace["values"])
-            for p, _used in per_case[it.case.id]:
-                if p not in probes and len(probes) < MAX_PROBES:
-                    probes[p] = f"probe::{len(probes) + 1}"
-        probe_programs = [p.program(pid) for p, pid in probes.items()]
-        probe_timeouts = [min(limits.timeout, PROBE_TIMEOUT)] * len(probe_programs)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            ref_job = pool.submit(run_programs, reference, None, probe_programs, probe_timeouts, trusted(limits))
-            eng_job = pool.submit(run_programs, spec, select, trace_programs + probe_programs,
-                                  trace_timeouts + probe_timeouts, limits)
-            ref_probes, eng_all = ref_job.result(), eng_job.result()
-        eng_traces, eng_probes = eng_all[:len(built)], eng_all[len(built):]
-        verdicts = {p: _judge_probe(p, r, e) for p, r, e in zip(probes, ref_probes, eng_probes)}
-        for (it, g), ref, eng in zip(built, ref_traces, eng_traces):
-            if ref.status != "ok" or ref.trace is None:
-                continue
-            traces[it.case.id] = (g, ref.trace, eng.trace if eng.status == "ok" else None)
-            found[it.case.id] += _op_findings(per_case[it.case.id], verdicts)
-            div = _divergence(g, ref.trace, traces[it.case.id][2], it.case)
-            if div:
-                found[it.case.id].append(div)
-            if not found[it.case.id] and per_case[it.case.id] and all(
-                    verdicts.get(p) == "ok" for p, _used in per_case[it.case.id]):
-                n = len(per_case[it.case.id])
-                found[it.case.id].append(Diagnosis(
-                    "op", "backward", "every op of this case matches the reference when run alone "
-                    f"({n} probe{'s' * (n != 1)}): the fault is in how backward() combines them", "medium"))
-
+    if targets:
+        _probe(spec, select, targets, limits, reference, found, traces)
     records = [_record(it) for it in items]
     for diagnosis, ids in patterns.find(records):
         for case_id in ids:
             if case_id in found:
                 found[case_id].append(diagnosis)
-
     for it in failing:
         _annotate(it, _merge(found[it.case.id]), traces.get(it.case.id))
+
+
+def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict) -> None:
+    """Trace the target cases in both engines, probe their ops, and add what that shows to ``found``."""
+    built = [(it, graphs.build(it.program, TRACE_CAP)) for it in targets]
+    built = [(it, g) for it, g in built if any(n.op != "leaf" for n in g.nodes)]
+    if not built:
+        return
+    # The reference's trace gives the operand values of the probes, even for a graph too big to
+    # trace whole (its first TRACE_CAP nodes); the engine's is needed only for whole graphs.
+    ref_traces = run_programs(reference, None, [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built],
+                              [timeout_for(it.case.timeout, limits) for it, _ in built], trusted(limits))
+    plans = {it.case.id: _probes(g, ref.trace["values"]) for (it, g), ref in zip(built, ref_traces)
+             if ref.status == "ok" and ref.trace is not None}
+    probes = _budget(plans)
+    whole = [(it, g) for it, g in built if g.complete and it.case.id in plans]
+    trace_programs = [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in whole]
+    trace_timeouts = [timeout_for(it.case.timeout, limits) for it, _ in whole]
+    probe_programs = [p.program(pid) for p, pid in probes.items()]
+    probe_timeouts = [min(limits.timeout, PROBE_TIMEOUT)] * len(probe_programs)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ref_job = pool.submit(run_programs, reference, None, probe_programs, probe_timeouts, trusted(limits))
+        eng_job = pool.submit(run_programs, spec, select, trace_programs + probe_programs,
+                              trace_timeouts + probe_timeouts, limits)
+        ref_probes, eng_all = ref_job.result(), eng_job.result()
+    eng_traces = {it.case.id: obs for (it, _), obs in zip(whole, eng_all)}
+    answers = {p: (r, e) for p, r, e in zip(probes, ref_probes, eng_all[len(whole):])}
+    for (it, g), ref in zip(built, ref_traces):
+        plan = plans.get(it.case.id)
+        if plan is None:
+            continue
+        verdicts = {p: _judge_probe(p, *answers[p], it.case.tolerance) for p, _used in plan if p in answers}
+        found[it.case.id] += _op_findings(plan, verdicts)
+        eng = eng_traces.get(it.case.id)
+        if eng is not None:
+            traces[it.case.id] = (g, ref.trace, eng.trace if eng.status == "ok" else None)
+            div = _divergence(g, ref.trace, traces[it.case.id][2], it.case)
+            if div:
+                found[it.case.id].append(div)
+        if not found[it.case.id] and all(verdicts.get(p) == "ok" for p, _used in plan):
+            n = len(plan)
+            found[it.case.id].append(Diagnosis(
+                "op", "backward", "every op of this case matches the reference when run alone "
+                f"({n} probe{'s' * (n != 1)}): the fault is in how backward() combines them", "medium"))
+
+
+def _budget(plans: dict) -> dict:
+    """Probe ids, at most MAX_PROBES: first every case's own forms, then the other forms and values."""
+    probes: dict[Probe, str] = {}
+    for first in (True, False):
+        for plan in plans.values():
+            for p, used in plan:
+                if (used or not first) and p not in probes and len(probes) < MAX_PROBES:
+                    probes[p] = f"probe::{len(probes) + 1}"
+    return probes
 
 
 def _worth_probing(it: Item) -> bool:
@@ -160,15 +176,23 @@ def _worth_probing(it: Item) -> bool:
 def _probes(g: graphs.Graph, values: list) -> list[tuple[Probe, bool]]:
     """The ops of the case at their operand values, alone, with Python-number forms too.
 
-    Each probe comes with whether the case itself uses that form.
+    Each probe comes with whether the case itself uses that form.  An op is probed at
+    PER_FORM places at most (the ones nearest the output), which is plenty to tell a
+    wrong formula from a right one.
     """
     out: dict[Probe, bool] = {}
-    for i in sorted(g.reachable(), reverse=True):
+    places: dict[tuple, int] = {}
+    order = sorted(g.reachable(), reverse=True) if g.complete else reversed(range(len(g.nodes)))
+    for i in order:
         node = g.nodes[i]
-        if node.op == "leaf":
+        if node.op == "leaf" or i >= len(values):
             continue
         operands = tuple(("node", values[x]) if kind == "node" else ("const", x) for kind, x in node.operands)
         if any(v is None for _, v in operands):
+            continue
+        kinds = (node.op,) + tuple(kind for kind, _ in operands)
+        places[kinds] = places.get(kinds, 0) + 1
+        if places[kinds] > PER_FORM:
             continue
         operands = tuple((kind, _tidy(v)) for kind, v in operands)
         out[Probe(node.op, operands)] = True
@@ -187,7 +211,7 @@ def _tidy(x: float):
     return int(x) if isinstance(x, float) and x.is_integer() and abs(x) < 1e15 else x
 
 
-def _judge_probe(p: Probe, ref: Observation, eng: Observation):
+def _judge_probe(p: Probe, ref: Observation, eng: Observation, tol: Tolerance):
     """'ok', None (nothing to compare), or (raised, Diagnosis) for what the op alone got wrong."""
     if ref.status != "ok" or eng.status in ("unsupported", "timeout", "crashed"):
         return None
@@ -196,18 +220,18 @@ def _judge_probe(p: Probe, ref: Observation, eng: Observation):
         return True, Diagnosis("op", p.op, f"{p.op}: {p.text()} raised {eng.error_type} ({where})", "high",
                                (eng.message[:200],))
     got, want = eng.grads.get("out"), ref.grads.get("out")
-    if got is not None and want is not None and not close(got, want, _TOL):
+    if got is not None and want is not None and not close(got, want, tol):
         return False, Diagnosis("op", "backward", f"backward() on {p.text()} alone leaves the output's own grad "
                                                   f"at {fmt(got)}, expected {fmt(want)}: it must start from 1 "
                                                   "(and add 1 on each call)", "high")
-    if not close(eng.value, ref.value, _TOL):
+    if not close(eng.value, ref.value, tol):
         return False, Diagnosis("op", p.op, f"{p.op}: {p.text()} is {fmt(eng.value)}, "
                                             f"expected {fmt(ref.value)} ({where})", "high")
     for name in p.names:
         got, want = eng.grads.get(name), ref.grads.get(name)
         if want is None or (got is None and want == 0):
             continue
-        if not close(got, want, _TOL):
+        if not close(got, want, tol):
             return False, Diagnosis("op", p.op, f"{p.op}: d({p.text()})/d{name} is {fmt(got)}, "
                                                 f"expected {fmt(want)} ({where})", "high")
     return "ok"
@@ -298,13 +322,20 @@ def _explain(g, i, out, got, want, ref, eng, users, reach, case) -> Diagnosis:
 
 
 def _merge(found: list[Diagnosis]) -> list[Diagnosis]:
-    """Drop a divergence that only repeats an op a probe already caught; strongest first."""
+    """Fold a divergence into the probe finding it agrees with (or cannot add to); strongest first."""
     probed = {d.culprit for d in found if d.kind == "op"}
-    kept = [d for d in found if not (d.kind == "divergence" and d.culprit in probed)]
-    confirmed = [d for d in found if d.kind == "divergence" and d.culprit in probed]
+
+    def folded(d: Diagnosis) -> bool:
+        vague = d.culprit == "backward" and d.confidence != "high" and bool(probed)
+        return d.kind == "divergence" and (d.culprit in probed or vague)
+
+    kept = [d for d in found if not folded(d)]
+    confirmed = [d for d in found if folded(d)]
     out = []
+    first_op = next((d for d in kept if d.kind == "op"), None)
     for d in kept:
-        extra = tuple(c.message for c in confirmed if c.culprit == d.culprit and d.kind == "op")
+        extra = tuple(c.message for c in confirmed if d.kind == "op" and (
+            c.culprit == d.culprit or (c.culprit not in probed and d is first_op)))
         out.append(dataclasses.replace(d, evidence=d.evidence + extra) if extra else d)
     rank = {"high": 0, "medium": 1, "low": 2}
     seen, unique = set(), []

@@ -211,3 +211,34 @@ def test_engines_hiding_intermediate_grads_still_get_probes(grade, tmp_path):
     assert [d["kind"] for d in case["diagnosis"]] == ["op"]  # no node-by-node comparison without the grads
     assert case["diagnosis"][0]["message"] == "sub: d(a - b)/db is 1, expected -1 (sub alone at a=5, b=2)"
     assert case["diagnosis"][0]["evidence"] == ["sub: d(5 - b)/db is 1, expected -1 (sub alone at b=2)"]
+
+
+@pytest.fixture(scope="module")
+def builtin_report():
+    """The built-in suites over the seeded bugs: engine file stem -> engine report."""
+    names = ("bug_sub_sign", "bug_tanh", "bug_mul_swapped", "bug_assign_grad", "bug_recursive_topo",
+             "notebook_verbatim", "micrograd_like", "bug_reset_grads")
+    args = [a for name in names for a in ("--engine", str(ENGINES / f"{name}.py"))]
+    result = run_grade(*args, "--format", "json")
+    assert result.code == 1, result.stderr
+    return {e["source"].rsplit("/", 1)[-1][:-3]: e for e in result.report["engines"]}
+
+
+@pytest.mark.parametrize("name, culprit", [("bug_sub_sign", "sub"), ("bug_tanh", "tanh"), ("bug_mul_swapped", "mul"),
+                                           ("bug_assign_grad", "accumulation")])
+def test_every_builtin_failure_of_a_seeded_bug_names_it(builtin_report, name, culprit):
+    failed = [c for c in builtin_report[name]["cases"] if c["status"] == "failed"]
+    assert failed
+    for case in failed:
+        assert culprits(case).get(culprit) == "high", (case["id"], case["message"])
+        assert "blame (high confidence): " in case["message"]
+
+
+@pytest.mark.parametrize("name, culprits_seen", [
+    ("bug_recursive_topo", {"recursion"}), ("notebook_verbatim", {"recursion", "exponential"}),
+    ("micrograd_like", {"recursion", "stale_grads", "backward"}), ("bug_reset_grads", {"reset", "backward"})])
+def test_builtin_habits_of_backward_are_named(builtin_report, name, culprits_seen):
+    bad = [c for c in builtin_report[name]["cases"] if c["status"] in ("failed", "error", "timeout")]
+    assert bad
+    assert {d["culprit"] for c in bad for d in c["diagnosis"]} == culprits_seen
+    assert all(c["diagnosis"] for c in bad)
