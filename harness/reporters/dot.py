@@ -15,14 +15,15 @@ def node_lines(node: dict) -> list[str]:
     """The text shown in a node: label and op, value, expected and got grads."""
     if node["op"] == "const":
         return [node["label"]]
-    head = node["label"] if node["op"] in ("leaf", node["label"]) else f"{node['label']}  [{node['op']}]"
+    head = node["label"] if node["op"] in ("leaf", node["label"]) else f"{node['op']}: {node['label']}"
     lines = [head]
     if node.get("value") is not None:
         lines.append(f"value {fmt(node['value'])}")
     want, got = node.get("expected_grad"), node.get("got_grad")
     if want is not None or got is not None:
-        lines.append(f"grad {fmt(got)}" + (f" (expected {fmt(want)})" if want is not None and node["divergent"]
-                                           else ""))
+        lines.append(f"grad {fmt(got)}")
+        if want is not None and node["divergent"]:
+            lines.append(f"expected {fmt(want)}")
     return lines
 
 

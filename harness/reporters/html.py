@@ -14,7 +14,7 @@ from harness.reporters.dot import node_lines
 from harness.reporters.text import fuzz_lines
 from harness.results import ReportContext, RunResult
 
-BOX = (160, 58)
+BOX = (170, 68)
 GAP = (56, 16)
 _STATUSES = ("passed", "failed", "error", "timeout", "unsupported")
 
@@ -82,9 +82,10 @@ def svg(graph: dict, title: str = "", uid: str = "g") -> str:
         lines = node_lines(n)
         out.append(f'<g class="{" ".join(classes)}" data-node="{_e(n["id"])}">'
                    f'<rect x="{x:.0f}" y="{y:.0f}" width="{w}" height="{h}" rx="5"/>')
-        for k, line in enumerate(lines[:3]):
-            ty = y + h / 2 + (k - (len(lines[:3]) - 1) / 2) * 15 + 4
-            out.append(f'<text x="{x + 8:.0f}" y="{ty:.0f}">{_e(line[:24])}</text>')
+        for k, line in enumerate(lines[:4]):
+            ty = y + h / 2 + (k - (len(lines[:4]) - 1) / 2) * 14 + 4
+            text = line if len(line) <= 26 else line[:25] + "\u2026"
+            out.append(f'<text x="{x + 8:.0f}" y="{ty:.0f}">{_e(text)}</text>')
         out.append(f"<title>{_e(chr(10).join(lines))}</title></g>")
     out.append("</svg>")
     return "".join(out)
