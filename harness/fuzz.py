@@ -323,7 +323,7 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
         out.summary["rejected"] = fuzzer.rejected
         if fuzzer.out_of_time:
             out.summary["stopped"] = f"generating stopped after {RUN_BUDGET:g} s"
-        if any(o.shrinkable for o in outcomes):
+        if any(o.shrinkable for o in outcomes) and not (eng.load_error or ref.load_error):
             out.minimal = _search(strategy(forms), count, seed, fuzzer, record=None)
             if fuzzer.shrink_cut:
                 cut = f"shrinking stopped after {SHRINK_BUDGET:g} s (the expressions may not be minimal)"
@@ -356,6 +356,10 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
     @seeded(seed)
     @given(strat)
     def check(expr):
+        if fuzzer.engine.load_error or fuzzer.reference.load_error:  # e.g. grading was interrupted
+            if record is not None:
+                raise _Enough
+            return
         if record is not None and (len(record) >= count or fuzzer.out_of_time):
             raise _Enough  # also on Hypothesis's replay of the example that stopped the search
         if record is not None and time.monotonic() - started > RUN_BUDGET:
