@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
-from conftest import ENGINES, run_grade
+from conftest import ENGINES, ROOT, run_grade
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +106,21 @@ def test_fuzz_adds_to_the_selected_cases(grade, engine):
 def test_fuzz_needs_a_whole_number(grade, engine):
     result = grade("--engine", engine("micrograd_full"), "--fuzz", "many")
     assert result.code == 2 and "'many' is not a whole number" in result.stderr
+
+
+def test_sigterm_stops_fuzzing_at_once(engine):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "--engine", engine("micrograd_full"), "--fuzz", "100000",
+         "-k", "fuzz"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # loaded, and fuzzing
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and out == ""
+    assert took < 5  # no shrinking of the failures that the interruption itself caused
