@@ -6,7 +6,7 @@ It never holds an expectation: expected values stay in the grading process.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from harness.cases import REFERENCE, Assign, Case
 
@@ -25,8 +25,8 @@ class Program:
     trace: int = 0        # if > 0: also read value, grad and local derivatives of the first N nodes
 
     def to_wire(self) -> dict:
-        """The message sent to the worker."""
-        return asdict(self)
+        """The message sent to the worker (a shallow copy: it is only ever serialized)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _steps(steps) -> list:
