@@ -26,9 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", action="append", default=[], metavar="SPEC",
                    help="a .py file, a package folder, a module name or an installed engine name "
                         "(repeatable)")
+    p.add_argument("--submissions", action="append", default=[], metavar="DIR",
+                   help="a folder whose every child folder or .py file is one submission, "
+                        "named after it (repeatable)")
     p.add_argument("--cases", action="append", default=[], metavar="PATH",
                    help="a case file or a folder of them (repeatable; replaces the built-in suites)")
-    p.add_argument("--format", default="text", metavar="FORMAT", help="report format (default: text)")
+    p.add_argument("--format", default="text", metavar="FORMAT",
+                   help="report format: text, json, junit, gradescope, csv, markdown, or one an "
+                        "installed plugin adds (default: text)")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
     p.add_argument("-k", dest="keyword", action="append", default=[], metavar="SUBSTRING",
                    help="only cases whose id contains SUBSTRING (repeatable: any of them)")
@@ -43,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also refuse MODULE (and its submodules) to submissions, e.g. torch (repeatable; "
                         "reference_engine and harness internals are always refused)")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
-                   help="engines graded in parallel (default: the number of CPUs)")
+                   help="submissions graded in parallel, each in its own engine process "
+                        "(default: the number of CPUs)")
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
     p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
@@ -56,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int, default=0, metavar="S", help="seed of --fuzz (default: 0)")
     p.add_argument("--graph", choices=["dot"], metavar="dot",
                    help="print the graphs of the failing cases as Graphviz DOT instead of the report")
+    p.add_argument("--build-gradescope", metavar="ZIP",
+                   help="write a Gradescope autograder zip that grades each submission with the "
+                        "selected cases and these options, and exit")
     p.add_argument("--check-cases", action="store_true",
                    help="check the selected cases instead of grading: the reference engine and central "
                         "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
@@ -163,6 +172,7 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     from harness.expr import CALL_OPS
     from harness.grading import Feedback, grade
     from harness.guard import DEFAULT_FORBIDDEN
+    from harness.progress import for_batch
     from harness.results import ReportContext
     from harness.runner import Limits
 
@@ -192,28 +202,96 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
         for c in cases:
             print(f"{c.id}  [{', '.join(c.tags)}]")
         return EXIT_OK
+    if args.build_gradescope:
+        if args.engine or args.submissions:
+            raise HarnessError("--build-gradescope builds an autograder and grades nothing: "
+                               "leave out --engine and --submissions")
+        return _build_gradescope(args, cases)
     limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
                     forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))))
     reaper.become_subreaper()  # a detached process is re-parented to us, not to init
     if args.check_cases:
         return _check_cases(parser, args, cases, limits)
-    if not args.engine:
-        parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference')")
-    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in args.engine]
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise HarnessError(f"--output {args.output}: the folder {Path(args.output).parent} does not exist")
+    written = list(args.engine) + [path for folder in args.submissions for path in submissions(folder)]
+    ids = [None] * len(args.engine) + [submission_id(p) for p in written[len(args.engine):]]
+    if not written:
+        if args.submissions:
+            raise HarnessError(f"no submissions in {', '.join(args.submissions)}: expected child "
+                               "folders or .py files")
+        parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference') "
+                     "or --submissions DIR")
+    _check_unique(ids)
+    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in written]
     feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
-    run = grade(specs, cases, limits, jobs=args.jobs, feedback=feedback)
+    run = grade(specs, cases, limits, jobs=args.jobs, ids=ids,
+                progress=for_batch(len(specs), sys.stderr), feedback=feedback)
     reaper.sweep()  # the report is written last, when no process of a submission is left
-    _restore_sources(run, dict(zip(specs, args.engine)))
+    _restore_sources(run, dict(zip(specs, written)))
     to_tty = not args.output and sys.stdout.isatty()
     text = reporters[fmt](run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
     if args.output:
-        write_atomically(args.output, text)
+        try:
+            write_atomically(args.output, text)
+        except OSError as e:
+            raise HarnessError(f"cannot write --output {args.output}: {e.strerror or e}") from None
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
     if args.fail_under is not None:
         return EXIT_OK if all(e.percent >= args.fail_under for e in run.engines) else EXIT_FAILED
     return EXIT_OK if run.all_passed else EXIT_FAILED
+
+
+def submissions(folder: str) -> list[str]:
+    """The submissions in ``folder``: its child folders and .py files, by name.
+
+    Names starting with ``.`` or ``_`` (``__pycache__``, ``__MACOSX``) are skipped.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise HarnessError(f"--submissions {folder}: no such folder")
+    return [str(p) for p in sorted(path.iterdir(), key=lambda p: p.name)
+            if not p.name.startswith((".", "_")) and (p.is_dir() or (p.is_file() and p.suffix == ".py"))]
+
+
+def submission_id(path: str) -> str:
+    """A submission's id: its folder's name, or its file's name without ``.py``."""
+    p = Path(path)
+    return p.stem if p.is_file() else p.name
+
+
+def _check_unique(ids: list) -> None:
+    seen: set = set()
+    for i in ids:
+        if i is not None and i in seen:
+            raise HarnessError(f"two submissions are named {i!r} (a folder and a .py file?); "
+                               "rename one so that every submission id is unique")
+        seen.add(i)
+
+
+def _build_gradescope(args, cases: list) -> int:
+    from harness import gradescope_zip, plugins, reference
+    from harness.runner import Limits
+
+    # Check now that 'reference' expectations can be computed, not on the first submission.
+    reference.resolve(cases, Limits(timeout=args.timeout, load_timeout=args.load_timeout,
+                                    memory_mb=args.memory_mb or None))
+
+    options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
+               "--memory-mb", str(args.memory_mb)]
+    options += [o for k in args.keyword for o in ("-k", k)] + [o for t in args.tag for o in ("--tag", t)]
+    options += (["--fuzz", str(args.fuzz), "--seed", str(args.seed)] if args.fuzz else []) + (
+        [] if args.blame else ["--no-blame"])
+    course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
+    options += [o for name in course_plugins for o in ("-p", name)]
+    names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
+    hidden = sum(c.visibility != "visible" for c in cases)
+    print(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
+          f"in {sum(n.startswith('cases/') for n in names)} case file(s); upload it as the autograder "
+          "of a Gradescope programming assignment")
+    return EXIT_OK
 
 
 def _check_cases(parser: argparse.ArgumentParser, args, cases: list, limits) -> int:

@@ -8,8 +8,9 @@ generated cases (``harness.fuzz``) that go through the same flow.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from harness import blame as blaming
 from harness import fuzz as fuzzing
@@ -96,16 +97,26 @@ def _attach_shrunk(res: CaseResult, small: blaming.Item) -> None:
 
 
 def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
-          feedback: Feedback = Feedback()) -> RunResult:
+          ids: list[str | None] | None = None,
+          progress: Callable[[int, int], None] | None = None, feedback: Feedback = Feedback()) -> RunResult:
     """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``.
 
-    Expectations written as ``reference`` are computed first, by the reference engine in its own process.
+    ``ids`` gives each spec's submission id (None: the engine's name); ``progress(done, total)``
+    is called from this thread after each spec.  Expectations written as ``reference`` are
+    computed first, by the reference engine in its own process.
     """
     start = time.perf_counter()
     cases = reference.resolve(cases, limits)
+    ids = list(ids) if ids is not None else [None] * len(specs)
+    per_spec: list = [None] * len(specs)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        per_spec = list(pool.map(lambda s: grade_engine(s, cases, limits, feedback), specs))
+        futures = {pool.submit(_grade_one, spec, sub, cases, limits, feedback): i
+                   for i, (spec, sub) in enumerate(zip(specs, ids))}
+        for done, future in enumerate(as_completed(futures), 1):
+            per_spec[futures[future]] = future.result()
+            if progress is not None:
+                progress(done, len(specs))
     except BaseException:  # interrupted: kill the engine processes so that the threads end now
         reaper.stop_all()
         raise
@@ -114,3 +125,19 @@ def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
         reaper.resume()
     engines = [e for batch in per_spec for e in batch]
     return RunResult(engines, round(time.perf_counter() - start, 3))
+
+
+def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits,
+               feedback: Feedback = Feedback()) -> list[EngineResult]:
+    """One submission's results; a failure of the harness itself costs only this submission."""
+    try:
+        results = grade_engine(spec, cases, limits, feedback)
+    except Exception as e:  # e.g. no more processes or file descriptors: grade the rest anyway
+        why = f"the harness could not grade this submission: {type(e).__name__}: {e}"
+        results = [EngineResult(submission or spec, spec, [
+            CaseResult(id=c.id, status="error", score=0.0, max_score=float(c.points), message=why,
+                       suite=c.suite, name=c.name, description=c.description, tags=c.tags,
+                       visibility=c.visibility) for c in cases], load_error=why)]
+    for r in results:
+        r.submission = submission or r.engine
+    return results

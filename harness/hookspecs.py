@@ -10,7 +10,7 @@ def register_engines(register):
 
 @hookspec
 def register_reporters(register):
-    """Register report formats: call ``register(name, render)``, render(run) -> str."""
+    """Register report formats: call ``register(name, render)``, render(run, context) -> str."""
 
 
 @hookspec

@@ -36,6 +36,7 @@ class EngineResult:
     source: str
     cases: list
     load_error: str = ""
+    submission: str = ""    # the submission id: a --submissions child's name, else the engine's name
     fuzz: dict | None = None   # with --fuzz: seed, forms fuzzed, forms left out, minimal failures
 
     @property
@@ -69,6 +70,12 @@ class RunResult:
     @property
     def all_passed(self) -> bool:
         return all(c.status == "passed" for e in self.engines for c in e.cases)
+
+    def labels(self) -> list[str]:
+        """A short name per engine for reports: its submission id, plus the engine's name when
+        one submission registered several engines."""
+        subs = [e.submission or e.engine for e in self.engines]
+        return [f"{s}/{e.engine}" if subs.count(s) > 1 else s for s, e in zip(subs, self.engines)]
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ def as_dict(run: RunResult) -> dict:
     """The report as plain data."""
     return {
         "engines": [
-            {"engine": e.engine, "source": e.source, "score": e.score, "max_score": e.max_score,
-             "percent": round(e.percent, 2), "counts": e.counts,
+            {"engine": e.engine, "source": e.source, "submission": e.submission, "score": e.score,
+             "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
              **({"load_error": e.load_error} if e.load_error else {}),
              **({"fuzz": e.fuzz} if e.fuzz is not None else {}),
              "cases": [

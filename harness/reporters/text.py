@@ -17,8 +17,9 @@ def _paint(text: str, code: str, context: ReportContext) -> str:
 def render(run: RunResult, context: ReportContext) -> str:
     """The whole report as text."""
     out: list[str] = []
-    for e in run.engines:
-        out.append(_paint(f"== {e.engine} ({e.source})", "1", context))
+    for name, e in zip(run.labels(), run.engines):
+        title = f"{name} ({e.source})" if name == e.engine else f"{name}: {e.engine} ({e.source})"
+        out.append(_paint(f"== {title}", "1", context))
         if e.load_error:
             out.append("   the submission failed to load:")
             out.extend(f"   | {line}" for line in e.load_error.splitlines())
@@ -31,7 +32,7 @@ def render(run: RunResult, context: ReportContext) -> str:
         if e.fuzz is not None:
             out.extend(fuzz_lines(e.fuzz))
         counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
-        summary = f"{e.engine}: {e.score:g}/{e.max_score:g} points ({e.percent:.1f}%), {counts}"
+        summary = f"{name}: {e.score:g}/{e.max_score:g} points ({e.percent:.1f}%), {counts}"
         ok = e.counts["passed"] == len(e.cases)
         out.append(_paint(summary, "32;1" if ok else "31;1", context))
         out.append("")

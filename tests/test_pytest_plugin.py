@@ -1,0 +1,133 @@
+"""The pytest plugin (entry point ``pytest11``), run in pytester sandboxes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import ENGINES, ROOT
+
+pytest_plugins = ["pytester"]
+#: Hypothesis' plugin costs about a second per in-process pytest run; these runs never need it.
+QUICK = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
+
+STATUSES = ROOT / "tests" / "cases" / "statuses.yaml"
+NOTEBOOK = str(ENGINES / "notebook_verbatim.py")
+
+
+@pytest.fixture
+def statuses(pytester):
+    """A sandbox holding the statuses suite as statuses.yaml."""
+    shutil.copy(STATUSES, pytester.path / "statuses.yaml")
+    return pytester
+
+
+def test_without_engine_the_plugin_is_inert(statuses):
+    statuses.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    statuses.makefile(".yml", notes="cases: [not, a, case, file]\n")
+    result = statuses.runpytest(*QUICK, "--collect-only", "-q")
+    assert result.ret == 0
+    assert [line for line in result.outlines if "::" in line] == ["test_plain.py::test_ok"]
+    assert "autograd-harness" not in result.stdout.str()
+    statuses.runpytest(*QUICK).assert_outcomes(passed=1)
+
+
+def test_the_plugin_is_registered_as_harness(pytester):
+    result = pytester.runpytest(*QUICK, "--trace-config", "--co", "-q")
+    assert any("harness" in line and "pytest_plugin" in line for line in result.outlines)
+    pytester.runpytest(*QUICK, "-p", "no:harness", f"--engine={NOTEBOOK}").stderr.fnmatch_lines(
+        ["*unrecognized arguments: --engine*"])
+
+
+def test_one_item_per_case_with_case_ids(statuses):
+    result = statuses.runpytest(*QUICK, f"--engine={NOTEBOOK}", "statuses.yaml", "--collect-only", "-q")
+    ids = [line for line in result.outlines if "::" in line]
+    assert ids == [f"statuses.yaml::statuses::{name}" for name in (
+        "a_plus_b_times_c", "second_backward_doubles_output_grad", "exp_is_unsupported",
+        "deep_chain_recursion", "diamond_paths_timeout", "sub_then_mul")]
+
+
+def test_verdicts_become_outcomes_with_readable_failures(statuses):
+    result = statuses.runpytest(*QUICK, f"--engine={NOTEBOOK}", "statuses.yaml", "-rs")
+    result.assert_outcomes(passed=2, failed=3, skipped=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*_ case statuses::second_backward_doubles_output_grad _*",
+        "failed: grad of L: expected 2, got 1",
+        "  inputs a=2, b=3; output = L; backward() x2; tolerance abs 1e-09 + rel 1e-06",
+        "  case: the notebook resets the output's derivative to 1 on every backward()",
+    ])
+    result.stdout.fnmatch_lines(["*_ case statuses::diamond_paths_timeout _*", "timeout: timed out: no answer within 1 s"])
+    result.stdout.fnmatch_lines(["*_ case statuses::deep_chain_recursion _*",
+                                 "error: backward recursed too deeply (RecursionError in backward())*"])
+    result.stdout.fnmatch_lines(["SKIPPED ?1? statuses.yaml:27: unsupported op: exp: *"])
+    assert "Traceback" not in out and "pytest_plugin.py" not in out and "raise CaseFailed" not in out
+
+
+def test_k_selects_by_case_name_and_tag_and_x_stops(statuses):
+    statuses.runpytest(*QUICK, f"--engine={NOTEBOOK}", "statuses.yaml", "-k", "a_plus_b").assert_outcomes(passed=1)
+    statuses.runpytest(*QUICK, f"--engine={NOTEBOOK}", "statuses.yaml", "-k", "backprop").assert_outcomes(passed=1)
+    result = statuses.runpytest(*QUICK, f"--engine={NOTEBOOK}", "statuses.yaml", "-x")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_junitxml_works_as_usual(statuses):
+    statuses.runpytest(*QUICK, f"--engine={NOTEBOOK}", "statuses.yaml", "--junitxml=out.xml")
+    cases = {c.get("name"): [k.tag for k in c] for c in ET.parse(statuses.path / "out.xml").iter("testcase")}
+    assert cases["a_plus_b_times_c"] == []
+    assert cases["exp_is_unsupported"] == ["skipped"]
+    assert cases["diamond_paths_timeout"] == ["failure"]
+
+
+def test_xdist_runs_cases_in_parallel(statuses):
+    pytest.importorskip("xdist")
+    result = statuses.runpytest_subprocess(*QUICK, f"--engine={NOTEBOOK}", "statuses.yaml", "-n", "2",
+                                           "-k", "not diamond_paths_timeout")
+    result.assert_outcomes(passed=2, failed=2, skipped=1)
+
+
+def test_no_path_collects_the_built_in_suites(pytester):
+    listed = subprocess.run([sys.executable, "-m", "harness.cli", "--list"], capture_output=True, text=True,
+                            check=True).stdout.splitlines()
+    result = pytester.runpytest(*QUICK, "--engine", "reference")
+    result.assert_outcomes(passed=len(listed))
+    result.stdout.fnmatch_lines(["autograd-harness: grading engine reference"])
+    result = pytester.runpytest(*QUICK, "--engine", "reference", "--collect-only", "-q")
+    assert any(line.endswith("notebook.yaml::notebook::a_plus_b_times_c") for line in result.outlines)
+
+
+def test_a_bad_case_file_is_one_clear_collection_error(pytester):
+    pytester.makefile(".yaml", bad="cases:\n  - name: x\n    inputs: {a: 1}\n    output: a +\n    expect: {value: 1}\n")
+    result = pytester.runpytest(*QUICK, f"--engine={NOTEBOOK}", "bad.yaml")
+    assert result.ret == 2
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*bad.yaml:4: case 'x': *"])
+    assert "Traceback" not in out and "CaseFileError" not in out
+
+
+def test_yaml_files_without_cases_are_ignored(pytester):
+    pytester.makefile(".yaml", config="name: not a case file\nsteps: [1, 2]\n")
+    shutil.copy(STATUSES, pytester.path / "statuses.yaml")
+    result = pytester.runpytest(*QUICK, f"--engine={NOTEBOOK}", ".", "--collect-only", "-q")
+    assert sum("::" in line for line in result.outlines) == 6
+    assert not any("config.yaml" in line for line in result.outlines)
+
+
+def test_an_engine_that_fails_to_load_fails_every_case(statuses):
+    result = statuses.runpytest(*QUICK, f"--engine={ENGINES / 'raises_in_init.py'}", "statuses.yaml")
+    result.assert_outcomes(failed=6)
+    result.stdout.fnmatch_lines(["error: the submission failed to load: importing * raised RuntimeError*"])
+
+
+def test_reference_expectations_are_computed_like_grade_does(pytester):
+    pytester.makefile(".yaml", oracle=(
+        "cases:\n"
+        "  - {name: by_reference, inputs: {a: 2, b: 3}, output: a * b + a, expect: {value: reference, grad: reference}}\n"
+        "  - {name: wrong_by_reference, inputs: {a: 2}, steps: [{L: a * a}], output: L, backward: 2,\n"
+        "     expect: {value: reference, grad: reference}}\n"))
+    result = pytester.runpytest(*QUICK, f"--engine={NOTEBOOK}", "oracle.yaml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["failed: grad of L: expected 2, got 1"])

@@ -1,0 +1,269 @@
+"""The CI formats (junit, gradescope, csv, markdown) and the pytest plugin agree with the JSON report.
+
+JUnit output is validated with lxml against tests/fixtures/junit.xsd, a schema
+of the common JUnit XML layout (Jenkins xunit / Surefire) written for these tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import ENGINES, ROOT, run_grade
+
+etree = pytest.importorskip("lxml.etree")
+
+SCHEMA = ROOT / "tests" / "fixtures" / "junit.xsd"
+STATUSES_CASES = ROOT / "tests" / "cases" / "statuses.yaml"
+PYTEST_OUTCOME = {"passed": "passed", "failed": "failed", "error": "failed", "timeout": "failed",
+                  "unsupported": "skipped"}
+
+#: fixture engine -> case files: every status for the notebook's engine; the built-in suites for a bug.
+AGREEMENT = {"notebook_verbatim": [STATUSES_CASES], "bug_mul_swapped": []}
+NOTEBOOK_STATUSES = {
+    "statuses::a_plus_b_times_c": "passed",
+    "statuses::second_backward_doubles_output_grad": "failed",
+    "statuses::exp_is_unsupported": "unsupported",
+    "statuses::deep_chain_recursion": "error",
+    "statuses::diamond_paths_timeout": "timeout",
+    "statuses::sub_then_mul": "passed",
+}
+
+
+def validate_junit(text: str) -> ET.Element:
+    schema = etree.XMLSchema(etree.parse(str(SCHEMA)))
+    doc = etree.fromstring(text.encode("utf-8"))
+    assert schema.validate(doc), schema.error_log
+    return ET.fromstring(text.encode("utf-8"))
+
+
+def junit_statuses(root: ET.Element) -> dict:
+    """case id -> harness status, from our JUnit report."""
+    out = {}
+    for case in root.iter("testcase"):
+        children = [c for c in case if c.tag in ("failure", "error", "skipped")]
+        if not children:
+            out[case.get("name")] = "passed"
+        else:
+            (child,) = children
+            out[case.get("name")] = {"failure": "failed", "skipped": "unsupported"}.get(child.tag, child.get("type"))
+    return out
+
+
+def markdown_statuses(text: str) -> dict:
+    rows = re.findall(r"^\| \S+ (\w+) \| `([^`]+)` \|", text, re.M)
+    return {case_id: status for status, case_id in rows}
+
+
+def pytest_outcomes(engine: Path, cases: list, tmp: Path) -> dict:
+    """case id -> pytest outcome, from pytest's own --junitxml of a plugin run."""
+    xml = tmp / "pytest-junit.xml"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--engine", str(engine), *map(str, cases),
+                           "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q", f"--junitxml={xml}"],
+                          capture_output=True, text=True, cwd=tmp, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = {}
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        suite = case.get("classname").rsplit(".", 1)[-1]
+        kinds = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        out[f"{suite}::{case.get('name')}"] = {"failure": "failed", "skipped": "skipped"}.get(
+            kinds[0], kinds[0]) if kinds else "passed"
+    return out
+
+
+@pytest.fixture(scope="module", params=list(AGREEMENT))
+def reports(request, tmp_path_factory):
+    """Every format's report, and the pytest plugin's outcomes, for one engine."""
+    engine = ENGINES / f"{request.param}.py"
+    args = ["--engine", engine, *[a for c in AGREEMENT[request.param] for a in ("--cases", c)]]
+    out = {}
+    for fmt in ("json", "junit", "gradescope", "csv", "markdown"):
+        result = run_grade(*args, "--format", fmt)
+        assert result.code == 1, result.stderr
+        assert result.stderr == ""
+        out[fmt] = result.stdout
+    out["pytest"] = pytest_outcomes(engine, AGREEMENT[request.param], tmp_path_factory.mktemp("pytest"))
+    return out
+
+
+def test_every_format_and_the_pytest_plugin_agree_on_every_case(reports):
+    report = json.loads(reports["json"])["engines"][0]
+    want = {c["id"]: c["status"] for c in report["cases"]}
+    assert len(set(want.values())) >= 2  # a mix of verdicts, or agreement proves little
+    if report["engine"] == "notebook_verbatim":
+        assert want == NOTEBOOK_STATUSES
+
+    assert junit_statuses(validate_junit(reports["junit"])) == want
+
+    gradescope = json.loads(reports["gradescope"])
+    assert {t["name"]: t["extra_data"]["harness_status"] for t in gradescope["tests"]} == want
+    assert {t["name"]: t["status"] for t in gradescope["tests"]} == {
+        i: "passed" if s == "passed" else "failed" for i, s in want.items()}
+    assert gradescope["score"] == report["score"]
+
+    (row,) = list(csv.DictReader(io.StringIO(reports["csv"])))
+    assert {i: row[i] for i in want} == want
+    assert float(row["score"]) == report["score"] and float(row["max_score"]) == report["max_score"]
+    assert {s: int(row[s]) for s in report["counts"]} == report["counts"]
+
+    assert markdown_statuses(reports["markdown"]) == want
+    assert reports["pytest"] == {i: PYTEST_OUTCOME[s] for i, s in want.items()}
+
+
+def test_junit_carries_messages_counts_and_seconds(reports):
+    report = json.loads(reports["json"])["engines"][0]
+    root = validate_junit(reports["junit"])
+    suites = root.findall("testsuite")
+    assert sorted(s.get("name") for s in suites) == sorted(
+        f"{report['submission']}::{suite}" for suite in {c["suite"] for c in report["cases"]})
+    assert int(root.get("tests")) == len(report["cases"])
+    assert int(root.get("failures")) == report["counts"]["failed"]
+    assert int(root.get("errors")) == report["counts"]["error"] + report["counts"]["timeout"]
+    assert int(root.get("skipped")) == report["counts"]["unsupported"]
+    by_id = {c["id"]: c for c in report["cases"]}
+    for case in root.iter("testcase"):
+        want = by_id[case.get("name")]
+        assert re.fullmatch(r"\d+\.\d{3}", case.get("time"))
+        for child in case:
+            assert child.text == want["message"]
+            assert child.get("message") == want["message"].splitlines()[0]
+    for suite in suites:  # a suite's time is its cases' times, in seconds
+        assert float(suite.get("time")) == pytest.approx(
+            sum(float(c.get("time")) for c in suite.iter("testcase")), abs=0.002 * len(suite))
+    timeouts = [c for c in root.iter("testcase") if c.find("error[@type='timeout']") is not None]
+    assert all(1.0 <= float(c.get("time")) < 5 for c in timeouts)  # the 1 s timeout, in seconds
+
+
+def test_gradescope_results_follow_the_autograder_spec(reports):
+    report = json.loads(reports["json"])["engines"][0]
+    doc = json.loads(reports["gradescope"])
+    assert set(doc) >= {"score", "execution_time", "output", "tests"}
+    assert isinstance(doc["execution_time"], int) and doc["execution_time"] >= 0
+    assert doc["score"] == sum(t["score"] for t in doc["tests"])
+    by_id = {c["id"]: c for c in report["cases"]}
+    for test in doc["tests"]:
+        case = by_id[test["name"]]
+        assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility", "tags"}
+        assert test["max_score"] == case["max_score"]
+        assert test["score"] == (case["max_score"] if case["status"] == "passed" else 0)
+        assert test["visibility"] == case["visibility"]
+        assert test["tags"] == case["tags"]
+        assert test["output"] == ("" if case["status"] == "passed" else f"{case['status']}: {case['message']}")
+
+
+def test_gradescope_maps_points_and_visibility_per_case():
+    result = run_grade("--engine", ENGINES / "notebook_verbatim.py", "--cases", STATUSES_CASES,
+                       "--format", "gradescope")
+    doc = json.loads(result.stdout)
+    tests = {t["name"]: t for t in doc["tests"]}
+    assert doc["score"] == 3.0  # a_plus_b_times_c (2 points) + sub_then_mul (1 point)
+    assert tests["statuses::a_plus_b_times_c"]["max_score"] == 2.0
+    assert tests["statuses::second_backward_doubles_output_grad"]["visibility"] == "hidden"
+    assert tests["statuses::second_backward_doubles_output_grad"]["max_score"] == 3.0
+    assert tests["statuses::exp_is_unsupported"]["visibility"] == "after_due_date"
+    assert tests["statuses::sub_then_mul"]["tags"] == ["ci", "backprop"]
+    # The top-level output is shown to students: it counts visible tests only.
+    assert doc["output"] == "2 of 4 visible tests passed; 2 more tests are hidden or shown after the due date"
+
+
+def test_gradescope_output_explains_a_submission_that_does_not_load():
+    result = run_grade("--engine", ENGINES / "raises_in_init.py", "--cases", STATUSES_CASES,
+                       "--format", "gradescope")
+    assert result.code == 1
+    doc = json.loads(result.stdout)
+    assert doc["score"] == 0
+    assert doc["output"].startswith("your submission could not be loaded")
+    assert "RuntimeError" in doc["output"]
+    assert {t["extra_data"]["harness_status"] for t in doc["tests"]} == {"error"}
+
+
+def test_json_names_the_submission():
+    report = run_grade("--engine", ENGINES / "bug_mul_swapped.py", "-k", "a_plus_b_times_c",
+                       "--format", "json").report
+    engine = report["engines"][0]
+    assert (engine["engine"], engine["source"], engine["submission"]) == (
+        "bug_mul_swapped", str(ENGINES / "bug_mul_swapped.py"), "bug_mul_swapped")
+
+
+def test_junit_schema_is_not_vacuous():
+    """The schema rejects documents that dashboards would not read."""
+    schema = etree.XMLSchema(etree.parse(str(SCHEMA)))
+    good = ('<testsuites><testsuite name="s" tests="1" failures="0" errors="0">'
+            '<testcase name="c" time="0.5"/></testsuite></testsuites>')
+    assert schema.validate(etree.fromstring(good))
+    for bad in (good.replace(' name="c"', ""), good.replace('failures="0"', 'failures="none"'),
+                good.replace('time="0.5"', 'time="5 ms"'), good.replace("<testcase", "<test")):
+        assert not schema.validate(etree.fromstring(bad)), bad
+
+
+HOSTILE_MESSAGE_ENGINE = '''
+class Value:
+    def __init__(self, data):
+        self.data, self.grad = data, 0.0
+    def __add__(self, other):
+        return Value(self.data + getattr(other, "data", other))
+    def backward(self):
+        raise ValueError("bad \\x00\\x07\\x1b[31m | <script>alert(1)</script> & ]]> **bold** =1+1")
+'''
+
+
+def test_reports_survive_messages_with_markup_and_control_characters(tmp_path):
+    engine = tmp_path / "hostile_message.py"
+    engine.write_text(HOSTILE_MESSAGE_ENGINE)
+    cases = tmp_path / "one.yaml"
+    cases.write_text("cases:\n  - {name: add, inputs: {a: 1, b: 2}, output: a + b, expect: {value: 3}}\n")
+    args = ("--engine", engine, "--cases", cases)
+
+    root = validate_junit(run_grade(*args, "--format", "junit").stdout)
+    error = root.find("testsuite/testcase/error")
+    assert "<script>alert(1)</script> & ]]>" in error.text
+    assert "\\x00\\x07\\x1b[31m" in error.text  # escaped, since XML 1.0 cannot hold them
+
+    markdown = run_grade(*args, "--format", "markdown").stdout
+    (row,) = [line for line in markdown.splitlines() if "`one::add`" in line]
+    assert "<script>" not in markdown and "&lt;script&gt;" in row
+    assert len(re.findall(r"(?<!\\)\|", row)) == 5  # still four cells: the message's | is escaped
+    assert r"\*\*bold\*\*" in row
+
+    gradebook = run_grade(*args, "--format", "csv").stdout
+    (data,) = list(csv.DictReader(io.StringIO(gradebook)))
+    assert data["one::add"] == "error"
+
+    gradescope = json.loads(run_grade(*args, "--format", "gradescope").stdout)
+    assert "<script>alert(1)</script>" in gradescope["tests"][0]["output"]
+
+
+@pytest.mark.parametrize("fmt", ["junit", "gradescope", "csv", "markdown"])
+def test_output_is_written_atomically_and_nothing_reaches_stdout(tmp_path, fmt):
+    target = tmp_path / f"report.{fmt}"
+    result = run_grade("--engine", ENGINES / "noisy.py", "-k", "a_plus_b", "--format", fmt,
+                       "--output", target)
+    assert result.code == 0, result.stderr
+    assert result.stdout == ""
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary file left behind
+    text = target.read_text()
+    assert "garbage" not in text and "raw fd" not in text and '"engines"' not in text  # no noise
+    if fmt == "junit":
+        validate_junit(text)
+
+
+def test_output_into_a_missing_folder_is_a_clear_error(tmp_path):
+    result = run_grade("--engine", ENGINES / "bug_mul_swapped.py", "--format", "junit",
+                       "--output", tmp_path / "nope" / "report.xml")
+    assert result.code == 2
+    assert result.stderr.strip() == f"grade: error: --output {tmp_path / 'nope' / 'report.xml'}: " \
+                                    f"the folder {tmp_path / 'nope'} does not exist"
+
+
+def test_unknown_format_lists_the_new_ones():
+    result = run_grade("--engine", "reference", "--format", "junitxml")
+    assert result.code == 2
+    assert "did you mean 'junit'?" in result.stderr
+    assert "csv, dot, gradescope, html, json, junit, markdown, text" in result.stderr
