@@ -124,3 +124,13 @@ def test_sigterm_stops_fuzzing_at_once(engine):
             proc.kill()
     assert proc.returncode == 130 and "interrupted" in err and out == ""
     assert took < 5  # no shrinking of the failures that the interruption itself caused
+
+
+def test_a_gradescope_autograder_keeps_the_fuzz_and_blame_options(grade, tmp_path):
+    import zipfile
+
+    out = tmp_path / "autograder.zip"
+    result = grade("--build-gradescope", out, "--fuzz", "10", "--seed", "3", "--no-blame", "-k", "ops::")
+    assert result.code == 0, result.stderr
+    script = zipfile.ZipFile(out).read("run_autograder").decode()
+    assert "-k ops:: --fuzz 10 --seed 3 --no-blame)" in script
