@@ -38,7 +38,7 @@ def test_html_report_is_one_self_contained_file(html_report):
 
 def test_html_marks_the_divergent_node(html_report):
     text = html_report.read_text()
-    failure = text[text.index('class="failure" id="bug_sub_sign-shapes::sub_times_c"'):]
+    failure = text[text.index('class="failure" id="e0-shapes::sub_times_c"'):]
     drawing = failure[failure.index("<svg"):failure.index("</svg>")]
     assert re.search(r'<g class="node divergent first" data-node="n1">.*?>b</text>.*?'
                      r">grad 3</text>.*?>expected -3</text>", drawing)
@@ -83,7 +83,7 @@ def test_html_report_renders_in_headless_chromium(html_report):
     browser = _browser()
     try:
         browser.get(html_report.as_uri())
-        case = browser.find_element(By.ID, "bug_sub_sign-shapes::sub_times_c")
+        case = browser.find_element(By.ID, "e0-shapes::sub_times_c")
         assert case.is_displayed()
         drawing = case.find_element(By.CSS_SELECTOR, "svg.graph")
         box = browser.execute_script("var b = arguments[0].getBBox(); return [b.width, b.height];", drawing)
@@ -133,3 +133,16 @@ def test_layout_puts_each_node_right_of_its_operands_without_overlap():
     boxes = sorted(lay.positions.values())
     assert len(set(boxes)) == len(nodes)
     assert all(lay.width >= px + 100 and lay.height >= py + 40 for px, py in boxes)
+
+
+def test_html_names_each_submission_and_keeps_anchors_unique(grade, engine, tmp_path):
+    for who in ("alice", "bob"):
+        (tmp_path / "subs" / who).mkdir(parents=True)
+        shutil.copy(engine("bug_sub_sign"), tmp_path / "subs" / who / "engine.py")
+    result = grade("--submissions", tmp_path / "subs", "--cases", SHAPES, "-k", "sub_two_leaves",
+                   "--format", "html")
+    assert result.code == 1, result.stderr
+    assert "<h2>alice: engine <small>" in result.stdout and "<h2>bob: engine <small>" in result.stdout
+    ids = re.findall(r' id="([^"]+)"', result.stdout)
+    assert len(ids) == len(set(ids))
+    assert 'id="e0-shapes::sub_two_leaves"' in result.stdout and 'id="e1-shapes::sub_two_leaves"' in result.stdout

@@ -49,11 +49,11 @@ def digraph(title: str, graph: dict) -> str:
 def render(run: RunResult, context: ReportContext) -> str:
     """Every failing case's graph, one digraph each."""
     out = []
-    for e in run.engines:
+    for name, e in zip(run.labels(), run.engines):
         for c in e.cases:
             if c.status == "passed" or c.graph is None:
                 continue
-            title = f"{e.engine}: {c.id}"
+            title = f"{name}: {c.id}"
             if c.graph.get("drawn"):
                 out.append(digraph(title, c.graph))
             else:

@@ -91,8 +91,8 @@ def svg(graph: dict, title: str = "", uid: str = "g") -> str:
     return "".join(out)
 
 
-def _failure(e, c, uid: str) -> str:
-    parts = [f'<div class="failure" id="{_e(e.engine)}-{_e(c.id)}" data-status="{c.status}" '
+def _failure(anchor: str, c, uid: str) -> str:
+    parts = [f'<div class="failure" id="{_e(anchor)}" data-status="{c.status}" '
              f'data-id="{_e(c.id)}"><h3><span class="{c.status}">{c.status.upper()}</span> {_e(c.id)}</h3>']
     if c.description:
         parts.append(f"<p>{_e(c.description)}</p>")
@@ -116,10 +116,11 @@ def render(run: RunResult, context: ReportContext) -> str:
     body = ['<h1>Autograd grading report</h1><div class="filters">Show: ']
     body += [f'<label><input type="checkbox" class="status" value="{s}" checked> {s}</label> ' for s in _STATUSES]
     body.append('<input id="q" type="search" placeholder="filter by case id"></div>')
-    for i, e in enumerate(run.engines):
+    for i, (name, e) in enumerate(zip(run.labels(), run.engines)):
         ok = e.counts["passed"] == len(e.cases)
         counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
-        body.append(f'<section class="engine"><h2>{_e(e.engine)} <small>({_e(e.source)})</small></h2>'
+        title = name if name == e.engine else f"{name}: {e.engine}"
+        body.append(f'<section class="engine"><h2>{_e(title)} <small>({_e(e.source)})</small></h2>'
                     f'<p><span class="score {"ok" if ok else "bad"}">{e.score:g}/{e.max_score:g}</span> '
                     f"points ({e.percent:.1f}%): {_e(counts)}</p>")
         if e.load_error:
@@ -128,14 +129,14 @@ def render(run: RunResult, context: ReportContext) -> str:
             body.append(f"<pre>{_e(chr(10).join(fuzz_lines(e.fuzz)))}</pre>")
         body.append("<table><tr><th>case</th><th>status</th><th>points</th><th>time</th></tr>")
         for c in e.cases:
-            link = (f'<a href="#{_e(e.engine)}-{_e(c.id)}">{_e(c.id)}</a>' if c.status != "passed"
+            link = (f'<a href="#e{i}-{_e(c.id)}">{_e(c.id)}</a>' if c.status != "passed"
                     and not e.load_error else _e(c.id))
             body.append(f'<tr class="case" data-status="{c.status}" data-id="{_e(c.id)}"><td>{link}</td>'
                         f'<td class="{c.status}">{c.status}</td><td>{c.score:g}/{c.max_score:g}</td>'
                         f"<td>{c.duration_s * 1000:.1f} ms</td></tr>")
         body.append("</table>")
         if not e.load_error:
-            body += [_failure(e, c, f"{i}-{k}") for k, c in enumerate(e.cases) if c.status != "passed"]
+            body += [_failure(f"e{i}-{c.id}", c, f"{i}-{k}") for k, c in enumerate(e.cases) if c.status != "passed"]
         body.append("</section>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
