@@ -2,14 +2,15 @@
 
 generated expression -> parsed case -> program -> engine processes -> observations -> verdicts.
 
-Hypothesis generates the expressions (inputs, then ops over earlier nodes,
-inputs and plain numbers, so nodes get reused) and shrinks a failing one to
-a minimal expression: few ops, small integers.  Every number comes from an
+Hypothesis generates the expressions (trees of ops over inputs and plain
+numbers, where an operand may also reuse an op built earlier, so nodes feed
+several users) and shrinks a failing one to a minimal expression: few ops,
+small integers.  Every number comes from an
 engine process: the reference engine gives the expectations, and its traced
 run also shows whether an expression stays in safe territory (away from
 relu's kink, log's and division's poles, and huge values), so that a
 correct engine never gets a false alarm.  The same seed gives the same
-expressions for the same versions of the harness and Hypothesis.
+expressions for the same installed versions of the harness and Hypothesis.
 """
 
 from __future__ import annotations
