@@ -373,6 +373,8 @@ def picture(it: Item, traced=None) -> dict:
     reach = g.reachable() if g.complete else set()
     if not g.complete or len(reach) > DRAW_CAP:
         return {"drawn": False, "why": f"more than {DRAW_CAP} nodes"}
+    if not reach:
+        return {"drawn": False, "why": "the output is a plain number"}
     last_named: dict[str, int] = {}
     for i, node in enumerate(g.nodes):
         if node.name:
@@ -400,6 +402,8 @@ def picture(it: Item, traced=None) -> dict:
                 nodes.append({"id": cid, "op": "const", "label": fmt(x), "value": x,
                               "expected_grad": None, "got_grad": None, "divergent": False})
                 edges.append([cid, f"n{i}", pos])
+    if len(nodes) > 2 * DRAW_CAP:  # constants count too
+        return {"drawn": False, "why": f"more than {2 * DRAW_CAP} boxes"}
     for n in reversed(nodes):  # the first divergence from the output down
         if n["divergent"] and n["op"] != "const":
             first = n["id"]
