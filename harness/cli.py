@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "combine the parts' JSON reports with 'grade merge'")
     p.add_argument("--list", action="store_true",
                    help="list the selected cases (with --shard: the shard's part) and exit")
+    p.add_argument("--no-blame", dest="blame", action="store_false",
+                   help="do not probe failing cases for the op or habit to blame")
+    p.add_argument("--fuzz", type=_positive_int, default=0, metavar="N",
+                   help="also grade N random expressions against the reference engine (ids fuzz::<k>)")
+    p.add_argument("--seed", type=_int, default=0, metavar="S", help="seed of --fuzz (default: 0)")
+    p.add_argument("--graph", choices=["dot"], metavar="dot",
+                   help="print the graphs of the failing cases as Graphviz DOT instead of the report")
     p.add_argument("--build-gradescope", metavar="ZIP",
                    help="write a Gradescope autograder zip that grades each submission with the "
                         "selected cases and these options, and exit")
@@ -97,6 +104,13 @@ def _shard(text: str):
         return shards.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def _positive(text: str) -> float:
@@ -238,7 +252,7 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
     from harness import plugins, reaper, shards
     from harness.cases import load_suites
     from harness.expr import CALL_OPS
-    from harness.grading import grade_plan
+    from harness.grading import Feedback, grade_plan
     from harness.progress import for_batch
 
     pm = plugins.installed_manager()
@@ -246,8 +260,11 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
     call_ops = {**CALL_OPS, **{name: spec.arity for name, spec in plugins.ops(pm).items()}}
     suites = load_suites(args.cases, call_ops)
     cases = select([c for s in suites for c in s.cases], args.keyword, args.tag)
-    if not cases:
+    if not cases and not args.fuzz:
         raise HarnessError("no case matches the -k/--tag filters")
+    if args.graph and args.format != "text":
+        raise HarnessError("--graph dot prints DOT instead of the report; leave out --format")
+    fmt = "dot" if args.graph else args.format
     if args.list:
         specs, written, _ = _graded(args)
         shown = dict(zip(specs, written))
@@ -275,12 +292,14 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
                      "or --submissions DIR")
     _check_unique(ids)
     plan = shards.split(list(zip(specs, ids)), cases, args.shard)
-    run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), started=early)
+    feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
+    run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
+                     started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases))
     reaper.sweep()  # the report is written last, when no process of a submission is left
     if args.shard:
         run.shard = (args.shard.index, args.shard.count)
     _restore_sources(run, dict(zip(specs, written)))
-    return _report(run, reporters[args.format], args)
+    return _report(run, reporters[fmt], args)
 
 
 def _merge(args) -> int:
@@ -383,6 +402,8 @@ def _build_gradescope(args, cases: list) -> int:
     options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
                "--memory-mb", str(args.memory_mb)]
     options += [o for k in args.keyword for o in ("-k", k)] + [o for t in args.tag for o in ("--tag", t)]
+    options += (["--fuzz", str(args.fuzz), "--seed", str(args.seed)] if args.fuzz else []) + (
+        [] if args.blame else ["--no-blame"])
     course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
     options += [o for name in course_plugins for o in ("-p", name)]
     names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)

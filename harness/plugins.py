@@ -15,7 +15,8 @@ from harness.errors import HarnessError, did_you_mean
 ENTRY_POINT_GROUP = "harness"
 PLUGINS_ENV = "HARNESS_PLUGINS"
 BUILTIN_PLUGINS = ("harness.reporters.text", "harness.reporters.json", "harness.reporters.junit",
-                   "harness.reporters.gradescope", "harness.reporters.csv", "harness.reporters.markdown")
+                   "harness.reporters.gradescope", "harness.reporters.csv", "harness.reporters.markdown",
+                   "harness.reporters.html", "harness.reporters.dot")
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("register_"))
 
 

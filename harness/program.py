@@ -22,6 +22,7 @@ class Program:
     backward: int
     grads: list           # names whose grad is read back
     structure: bool       # read the output's args and local derivatives
+    trace: int = 0        # if > 0: also read value, grad and local derivatives of the first N nodes
 
     def to_wire(self) -> dict:
         """The message sent to the worker (shares the lists: it is only encoded, never changed)."""
@@ -33,8 +34,11 @@ def _steps(steps) -> list:
             else ["repeat", s.count, _steps(s.steps)] for s in steps]
 
 
-def build(case: Case) -> Program:
-    """The program that computes ``case`` and reads what its expectations need."""
+def build(case: Case, trace: int = 0) -> Program:
+    """The program that computes ``case`` and reads what its expectations need.
+
+    With ``trace``, the engine also reports every node it creates (up to that many).
+    """
     expect = case.expect
     if expect.grad == REFERENCE:
         grads = list(case.bound_names)
@@ -48,6 +52,7 @@ def build(case: Case) -> Program:
         backward=case.backward,
         grads=grads if case.backward else [],
         structure=expect.args is not None or expect.local_derivatives is not None,
+        trace=trace,
     )
 
 

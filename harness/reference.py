@@ -19,12 +19,16 @@ from harness.runner import Limits, Observation, run_engine, timeout_for
 REFERENCE_SPEC = "reference_engine.plugin"
 
 
+def trusted(limits: Limits) -> Limits:
+    """``limits`` without the import policy: the harness's own oracle is not a submission."""
+    return replace(limits, forbidden_imports=())
+
+
 def observe(programs: list, timeouts: list, limits: Limits) -> list[Observation]:
     """Run ``programs`` on the reference engine, in its own process."""
     if not programs:
         return []
-    trusted = replace(limits, forbidden_imports=())  # the harness's own oracle, not a submission
-    return run_engine(REFERENCE_SPEC, programs, timeouts, trusted)[0].observations
+    return run_engine(REFERENCE_SPEC, programs, timeouts, trusted(limits))[0].observations
 
 
 def needs_reference(case: Case) -> bool:

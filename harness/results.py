@@ -23,6 +23,9 @@ class CaseResult:
     tags: tuple = ()
     visibility: str = "visible"
     mismatches: list = field(default_factory=list)
+    diagnosis: list = field(default_factory=list)   # likely culprits: kind, culprit, message, confidence, evidence
+    graph: dict | None = None                       # a failing case's graph, for drawing
+    shrunk: dict | None = None                      # fuzz cases: the minimal expression failing the same way
 
 
 @dataclass
@@ -34,6 +37,7 @@ class EngineResult:
     cases: list
     load_error: str = ""
     submission: str = ""    # the submission id: a --submissions child's name, else the engine's name
+    fuzz: dict | None = None   # with --fuzz: seed, forms fuzzed, forms left out, minimal failures
 
     @property
     def score(self) -> float:

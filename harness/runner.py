@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import queue
 import re
 import shutil
 import signal
@@ -53,6 +54,7 @@ class Observation:
     value: float | None = None
     grads: dict = field(default_factory=dict)
     structure: dict | None = None
+    trace: dict | None = None     # traced programs: "values", "grads", "locals" per node, "created"
     message: str = ""
     error_type: str = ""
     phase: str = ""
@@ -79,10 +81,25 @@ class Observation:
                     s = reply.get("structure")
                     obs.structure = None if s is None else {
                         k: [_num(x) for x in s[k]] for k in ("args", "local_derivatives")}
+                if program.trace:
+                    obs.trace = _trace(reply.get("trace"), program.trace)
             return obs
         except (KeyError, TypeError, ValueError) as e:
             return cls(id=program.id, status="crashed",
                        message=f"the engine process sent a malformed reply ({e})")
+
+
+def _trace(t, cap: int) -> dict:
+    """A validated trace: lists of at most ``cap`` numbers (None where the engine had none)."""
+    if not isinstance(t, dict) or type(t.get("created")) is not int:
+        raise ValueError("malformed trace")
+    n = len(t["values"])
+    if n > cap or any(len(t[k]) != n for k in ("grads", "locals")):
+        raise ValueError("malformed trace")
+    opt = lambda x: None if x is None else _num(x)  # noqa: E731
+    return {"created": t["created"], "values": [opt(x) for x in t["values"]],
+            "grads": [opt(x) for x in t["grads"]],
+            "locals": [None if d is None else [_num(x) for x in d][:16] for d in t["locals"]]}
 
 
 def _num(x) -> float:
@@ -127,6 +144,8 @@ class Worker:
         os.close(prog_r)
         os.close(obs_w)
         self.reader = protocol.FrameReader(obs_r)
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.writer: threading.Thread | None = None
         if greet:
             self.greet()
 
@@ -138,13 +157,18 @@ class Worker:
                    "installed": installed, "forbid": list(self.limits.forbidden_imports)})
 
     def send(self, obj) -> None:
-        """Write in the background, so a worker that never reads cannot block the grader."""
-        def write():
+        """Write in the background (one writer thread), so a worker that never reads cannot block the grader."""
+        if self.writer is None:
+            self.writer = threading.Thread(target=self._write_all, daemon=True)
+            self.writer.start()
+        self.outbox.put(obj)
+
+    def _write_all(self) -> None:
+        while (obj := self.outbox.get()) is not None:
             try:
                 protocol.write(self.prog_w, obj)
             except OSError:
-                pass  # the worker is gone; reading its reply reports why
-        threading.Thread(target=write, daemon=True).start()
+                return  # the worker is gone; reading its reply reports why
 
     def receive(self, timeout: float):
         return self.reader.read(timeout)
@@ -187,6 +211,9 @@ class Worker:
             return
         self.killed = True
         reaper.kill(self.proc)
+        if self.writer is not None:  # let it fail on the dead pipe before its fd can be reused
+            self.outbox.put(None)
+            self.writer.join(timeout=5)
         for fd in (self.prog_w, self.reader.fd):
             try:
                 os.close(fd)
@@ -263,6 +290,14 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
 
 
 def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
+    observations, worker = _run_batch(worker, spec, select, programs, timeouts, limits)
+    if worker is not None:
+        worker.kill()
+    return observations
+
+
+def _run_batch(worker, spec, select, programs, timeouts, limits):
+    """(observations, the worker still alive or None), restarting the worker after each death."""
     observations: list = []
     pending = list(zip(programs, timeouts))
     while pending:
@@ -286,9 +321,47 @@ def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
                 break
         else:
             pending = []
-    if worker is not None:
-        worker.kill()
-    return observations
+    return observations, worker
+
+
+def run_programs(spec: str, select: str | None, programs: list, timeouts: list, limits: Limits) -> list:
+    """Observations of one engine of ``spec`` (the first when ``select`` is None), in program order."""
+    with Session(spec, select, limits) as session:
+        return session.run(programs, timeouts)
+
+
+class Session:
+    """One engine's process, kept alive between batches (and restarted after a timeout or crash)."""
+
+    def __init__(self, spec: str, select: str | None, limits: Limits):
+        self.spec, self.select, self.limits = spec, select, limits
+        self.worker = None
+        self.load_error = ""
+
+    def run(self, programs: list, timeouts: list) -> list:
+        """Observations of ``programs``, in order."""
+        if self.worker is None and not self.load_error:
+            self.worker, hello = _start(self.spec, self.select, self.limits)
+            if self.worker is None:
+                self.load_error = hello
+        if self.load_error:
+            return [Observation(p.id, "crashed", message=f"the submission failed to load: {self.load_error}")
+                    for p in programs]
+        observations, self.worker = _run_batch(self.worker, self.spec, self.select, programs, timeouts,
+                                               self.limits)
+        return observations
+
+    def close(self) -> None:
+        """Stop the engine process."""
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _receive(worker: Worker, program: Program, timeout: float):

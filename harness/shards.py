@@ -47,9 +47,15 @@ def parse(text: str) -> Shard:
 
 
 def split(specs: list, cases: list, shard: Shard | None) -> list[tuple]:
-    """The (spec, cases) pairs this shard grades: its block of the run's (spec, case) pairs."""
+    """The (spec, cases) pairs this shard grades: its block of the run's (spec, case) pairs.
+
+    With no cases at all (``--fuzz`` only), the submissions themselves are split.
+    """
     if shard is None:
         return [(spec, list(cases)) for spec in specs]
+    if not cases:
+        lo, hi = (len(specs) * (shard.index - 1)) // shard.count, (len(specs) * shard.index) // shard.count
+        return [(spec, []) for spec in specs[lo:hi]]
     total = len(specs) * len(cases)
     lo, hi = (total * (shard.index - 1)) // shard.count, (total * shard.index) // shard.count
     plan = []
@@ -58,6 +64,12 @@ def split(specs: list, cases: list, shard: Shard | None) -> list[tuple]:
         if first < last:
             plan.append((spec, list(cases[first - i * len(cases):last - i * len(cases)])))
     return plan
+
+
+def ends_submission(part: list, cases: list) -> bool:
+    """Whether a shard's part of a submission holds its last case: that shard alone runs ``--fuzz``
+    (whose cases come after all the others)."""
+    return not cases or (bool(part) and part[-1] is cases[-1])
 
 
 def merge(paths: list) -> RunResult:
@@ -74,6 +86,9 @@ def merge(paths: list) -> RunResult:
         for e in report["engines"]:
             key = (e["engine"], e["source"], e.get("submission"))
             merged = engines.setdefault(key, _engine(e))
+            for name, value in _engine(e).__dict__.items():  # e.g. the fuzz summary, from the shard that fuzzed
+                if name != "cases" and value and not getattr(merged, name):
+                    setattr(merged, name, value)
             for c in e["cases"]:
                 if (key, c["id"]) in seen:
                     raise HarnessError(f"{path}: case {c['id']} of engine {e['engine']} ({e['source']}) "

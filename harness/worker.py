@@ -69,6 +69,8 @@ def run(engine, program: dict) -> dict:
     obs: dict = {"id": program["id"]}
     phase = "building the graph"
     start = time.perf_counter()
+    if program.get("trace"):
+        engine = _Recorder(engine, int(program["trace"]))
     try:
         env = {name: engine.leaf(value) for name, value in program["inputs"]}
         _steps(engine, program["steps"], env)
@@ -85,6 +87,8 @@ def run(engine, program: dict) -> dict:
                         for n in program["grads"]}
         if program["structure"]:
             obs.update(_structure(engine, out))
+        if isinstance(engine, _Recorder):
+            obs["trace"] = engine.read()
         obs["status"] = "ok"
     except (Unsupported, NotImplementedError) as e:
         obs.update(status="unsupported", message=str(e) or type(e).__name__)
@@ -92,6 +96,55 @@ def run(engine, program: dict) -> dict:
         obs.update(status="error", phase=phase, **describe(e))
     obs["duration_s"] = time.perf_counter() - start
     return obs
+
+
+class _Recorder:
+    """Wraps an engine to keep the first ``cap`` nodes it creates, in creation order."""
+
+    def __init__(self, engine, cap: int):
+        self.engine, self.cap, self.nodes, self.created = engine, cap, [], 0
+
+    def _keep(self, node):
+        self.created += 1
+        if len(self.nodes) < self.cap:
+            self.nodes.append(node)
+        return node
+
+    def leaf(self, value):
+        return self._keep(self.engine.leaf(value))
+
+    def apply(self, op, *operands):
+        return self._keep(self.engine.apply(op, *operands))
+
+    def backward(self, node):
+        self.engine.backward(node)
+
+    def value(self, node):
+        return self.engine.value(node)
+
+    def grad(self, node):
+        return self.engine.grad(node)
+
+    def __getattr__(self, name):  # the engine's optional members (args, local_derivatives)
+        return getattr(self.engine, name)
+
+    def read(self) -> dict:
+        """Every kept node's value, grad and local derivatives (None where unreadable)."""
+        locals_fn = getattr(self.engine, "local_derivatives", None)
+        values, grads, local = [], [], []
+        for node in self.nodes:
+            values.append(_try(lambda: to_float(node) if is_number(node) else to_float(self.engine.value(node))))
+            grads.append(None if is_number(node) else _try(lambda: optional_float(self.engine.grad(node))))
+            local.append(None if is_number(node) or not callable(locals_fn) else
+                         _try(lambda: [to_float(d) for d in locals_fn(node)]))
+        return {"created": self.created, "values": values, "grads": grads, "locals": local}
+
+
+def _try(read):
+    try:
+        return read()
+    except Exception:
+        return None
 
 
 def _steps(engine, steps: list, env: dict) -> None:

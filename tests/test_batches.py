@@ -188,10 +188,10 @@ def test_a_harness_failure_on_one_submission_costs_only_that_one(monkeypatch):
 
     real = grading.grade_engine
 
-    def grade_engine(spec, cases, limits, *more):
+    def grade_engine(spec, cases, limits, *feedback):
         if spec == "boom":
             raise OSError(24, "Too many open files")
-        return real(spec, cases, limits, *more)
+        return real(spec, cases, limits, *feedback)
 
     monkeypatch.setattr(grading, "grade_engine", grade_engine)
     cases = [c for s in load_suites() for c in s.cases if c.id == "notebook::a_plus_b_times_c"]

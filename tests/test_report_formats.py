@@ -266,4 +266,4 @@ def test_unknown_format_lists_the_new_ones():
     result = run_grade("--engine", "reference", "--format", "junitxml")
     assert result.code == 2
     assert "did you mean 'junit'?" in result.stderr
-    assert "csv, gradescope, json, junit, markdown, text" in result.stderr
+    assert "csv, dot, gradescope, html, json, junit, markdown, text" in result.stderr

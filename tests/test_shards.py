@@ -260,3 +260,16 @@ def test_shards_of_a_submissions_folder_merge_into_its_gradebook(grade, engine, 
     merged = grade("merge", *paths, "--format", "csv")
     assert (merged.code, merged.stdout) == (full.code, full.stdout)
     assert [row[0] for row in csv_rows(full.stdout)] == ["ada", "bob", "cy"]
+
+
+@pytest.mark.parametrize("selection", [["-k", "notebook::"], ["-k", "no-such-case"]])
+def test_fuzzed_shards_merge_into_one_fuzzed_run(grade, engine, tmp_path, selection):
+    """Each submission is fuzzed by one shard only: the one holding its first case (any, with no cases)."""
+    args = ["--engine", "reference", "--engine", engine("bug_mul_swapped"), "--fuzz", "8", "--seed", "3", *selection]
+    full = grade(*args, "--format", "json")
+    fuzzed = [c for c in full.report["engines"][1]["cases"] if c["id"].startswith("fuzz::")]
+    assert len(fuzzed) == 8, full.stderr
+    paths = shard_reports(grade, tmp_path, args, 3)
+    merged = grade("merge", *paths)
+    assert merged.code == full.code, merged.stderr
+    assert without_durations(merged.report) == without_durations(full.report)

@@ -16,10 +16,14 @@ def as_dict(run: RunResult) -> dict:
             {"engine": e.engine, "source": e.source, "submission": e.submission, "score": e.score,
              "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
              **({"load_error": e.load_error} if e.load_error else {}),
+             **({"fuzz": e.fuzz} if e.fuzz is not None else {}),
              "cases": [
                  {"id": c.id, "status": c.status, "score": c.score, "max_score": c.max_score,
                   "message": c.message, "duration_s": c.duration_s, "suite": c.suite, "name": c.name,
-                  "tags": list(c.tags), "visibility": c.visibility, "mismatches": c.mismatches}
+                  "description": c.description, "tags": list(c.tags), "visibility": c.visibility, "mismatches": c.mismatches,
+                  "diagnosis": c.diagnosis,
+                  **({"graph": c.graph} if c.graph is not None else {}),
+                  **({"shrunk": c.shrunk} if c.shrunk is not None else {})}
                  for c in e.cases]}
             for e in run.engines],
         "duration_s": run.duration_s,

@@ -29,6 +29,8 @@ def render(run: RunResult, context: ReportContext) -> str:
             out.append(f"{label} {c.id:<{width}}  {c.duration_s * 1000:8.1f} ms")
             if c.status != "passed" and c.message and not e.load_error:
                 out.extend(f"            | {line}" for line in c.message.splitlines())
+        if e.fuzz is not None:
+            out.extend(fuzz_lines(e.fuzz))
         counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
         summary = f"{name}: {e.score:g}/{e.max_score:g} points ({e.percent:.1f}%), {counts}"
         ok = e.counts["passed"] == len(e.cases)
@@ -37,6 +39,20 @@ def render(run: RunResult, context: ReportContext) -> str:
     shard = f" (shard {run.shard[0]}/{run.shard[1]})" if run.shard else ""
     out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}")
     return "\n".join(out) + "\n"
+
+
+def fuzz_lines(fuzz: dict) -> list[str]:
+    """The fuzzing summary of one engine."""
+    ops = sorted({f.split(" ")[0] for f in fuzz.get("forms", [])})
+    lines = [f"fuzz: {fuzz.get('generated', 0)} random expressions (seed {fuzz['seed']}) over "
+             f"{', '.join(ops) or 'no op'}"]
+    if fuzz.get("stopped"):
+        lines.append(f"      {fuzz['stopped']}")
+    if fuzz.get("skipped"):
+        lines.append(f"      left out: {'; '.join(fuzz['skipped'])}")
+    for m in fuzz.get("minimal", []):
+        lines.append(f"      shrunk failure ({m['failure']}, {m['ops']} op(s)): {m['expression']}")
+    return lines
 
 
 @hookimpl

@@ -1,0 +1,136 @@
+"""grade --fuzz: random expressions against the reference engine, shrunk to a minimal failing one."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ENGINES, ROOT, run_grade
+
+
+@pytest.fixture(scope="module")
+def seeded_bugs():
+    """--fuzz 300 --seed 7 over the sub, tanh and mul fixtures: engine stem -> engine report."""
+    args = [a for name in ("bug_sub_sign", "bug_tanh", "bug_mul_swapped")
+            for a in ("--engine", str(ENGINES / f"{name}.py"))]
+    result = run_grade(*args, "--fuzz", "300", "--seed", "7", "-k", "fuzz", "--format", "json")
+    assert result.code == 1, result.stderr
+    return {e["source"].rsplit("/", 1)[-1][:-3]: e for e in result.report["engines"]}
+
+
+@pytest.mark.parametrize("name, op, symbol", [("bug_sub_sign", "sub", " - "), ("bug_tanh", "tanh", "tanh("),
+                                              ("bug_mul_swapped", "mul", " * ")])
+def test_fuzzing_finds_the_seeded_bug_and_shrinks_it(seeded_bugs, name, op, symbol):
+    e = seeded_bugs[name]
+    ids = [c["id"] for c in e["cases"]]
+    assert ids == [f"fuzz::{k}" for k in range(1, 301)]
+    assert e["fuzz"]["seed"] == 7 and e["fuzz"]["generated"] == 300
+    failed = [c for c in e["cases"] if c["status"] == "failed"]
+    assert failed
+    (minimal,) = e["fuzz"]["minimal"]
+    assert minimal["ops"] <= 3 and symbol in minimal["expression"]
+    for c in failed:
+        assert c["shrunk"]["expression"] == minimal["expression"]
+        assert f"shrunk to {minimal['ops']} op(s): {minimal['expression']}" in c["message"]
+        assert op in {d["culprit"] for d in c["diagnosis"]}, c["message"]
+
+
+def test_shrunk_sub_bug_is_the_plain_subtraction(seeded_bugs):
+    (minimal,) = seeded_bugs["bug_sub_sign"]["fuzz"]["minimal"]
+    assert minimal["ops"] == 1 and minimal["expression"].startswith("a - b at ")
+
+
+def test_fuzz_cases_are_worth_no_points_but_count(seeded_bugs):
+    e = seeded_bugs["bug_tanh"]
+    assert e["max_score"] == 0 and e["counts"]["failed"] > 0
+
+
+def test_correct_engine_has_no_fuzz_failures_over_2000_expressions(grade, engine):
+    result = grade("--engine", engine("micrograd_full"), "--fuzz", "2000", "--seed", "1", "-k", "fuzz",
+                   "--format", "json")
+    assert result.code == 0, result.stdout[-3000:]
+    e = result.report["engines"][0]
+    assert e["fuzz"]["generated"] == 2000 and e["fuzz"]["minimal"] == []
+    assert e["counts"]["passed"] == 2000
+    ops = {f.split(" ")[0] for f in e["fuzz"]["forms"]}
+    assert ops == {"add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "relu", "sigmoid"}
+
+
+@pytest.mark.parametrize("name", ["notebook_full", "plugin_engine", "reference"])
+def test_other_correct_engines_have_no_fuzz_failures(grade, engine, name):
+    spec = name if name == "reference" else engine(name)
+    result = grade("--engine", spec, "--fuzz", "300", "--seed", "3", "-k", "fuzz", "--format", "json")
+    assert result.code == 0, result.stdout[-3000:]
+
+
+def test_same_seed_same_expressions(grade, engine):
+    def expressions(seed):
+        r = grade("--engine", engine("notebook_full"), "--fuzz", "60", "--seed", seed, "-k", "fuzz",
+                  "--format", "json")
+        return [(c["id"], c["description"]) for c in r.report["engines"][0]["cases"]]
+
+    first = expressions(11)
+    assert len({d for _, d in first}) == 60  # 60 different expressions
+    assert first == expressions(11)
+    assert first != expressions(12)
+
+
+def test_fuzz_only_uses_the_ops_the_engine_has(grade, engine):
+    result = grade("--engine", engine("notebook_verbatim"), "--fuzz", "100", "--seed", "1", "-k", "fuzz",
+                   "--format", "json")
+    e = result.report["engines"][0]
+    assert {f.split(" ")[0] for f in e["fuzz"]["forms"]} == {"add", "sub", "mul"}
+    assert "tanh (tanh(x)): unsupported" in e["fuzz"]["skipped"]
+    assert e["counts"]["unsupported"] == 0 and e["counts"]["error"] == 0
+
+
+def test_fuzz_cases_in_the_text_report_and_no_hypothesis_folder(grade, engine, tmp_path):
+    result = grade("--engine", engine("bug_sub_sign"), "--fuzz", "40", "--seed", "7", "-k", "fuzz", cwd=tmp_path)
+    assert result.code == 1
+    assert "fuzz::1 " in result.stdout and "fuzz::40 " in result.stdout
+    assert "fuzz: 40 random expressions (seed 7) over add, div, exp" in result.stdout
+    assert "shrunk failure (grad, 1 op(s)): a - b at" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fuzz_adds_to_the_selected_cases(grade, engine):
+    result = grade("--engine", engine("micrograd_full"), "--fuzz", "5", "-k", "ops::add_two_leaves",
+                   "--format", "json")
+    assert list(result.statuses()) == ["ops::add_two_leaves"] + [f"fuzz::{k}" for k in range(1, 6)]
+
+
+def test_fuzz_needs_a_whole_number(grade, engine):
+    result = grade("--engine", engine("micrograd_full"), "--fuzz", "many")
+    assert result.code == 2 and "'many' is not a whole number" in result.stderr
+
+
+def test_sigterm_stops_fuzzing_at_once(engine):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "--engine", engine("micrograd_full"), "--fuzz", "100000",
+         "-k", "fuzz"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # loaded, and fuzzing
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and out == ""
+    assert took < 5  # no shrinking of the failures that the interruption itself caused
+
+
+def test_a_gradescope_autograder_keeps_the_fuzz_and_blame_options(grade, tmp_path):
+    import zipfile
+
+    out = tmp_path / "autograder.zip"
+    result = grade("--build-gradescope", out, "--fuzz", "10", "--seed", "3", "--no-blame", "-k", "ops::")
+    assert result.code == 0, result.stderr
+    script = zipfile.ZipFile(out).read("run_autograder").decode()
+    assert "-k ops:: --fuzz 10 --seed 3 --no-blame)" in script
