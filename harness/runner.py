@@ -150,7 +150,7 @@ class Worker:
             self.greet()
 
     def greet(self) -> None:
-        """Tell the engine process what to load, and under which limits (it imports nothing before)."""
+        """Tell the engine process what to load, and under which limits."""
         # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
         installed = [] if os.path.exists(self.spec) else list(installed_engines())
         self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb},
