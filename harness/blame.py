@@ -358,8 +358,8 @@ def _record(it: Item) -> patterns.Record:
 def _annotate(it: Item, found: list[Diagnosis], traced) -> None:
     res = it.result
     res.diagnosis = [d.to_dict() for d in found]
-    if found:
-        lines = res.message.splitlines()
+    if found:  # the blame replaces the judge's quick guess
+        lines = [line for line in res.message.splitlines() if not line.startswith("likely: ")]
         for d in found:
             because = f" ({'; '.join(d.evidence)})" if d.evidence and d.kind == "pattern" else ""
             lines.append(f"blame ({d.confidence} confidence): {d.message}{because}")
