@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -182,6 +184,9 @@ def test_output_file_gets_the_report(grade, tmp_path):
     result = grade("--engine", "reference", "-k", "notebook::", "--format", "json", "--output", out)
     assert result.code == 0 and result.stdout == ""
     assert json.loads(out.read_text())["engines"][0]["engine"] == "reference"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # readable like any file the user writes
 
 
 @pytest.mark.parametrize("args, needle", [
