@@ -227,3 +227,13 @@ cases:
     # strict JSON: non-finite numbers are strings
     assert result.case("nan::inf_sign_matters")["mismatches"] == [
         {"quantity": "value", "expected": "-inf", "got": "inf"}]
+
+
+def test_text_report_ends_with_what_to_fix_first(grade):
+    result = grade("--engine", "examples/buggy_engine.py")
+    assert result.code == 1
+    tail = result.stdout[result.stdout.index("what to fix first:"):].splitlines()
+    assert tail[1].startswith("  - accumulation: gradient not accumulated on a reused node (= instead of +=) (")
+    assert tail[2].startswith("buggy_engine: ")  # one culprit explains every failure
+    clean = grade("--engine", "reference", "-k", "notebook::")
+    assert "what to fix first" not in clean.stdout

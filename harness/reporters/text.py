@@ -31,6 +31,7 @@ def render(run: RunResult, context: ReportContext) -> str:
                 out.extend(f"            | {line}" for line in c.message.splitlines())
         if e.fuzz is not None:
             out.extend(fuzz_lines(e.fuzz))
+        out.extend(culprit_lines(e.cases))
         counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
         summary = f"{name}: {e.score:g}/{e.max_score:g} points ({e.percent:.1f}%), {counts}"
         ok = e.counts["passed"] == len(e.cases)
@@ -39,6 +40,26 @@ def render(run: RunResult, context: ReportContext) -> str:
     shard = f" (shard {run.shard[0]}/{run.shard[1]})" if run.shard else ""
     out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}")
     return "\n".join(out) + "\n"
+
+
+def culprit_lines(cases: list, most: int = 3) -> list[str]:
+    """What to fix first: the culprits blamed with high confidence, by how many cases they explain."""
+    found: dict[str, list] = {}
+    for c in cases:
+        for d in c.diagnosis:
+            if d.get("confidence") == "high":
+                found.setdefault(d.get("culprit") or d.get("kind", "?"), []).append((c.id, d))
+    if not found:
+        return []
+    ranked = sorted(found.items(), key=lambda kv: -len({cid for cid, _ in kv[1]}))
+    lines = ["what to fix first:"]
+    kinds = {"pattern": 0, "op": 1}  # the most general explanation first
+    for culprit, hits in ranked[:most]:
+        n = len({cid for cid, _ in hits})
+        example, d = min(hits, key=lambda h: kinds.get(h[1].get("kind"), 2))
+        text = d["message"] if d["message"].startswith(f"{culprit}:") else f"{culprit}: {d['message']}"
+        lines.append(f"  - {text} ({n} case{'s' if n != 1 else ''}, e.g. {example})")
+    return lines
 
 
 def fuzz_lines(fuzz: dict) -> list[str]:
