@@ -173,6 +173,17 @@ def write_atomically(path: str, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``grade`` (or ``grade merge``); returns the exit code."""
+    code = _main(argv)
+    if code == EXIT_INTERRUPTED:
+        # Everything is cleaned up, but the interpreter may still hold the interrupt (one raised inside
+        # an import is swallowed there) and would end the process by SIGINT instead of this exit code.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     merging = argv[:1] == ["merge"]
     parser = build_merge_parser() if merging else build_parser()
@@ -183,9 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _merge(args) if merging else _run(parser, args)
     except HarnessError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
+        if not _interrupted:
+            print(f"{parser.prog}: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{parser.prog}: interrupted; every engine process was killed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException as e:
+        # An interrupt can land anywhere, e.g. in an import, which may wrap it in another exception.
+        if not (_interrupted or isinstance(e, KeyboardInterrupt)):
+            raise
         print(f"{parser.prog}: interrupted; every engine process was killed", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
@@ -194,8 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         _on_sigterm(previous)
 
 
+_interrupted = False
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    """SIGTERM: stop like Ctrl-C does (once; a second signal changes nothing)."""
+    global _interrupted
+    if not _interrupted:
+        _interrupted = True
+        raise KeyboardInterrupt
 
 
 def _on_sigterm(handler):

@@ -245,6 +245,31 @@ def test_sigterm_kills_every_engine_process(engine):
     assert processes_with(token) == []
 
 
+@linux_only
+@pytest.mark.parametrize("delay", [0.02, 0.06, 0.1, 0.14, 0.2, 0.3])
+def test_sigterm_at_any_moment_of_start_up_exits_130(engine, delay):
+    """An interrupt that lands inside an import (which wraps or swallows it) still ends the run cleanly."""
+    token, env = token_env()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "--engine", engine("hang_in_op"), "--engine",
+         engine("hang_on_import"), "--cases", str(CASES), "-k", "times_three", "--timeout", "60",
+         "--load-timeout", "60", "--jobs", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # before grade installs its handler (while Python starts) SIGTERM simply ends it: nothing ran yet
+    assert proc.returncode in (130, -signal.SIGTERM) and out == ""
+    assert "Traceback" not in err
+    if proc.returncode == 130:
+        assert "interrupted" in err
+    assert processes_with(token) == []
+
+
 # --- forbidden imports ------------------------------------------------------------------------
 
 POLICY = "refused by the grader's import policy"
