@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forbid-import", action="append", default=[], type=_module_name, metavar="MODULE",
                    help="also refuse MODULE (and its submodules) to submissions, e.g. torch (repeatable; "
                         "reference_engine and harness internals are always refused)")
+    p.add_argument("--user", metavar="USER",
+                   help="run every engine process as USER (a name or a uid, with its primary group), "
+                        "e.g. nobody; grade must run as root")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
                    help="submissions graded in parallel, each in its own engine process "
                         "(default: the number of CPUs)")
@@ -263,8 +266,14 @@ def _limits(args):
     from harness.guard import DEFAULT_FORBIDDEN
     from harness.runner import Limits
 
+    user = None
+    if args.user is not None and not args.build_gradescope:  # the autograder resolves it where it runs
+        from harness.privileges import resolve
+
+        user = resolve(args.user)
     return Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
-                  forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))))
+                  forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))),
+                  user=user)
 
 
 def _graded(args) -> tuple[list, list, list]:
@@ -433,6 +442,7 @@ def _build_gradescope(args, cases: list) -> int:
         [] if args.blame else ["--no-blame"])
     course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
     options += [o for name in course_plugins for o in ("-p", name)]
+    options += ["--user", args.user] if args.user is not None else []
     names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
     hidden = sum(c.visibility != "visible" for c in cases)
     print(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "

@@ -28,6 +28,7 @@ from harness import protocol, reaper
 from harness.guard import DEFAULT_FORBIDDEN
 
 if TYPE_CHECKING:
+    from harness.privileges import RunAs
     from harness.program import Program
 
 HARNESS_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -43,6 +44,7 @@ class Limits:
     load_timeout: float = 20.0     # seconds to import the submission
     memory_mb: int | None = 2048   # address-space cap; None for no cap
     forbidden_imports: tuple = DEFAULT_FORBIDDEN  # modules an untrusted submission may not import
+    user: RunAs | None = None      # --user: engine processes drop root to this user before loading
 
 
 @dataclass
@@ -127,6 +129,8 @@ class Worker:
         obs_r, obs_w = os.pipe()
         self.output = tempfile.TemporaryFile()  # what the engine prints goes here, never to the report
         self.cwd = tempfile.mkdtemp(prefix="grade-worker-")
+        if limits.user is not None:  # the engine's home and working folder, writable once it drops root
+            os.chown(self.cwd, limits.user.uid, limits.user.gid)
         env = dict(os.environ, PYTHONFAULTHANDLER="1")
         env["PYTHONPATH"] = os.pathsep.join(
             [HARNESS_ROOT] + [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
@@ -154,7 +158,8 @@ class Worker:
         # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
         installed = [] if os.path.exists(self.spec) else list(installed_engines())
         self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb},
-                   "installed": installed, "forbid": list(self.limits.forbidden_imports)})
+                   "installed": installed, "forbid": list(self.limits.forbidden_imports),
+                   "user": self.limits.user.to_wire() if self.limits.user is not None else None})
 
     def send(self, obj) -> None:
         """Write in the background (one writer thread), so a worker that never reads cannot block the grader."""

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from harness import Unsupported, guard, protocol
+from harness import Unsupported, guard, privileges, protocol
 from harness.adapters import is_number, optional_float, to_float
 from harness.guard import DEFAULT_FORBIDDEN, PUBLIC_API, ImportPolicy
 
@@ -30,8 +30,17 @@ def main(argv: list[str]) -> int:
     _limit_memory(memory_mb)
     policy = ImportPolicy(tuple(hello.get("forbid", DEFAULT_FORBIDDEN)), tuple(hello.get("allow", PUBLIC_API)))
     sys.dont_write_bytecode = True  # the harness's own modules are cached; no __pycache__ in a submission
+    run_as = hello.get("user")  # --user: give up root before any submission code runs
+
+    def before_submission():
+        if run_as:
+            _become(run_as, hello["spec"], LoadError)
+        guard.install(policy)
+
     try:
-        engines, _trusted = load(hello["spec"], hello.get("installed"), guard=lambda: guard.install(policy))
+        engines, _trusted = load(hello["spec"], hello.get("installed"), guard=before_submission)
+        if run_as and not _dropped:  # a trusted installed engine, loaded without the guard
+            _become(run_as, hello["spec"], LoadError)
     except LoadError as e:
         protocol.write(fd_out, {"ready": False, "error": str(e)})
         return 0
@@ -54,6 +63,27 @@ def main(argv: list[str]) -> int:
             if obs.get("error_type") == "MemoryError" and memory_mb:
                 obs["message"] = f"the engine process is capped at {memory_mb} MB of address space (--memory-mb)"
             protocol.write(fd_out, obs)
+
+
+_dropped: list = []
+
+
+def _become(run_as: dict, spec: str, error) -> None:
+    """Run as ``run_as`` from now on (once); ``error`` if the drop failed or the submission is unreadable."""
+    if not _dropped:
+        try:
+            privileges.drop(run_as)
+        except privileges.DropFailed as e:
+            raise error(f"--user: {e}") from None
+        _dropped.append(run_as)
+    if os.path.exists(spec) or os.sep in spec:
+        where = privileges.unreadable(spec)
+        if where:
+            name = run_as.get("name", run_as.get("uid"))
+            fix = (f"chmod a+rx {where}" if os.path.abspath(spec).startswith(where.rstrip(os.sep) + os.sep)
+                   else f"chmod -R a+rX {os.path.abspath(spec)}")
+            raise error(f"the submission is not readable by user {name} (grade --user {name}): "
+                        f"{where} is not readable; fix it with: {fix}")
 
 
 def _limit_memory(megabytes) -> None:
