@@ -222,26 +222,36 @@ def test_a_detached_process_cannot_outlive_grade_or_rewrite_the_report(grade, en
     assert json.loads(report.read_text())["engines"][0]["engine"] == "detached_writer"
 
 
-@linux_only
-def test_sigterm_kills_every_engine_process(engine):
-    token, env = token_env()
+def sigterm_grade(engine, env, wait_until) -> subprocess.Popen:
+    """Start grade on two hanging engines, call wait_until(), send SIGTERM; the finished process."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "--engine", engine("hang_in_op"), "--engine",
          engine("hang_on_import"), "--cases", str(CASES), "-k", "times_three", "--timeout", "60",
          "--load-timeout", "60", "--jobs", "2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        wait_until()
+        proc.send_signal(signal.SIGTERM)
+        proc.out, proc.err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc
+
+
+@linux_only
+def test_sigterm_kills_every_engine_process(engine):
+    token, env = token_env()
+
+    def engines_running():
         deadline = time.monotonic() + 30
         while len(processes_with(token)) < 3 and time.monotonic() < deadline:  # grade + 2 engines
             time.sleep(0.1)
         assert len(processes_with(token)) >= 3
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    proc = sigterm_grade(engine, env, engines_running)
     assert proc.returncode == 130
-    assert "interrupted" in err and "Traceback" not in err
+    assert "interrupted" in proc.err and "Traceback" not in proc.err
     assert processes_with(token) == []
 
 
@@ -250,23 +260,12 @@ def test_sigterm_kills_every_engine_process(engine):
 def test_sigterm_at_any_moment_of_start_up_exits_130(engine, delay):
     """An interrupt that lands inside an import (which wraps or swallows it) still ends the run cleanly."""
     token, env = token_env()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "--engine", engine("hang_in_op"), "--engine",
-         engine("hang_on_import"), "--cases", str(CASES), "-k", "times_three", "--timeout", "60",
-         "--load-timeout", "60", "--jobs", "2"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(delay)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc = sigterm_grade(engine, env, lambda: time.sleep(delay))
     # before grade installs its handler (while Python starts) SIGTERM simply ends it: nothing ran yet
-    assert proc.returncode in (130, -signal.SIGTERM) and out == ""
-    assert "Traceback" not in err
+    assert proc.returncode in (130, -signal.SIGTERM) and proc.out == ""
+    assert "Traceback" not in proc.err
     if proc.returncode == 130:
-        assert "interrupted" in err
+        assert "interrupted" in proc.err
     assert processes_with(token) == []
 
 
