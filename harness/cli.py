@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to import a submission (default: 20)")
     p.add_argument("--memory-mb", type=_positive_int, default=2048, metavar="MB",
                    help="address-space cap of each engine process, 0 for none (default: 2048)")
+    p.add_argument("--max-output-mb", type=_positive_int, default=64, metavar="MB",
+                   help="cap on what each engine process writes (prints, files), 0 for none (default: 64)")
     p.add_argument("--forbid-import", action="append", default=[], type=_module_name, metavar="MODULE",
                    help="also refuse MODULE (and its submodules) to submissions, e.g. torch (repeatable; "
                         "reference_engine and harness internals are always refused)")
@@ -272,6 +274,7 @@ def _limits(args):
 
         user = resolve(args.user)
     return Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
+                  output_mb=args.max_output_mb or None,
                   forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))),
                   user=user)
 
@@ -436,7 +439,7 @@ def _build_gradescope(args, cases: list) -> int:
                                     memory_mb=args.memory_mb or None))
 
     options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
-               "--memory-mb", str(args.memory_mb)]
+               "--memory-mb", str(args.memory_mb), "--max-output-mb", str(args.max_output_mb)]
     options += [o for k in args.keyword for o in ("-k", k)] + [o for t in args.tag for o in ("--tag", t)]
     options += (["--fuzz", str(args.fuzz), "--seed", str(args.seed)] if args.fuzz else []) + (
         [] if args.blame else ["--no-blame"])

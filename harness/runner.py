@@ -43,6 +43,7 @@ class Limits:
     timeout: float = 10.0          # seconds per case unless the case sets its own
     load_timeout: float = 20.0     # seconds to import the submission
     memory_mb: int | None = 2048   # address-space cap; None for no cap
+    output_mb: int | None = 64     # cap on what the engine process writes (prints, files); None for no cap
     forbidden_imports: tuple = DEFAULT_FORBIDDEN  # modules an untrusted submission may not import
     user: RunAs | None = None      # --user: engine processes drop root to this user before loading
 
@@ -157,7 +158,8 @@ class Worker:
         """Tell the engine process what to load, and under which limits."""
         # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
         installed = [] if os.path.exists(self.spec) else list(installed_engines())
-        self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb},
+        self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb,
+                                                                "output_mb": self.limits.output_mb},
                    "installed": installed, "forbid": list(self.limits.forbidden_imports),
                    "user": self.limits.user.to_wire() if self.limits.user is not None else None})
 

@@ -27,7 +27,9 @@ def main(argv: list[str]) -> int:
 
     hello = protocol.read_blocking(fd_in)
     memory_mb = hello.get("limits", {}).get("memory_mb")
+    output_mb = hello.get("limits", {}).get("output_mb")
     _limit_memory(memory_mb)
+    _limit_output(output_mb)
     policy = ImportPolicy(tuple(hello.get("forbid", DEFAULT_FORBIDDEN)), tuple(hello.get("allow", PUBLIC_API)))
     sys.dont_write_bytecode = True  # the harness's own modules are cached; no __pycache__ in a submission
     run_as = hello.get("user")  # --user: give up root before any submission code runs
@@ -62,6 +64,9 @@ def main(argv: list[str]) -> int:
             obs = run(engine, program)
             if obs.get("error_type") == "MemoryError" and memory_mb:
                 obs["message"] = f"the engine process is capped at {memory_mb} MB of address space (--memory-mb)"
+            elif obs.get("error_type") == "OSError" and "[Errno 27]" in obs.get("message", "") and output_mb:
+                obs["message"] = (f"the engine wrote more than {output_mb} MB (prints or files), the cap of an "
+                                  "engine process (--max-output-mb): print less")
             protocol.write(fd_out, obs)
 
 
@@ -92,6 +97,17 @@ def _limit_memory(megabytes) -> None:
 
         cap = int(megabytes) << 20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _limit_output(megabytes) -> None:
+    """Cap what the engine process writes (its captured prints included), so it cannot fill the disk."""
+    if megabytes:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails (EFBIG) instead of killing
+        cap = int(megabytes) << 20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
 
 
 def run(engine, program: dict) -> dict:

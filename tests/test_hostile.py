@@ -442,3 +442,19 @@ def test_a_submission_cannot_open_the_graders_memory(grade, tmp_path):
                                           str(CASES), "-k", "plain_add", "--format", "json"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert json.loads(proc.stdout)["engines"][0]["cases"][0]["status"] == "passed", proc.stdout
+
+
+def test_output_flood_is_capped_and_costs_only_its_cases(grade, engine, tmp_path):
+    cases = tmp_path / "flood.yaml"
+    cases.write_text("""
+cases:
+  - {name: uses_exp, inputs: {x: 1}, output: exp(x) * 2, expect: {value: 5.43656365691809, grad: {x: 5.43656365691809}}}
+  - {name: plain, inputs: {a: 2, b: 3}, output: a * b + a, expect: {value: 8, grad: {a: 4, b: 2}}}
+  - {name: uses_exp_again, inputs: {x: 0}, output: exp(x), expect: {value: 1, grad: {x: 1}}}
+""")
+    capped = grade("--engine", engine("flood_output"), "--cases", cases, "--max-output-mb", "1", "--format", "json")
+    assert capped.statuses() == {"flood::uses_exp": "error", "flood::plain": "passed", "flood::uses_exp_again": "error"}
+    assert ("the engine wrote more than 1 MB (prints or files), the cap of an engine process (--max-output-mb)"
+            in capped.case("flood::uses_exp")["message"])
+    uncapped = grade("--engine", engine("flood_output"), "--cases", cases, "--max-output-mb", "0", "--format", "json")
+    assert set(uncapped.statuses().values()) == {"passed"}  # the cap, not the engine, made the difference
