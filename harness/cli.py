@@ -103,7 +103,7 @@ def build_merge_parser() -> argparse.ArgumentParser:
 
 
 def _shard(text: str):
-    from harness import shards
+    from harness.batch import shards
 
     try:
         return shards.parse(text)
@@ -193,7 +193,7 @@ def _main(argv: list[str] | None) -> int:
     merging = argv[:1] == ["merge"]
     parser = build_merge_parser() if merging else build_parser()
     args = parser.parse_args(argv[1:] if merging else argv)
-    from harness import reaper
+    from harness.sandbox import reaper
 
     previous = _on_sigterm(_interrupt)
     try:
@@ -236,10 +236,10 @@ def _on_sigterm(handler):
 
 
 def _run(parser: argparse.ArgumentParser, args) -> int:
-    from harness.runner import prestart
+    from harness.running.runner import prestart
 
     if args.schema:
-        from harness.cases import SCHEMA_PATH
+        from harness.cases.loader import SCHEMA_PATH
 
         print(SCHEMA_PATH)
         return EXIT_OK
@@ -265,12 +265,12 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
 
 
 def _limits(args):
-    from harness.guard import DEFAULT_FORBIDDEN
-    from harness.runner import Limits
+    from harness.engine_side.guard import DEFAULT_FORBIDDEN
+    from harness.running.runner import Limits
 
     user = None
     if args.user is not None and not args.build_gradescope:  # the autograder resolves it where it runs
-        from harness.privileges import resolve
+        from harness.sandbox.privileges import resolve
 
         user = resolve(args.user)
     return Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
@@ -288,11 +288,13 @@ def _graded(args) -> tuple[list, list, list]:
 
 
 def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
-    from harness import plugins, reaper, shards
-    from harness.cases import load_suites
-    from harness.expr import CALL_OPS
-    from harness.grading import Feedback, grade_plan
-    from harness.progress import for_batch
+    from harness import plugins
+    from harness.sandbox import reaper
+    from harness.batch import shards
+    from harness.cases.loader import load_suites
+    from harness.cases.expr import CALL_OPS
+    from harness.running.grading import Feedback, grade_plan
+    from harness.reporting.progress import for_batch
 
     pm = plugins.installed_manager()
     reporters = _reporters(pm, args.format)
@@ -342,7 +344,8 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
 
 
 def _merge(args) -> int:
-    from harness import plugins, shards
+    from harness import plugins
+    from harness.batch import shards
 
     if args.plugin:
         os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
@@ -386,7 +389,7 @@ def _reporters(pm, name: str) -> dict:
 
 def _report(run, render, args) -> int:
     """Write the report; the exit code."""
-    from harness.results import ReportContext
+    from harness.model import ReportContext
 
     to_tty = not args.output and sys.stdout.isatty()
     text = render(run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
@@ -431,8 +434,10 @@ def _check_unique(ids: list) -> None:
 
 
 def _build_gradescope(args, cases: list) -> int:
-    from harness import gradescope_zip, plugins, reference
-    from harness.runner import Limits
+    from harness import plugins
+    from harness.batch import gradescope_zip
+    from harness.running import reference
+    from harness.running.runner import Limits
 
     # Check now that 'reference' expectations can be computed, not on the first submission.
     reference.resolve(cases, Limits(timeout=args.timeout, load_timeout=args.load_timeout,
@@ -455,7 +460,7 @@ def _build_gradescope(args, cases: list) -> int:
 
 
 def _check_cases(parser: argparse.ArgumentParser, args, cases: list, limits) -> int:
-    from harness import checking
+    from harness.diagnosis import checking
 
     if args.engine:
         parser.error("--check-cases checks the cases with the reference engine; leave out --engine")

@@ -14,9 +14,9 @@ from harness.errors import HarnessError, did_you_mean
 
 ENTRY_POINT_GROUP = "harness"
 PLUGINS_ENV = "HARNESS_PLUGINS"
-BUILTIN_PLUGINS = ("harness.reporters.text", "harness.reporters.json", "harness.reporters.junit",
-                   "harness.reporters.gradescope", "harness.reporters.csv", "harness.reporters.markdown",
-                   "harness.reporters.html", "harness.reporters.dot")
+BUILTIN_PLUGINS = ("harness.reporting.text", "harness.reporting.json", "harness.reporting.junit",
+                   "harness.reporting.gradescope", "harness.reporting.csv", "harness.reporting.markdown",
+                   "harness.reporting.html", "harness.reporting.dot")
 HOOK_NAMES = tuple(n for n in dir(hookspecs) if n.startswith("register_"))
 
 

@@ -182,9 +182,9 @@ def test_the_text_report_names_each_submission(tmp_path):
 
 def test_a_harness_failure_on_one_submission_costs_only_that_one(monkeypatch):
     """Even the harness failing (no more processes, say) on one submission leaves the others graded."""
-    from harness import grading
-    from harness.cases import load_suites
-    from harness.runner import Limits
+    from harness.running import grading
+    from harness.cases.loader import load_suites
+    from harness.running.runner import Limits
 
     real = grading.grade_engine
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases import Assign, Repeat, load_suites
+from harness.cases.loader import Assign, Repeat, load_suites
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = ROOT / "tests" / "engines"

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from harness.cases import (
+from harness.cases.loader import (
     CASE_FIELDS, EXPECT_FIELDS, SCHEMA, SCHEMA_PATH, Tolerance, builtin_cases_dir, case_files, load_suite,
 )
 from harness.errors import CaseFileError

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ExprError, HarnessError
-from harness.expr import CALL_OPS, Expr, parse
+from harness.cases.expr import CALL_OPS, Expr, parse
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BINARY_OPS = {"add", "sub", "mul", "div", "pow"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ENGINES, ROOT, run_grade
 
-from harness.cases import builtin_cases_dir
+from harness.cases.loader import builtin_cases_dir
 
 STATUSES = ROOT / "tests" / "cases" / "statuses.yaml"
 
@@ -71,7 +71,7 @@ def test_the_zip_holds_the_scripts_the_harness_and_every_case(tmp_path, course):
     assert names[:2] == ["setup.sh", "run_autograder"]
     assert modes["setup.sh"] == modes["run_autograder"] == 0o755
     assert {"cases/1/statuses.yaml", "cases/1/extra/more.yaml", "lib/harness/cli.py",
-            "lib/harness/worker.py", "lib/reference_engine/__init__.py"} <= set(names)
+            "lib/harness/engine_side/worker.py", "lib/reference_engine/__init__.py"} <= set(names)
     assert not any("__pycache__" in n or n.endswith(".pyc") or "/_cases/" in n for n in names)
     assert "GRADE_OPTIONS=(--timeout 5 --load-timeout 20 --memory-mb 2048 --max-output-mb 64 -k statuses:: -k x_times)" in run
     assert "'pluggy>=1.3'" in setup and "'pyyaml>=6.0'" in setup.lower()

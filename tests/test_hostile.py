@@ -163,8 +163,8 @@ def test_monkeypatching_the_comparisons_gains_nothing(grade, engine):
     # the attack is real: in the grader's own process it makes every comparison say "equal"
     patched = in_a_fresh_python(
         "import runpy, sys\n"
-        "from harness import compare\n"
-        "from harness.cases import Tolerance\n"
+        "from harness.judging import compare\n"
+        "from harness.cases.loader import Tolerance\n"
         "runpy.run_path(sys.argv[1] + '/tamper_monkeypatch.py')\n"
         "print(compare.close(4.0, 3.0, Tolerance()))\n")
     assert patched == ["True"]
@@ -179,11 +179,12 @@ def test_searching_the_heap_for_expected_values_finds_nothing(grade, engine):
     # the attack is real: with the parsed cases in its process, the engine copies their answers
     looted = in_a_fresh_python(
         "import runpy, sys\n"
-        "from harness import compare, program\n"
-        "from harness.adapters import MicrogradAdapter\n"
-        "from harness.cases import load_suite\n"
-        "from harness.runner import Observation\n"
-        "from harness.worker import run\n"
+        "from harness.judging import compare\n"
+        "from harness.running import program\n"
+        "from harness.engine_side.adapters import MicrogradAdapter\n"
+        "from harness.cases.loader import load_suite\n"
+        "from harness.running.runner import Observation\n"
+        "from harness.engine_side.worker import run\n"
         "cases = load_suite(sys.argv[2]).cases\n"
         "engine = MicrogradAdapter(runpy.run_path(sys.argv[1] + '/tamper_gc.py')['Value'], 'tamper_gc')\n"
         "for case in cases[:3]:\n"
@@ -294,7 +295,7 @@ def test_harness_internals_are_refused_but_the_plugin_api_works(grade, tmp_path)
         "import math\n"
         "import harness\n"
         "from harness import Unsupported, hookimpl\n"
-        "from harness.adapters import is_number\n\n"
+        "from harness.engine_side.adapters import is_number\n\n"
         "class Engine:\n"
         "    name = 'plugin_style'\n"
         "    def leaf(self, v): return [float(v), 0.0, ()]\n"
@@ -315,16 +316,16 @@ def test_harness_internals_are_refused_but_the_plugin_api_works(grade, tmp_path)
         "    register(Engine())\n")
     ok = grade("--engine", plugin, "--cases", CASES, "-k", "plain_add", "--format", "json", *FAST)
     assert ok.code == 0, ok.stdout
-    for module in ("harness.compare", "harness.worker", "harness.cases"):
+    for module in ("harness.judging.compare", "harness.engine_side.worker", "harness.cases.loader"):
         peek = tmp_path / "peek.py"
         peek.write_text(plugin.read_text().replace("import harness\n", f"import {module}\n"))
         result = grade("--engine", peek, "--cases", CASES, "-k", "plain_add", "--format", "json", *FAST)
         assert result.statuses() == {"hostile::plain_add": "error"}, module
         assert f"import of {module!r} {POLICY}" in result.case("hostile::plain_add")["message"]
     sneaky = tmp_path / "sneaky.py"  # already loaded in the engine process, still refused
-    sneaky.write_text(plugin.read_text().replace("import harness\n", "from harness import loading\n"))
+    sneaky.write_text(plugin.read_text().replace("import harness\n", "from harness.engine_side import loading\n"))
     result = grade("--engine", sneaky, "--cases", CASES, "-k", "plain_add", "--format", "json", *FAST)
-    assert "import of 'harness.loading' " + POLICY in result.case("hostile::plain_add")["message"]
+    assert "import of 'harness.engine_side.loading' " + POLICY in result.case("hostile::plain_add")["message"]
 
 
 def test_the_instructor_can_forbid_more_modules(grade, engine):

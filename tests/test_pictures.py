@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from conftest import ROOT
-from harness.layout import layered
+from harness.reporting.layout import layered
 
 SHAPES = ROOT / "tests" / "cases" / "feedback"
 

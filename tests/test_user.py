@@ -231,7 +231,7 @@ def test_an_autograder_built_with_user_grades_as_that_user_and_hides_the_cases(s
 
 def test_user_needs_grade_to_run_as_root(monkeypatch):
     from harness.errors import HarnessError
-    from harness.privileges import resolve
+    from harness.sandbox.privileges import resolve
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(HarnessError, match=r"^--user needs grade to run as root \(it runs as uid 1000\)"):

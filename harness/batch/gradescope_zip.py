@@ -1,0 +1,113 @@
+"""Build a Gradescope autograder zip: setup.sh, run_autograder, the harness and the course's cases.
+
+The zip holds, at its root:
+- ``setup.sh``: makes a Python >= 3.11 virtual environment with the harness's dependencies;
+- ``run_autograder``: grades ``/autograder/submission`` and writes ``/autograder/results/results.json``;
+- ``lib/``: the harness's own packages and the course's plugin modules (``-p``), put on
+  ``PYTHONPATH`` by ``run_autograder``;
+- ``cases/``: the case files, hidden cases included, one subfolder per ``--cases`` argument so that
+  every file keeps its name (a suite's default name is its file's stem).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import re
+import shlex
+import zipfile
+from pathlib import Path
+
+from harness.cases.loader import builtin_cases_dir, case_files
+from harness.errors import HarnessError
+
+FILES = Path(__file__).resolve().parent / "gradescope_files"
+PACKAGES = ("harness", "reference_engine")
+DISTRIBUTION = "autograd-harness"
+FALLBACK_DEPENDENCIES = ("pluggy>=1.3", "PyYAML>=6.0")
+_FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # the same input gives the same zip
+
+
+def dependencies() -> list[str]:
+    """The harness's runtime requirements, from its installed metadata."""
+    try:
+        requires = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        return list(FALLBACK_DEPENDENCIES)
+    return [r.split(";")[0].strip() for r in requires if "extra ==" not in r]
+
+
+def _add(zf: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(name, _FIXED_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = (0o100755 if executable else 0o100644) << 16
+    zf.writestr(info, data)
+
+
+def _case_entries(case_paths: list) -> list[tuple[str, Path]]:
+    """(name in the zip, file) for every case file, keeping each file's path under its argument."""
+    entries = []
+    for i, arg in enumerate(map(Path, case_paths or [builtin_cases_dir()]), 1):
+        for f in case_files([arg]):
+            rel = f.relative_to(arg).as_posix() if arg.is_dir() else f.name
+            entries.append((f"cases/{i}/{rel}", f))
+    return entries
+
+
+def _plugin_files(name: str):
+    """(name in the zip, file) for a plugin module given with -p: its file, or its whole top package."""
+    top = name.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise HarnessError(f"plugin {name!r}: no Python source file to put in the zip "
+                           "(is its folder on PYTHONPATH?)")
+    if spec.submodule_search_locations:
+        yield from _package_files(top)
+    else:
+        yield f"lib/{top}.py", Path(spec.origin)
+
+
+def _package_files(package: str):
+    root = Path(importlib.import_module(package).__file__).resolve().parent
+    for f in sorted(root.rglob("*")):
+        rel = f.relative_to(root)
+        if f.is_file() and "__pycache__" not in rel.parts and rel.parts[0] != "_cases" \
+                and f.suffix not in (".pyc", ".pyo"):
+            yield f"lib/{package}/{rel.as_posix()}", f
+
+
+def build(output: str | Path, case_paths: list, grade_options: list[str],
+          plugins: list[str] = ()) -> list[str]:
+    """Write the autograder zip to ``output``; returns the names it holds.
+
+    ``plugins`` are plugin modules to ship in ``lib/``; ``grade_options`` should load them (``-p``).
+    """
+    setup = (FILES / "setup.sh").read_text(encoding="utf-8")
+    setup = setup.replace("@DEPENDENCIES@", " ".join(shlex.quote(d) for d in dependencies()))
+    run = (FILES / "run_autograder").read_text(encoding="utf-8")
+    run = run.replace("@GRADE_OPTIONS@", " ".join(shlex.quote(o) for o in grade_options))
+    output = Path(output)
+    if not re.search(r"\.zip$", output.name, re.I):
+        raise HarnessError(f"--build-gradescope {output}: the file name must end in .zip")
+    if not output.parent.is_dir():
+        raise HarnessError(f"--build-gradescope {output}: no such folder {output.parent}")
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            _add(zf, "setup.sh", setup.encode(), executable=True)
+            _add(zf, "run_autograder", run.encode(), executable=True)
+            shipped = [p for p in plugins if p.split(".")[0] not in PACKAGES]
+            entries = dict([*_case_entries(case_paths), *(e for p in PACKAGES for e in _package_files(p)),
+                            *(e for p in shipped for e in _plugin_files(p))])
+            for name, f in entries.items():
+                _add(zf, name, f.read_bytes())
+            names = zf.namelist()
+        tmp.replace(output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return names

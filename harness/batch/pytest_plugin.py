@@ -1,0 +1,178 @@
+"""The pytest plugin: ``pytest --engine SPEC [PATH ...]`` runs YAML case files as pytest items.
+
+Without ``--engine`` it does nothing at all.  With it, every case file among
+the given paths (the built-in suites when no path is given) is collected as
+``<file>::<suite>::<case>``, one item per case, and each item runs through the
+same engine process and judge as ``grade``: ``passed`` passes, ``unsupported``
+is a skip, and ``failed``, ``error`` and ``timeout`` fail with the verdict's
+message (expected, got, tolerance).  It follows pytest's "non-python tests"
+example; pytest's own ``--junitxml``, ``-k``, ``-x`` and ``-n`` work as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+#: A YAML file is a case file when a top-level ``cases:`` key starts one of its lines.
+_CASES_KEY = re.compile(rb"^cases[ \t]*:", re.M)
+_GRADER = pytest.StashKey["_Grader"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "autograd-harness: grade an autograd engine on YAML case files")
+    group.addoption("--engine", metavar="SPEC", default=None,
+                    help="grade this engine (a .py file, a package folder, a module name or an "
+                         "installed engine name) on the case files among the paths, or on the "
+                         "built-in suites when no path is given")
+    group.addoption("--engine-timeout", type=float, default=10.0, metavar="S",
+                    help="seconds per case unless the case sets its own (default: 10)")
+    group.addoption("--engine-memory-mb", type=int, default=2048, metavar="MB",
+                    help="address-space cap of the engine process, 0 for none (default: 2048)")
+
+
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list) -> None:
+    """With --engine and no path on the command line, collect the built-in suites."""
+    namespace = early_config.known_args_namespace
+    if getattr(namespace, "engine", None) and not getattr(namespace, "file_or_dir", None):
+        from harness.cases.loader import builtin_cases_dir
+
+        args.append(str(builtin_cases_dir()))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    spec = config.getoption("engine", None)
+    if spec:
+        config.stash[_GRADER] = _Grader(config, spec)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if _GRADER in config.stash:
+        return f"autograd-harness: grading engine {config.stash[_GRADER].written}"
+    return None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if _GRADER not in parent.config.stash or file_path.suffix not in (".yaml", ".yml"):
+        return None
+    try:
+        head = file_path.read_bytes()
+    except OSError:
+        return None
+    return CaseFile.from_parent(parent, path=file_path) if _CASES_KEY.search(head) else None
+
+
+class _Grader:
+    """Runs the engine on a suite's selected cases at once (one case at a time under pytest-xdist)
+    and judges each case on demand."""
+
+    def __init__(self, config: pytest.Config, spec: str):
+        from harness.running.runner import Limits
+
+        self.written = spec
+        self.spec = os.path.abspath(spec) if os.path.exists(spec) else spec
+        memory = config.getoption("engine_memory_mb")
+        self.limits = Limits(timeout=config.getoption("engine_timeout"), memory_mb=memory or None)
+        self.observations: dict = {}
+        self._call_ops: dict | None = None
+
+    def call_ops(self) -> dict:
+        """The ops case expressions may call, plugins' ops included."""
+        if self._call_ops is None:
+            from harness import plugins
+            from harness.cases.expr import CALL_OPS
+
+            pm = plugins.installed_manager()
+            self._call_ops = {**CALL_OPS, **{n: s.arity for n, s in plugins.ops(pm).items()}}
+        return self._call_ops
+
+    def verdict(self, item: "CaseItem"):
+        """The judge's verdict on ``item``'s case."""
+        from harness.judging.compare import judge
+
+        if item.nodeid not in self.observations:
+            if hasattr(item.config, "workerinput"):  # a pytest-xdist worker runs only some of the items
+                batch = [item]
+            else:  # one engine process for the suite's selected cases
+                batch = [i for i in item.session.items if isinstance(i, CaseItem) and i.parent is item.parent
+                         and i.nodeid not in self.observations]
+                batch = batch if item in batch else [item]
+            self._run(batch)
+        return judge(item.case, self.observations[item.nodeid])
+
+    def _run(self, items: list) -> None:
+        from harness.running import program
+        from harness.running.runner import run_engine, timeout_for
+
+        progs = [program.build(i.case) for i in items]
+        timeouts = [timeout_for(i.case.timeout, self.limits) for i in items]
+        run = run_engine(self.spec, progs, timeouts, self.limits)[0]  # the first engine the spec provides
+        for i, obs in zip(items, run.observations):
+            self.observations[i.nodeid] = obs
+
+
+class CaseFile(pytest.File):
+    """A YAML case file: one suite."""
+
+    def collect(self):
+        from harness.running import reference
+        from harness.cases.loader import load_suite
+        from harness.errors import HarnessError
+
+        grader = self.config.stash[_GRADER]
+        try:
+            suite = load_suite(self.path, grader.call_ops())
+            cases = reference.resolve(list(suite.cases), grader.limits)  # 'reference' expectations
+        except HarnessError as e:
+            raise self.CollectError(str(e)) from None
+        yield SuiteNode.from_parent(self, name=suite.name, cases=cases)
+
+
+class SuiteNode(pytest.Collector):
+    """A suite's cases, so that a node id ends in the case id ``<suite>::<name>``."""
+
+    def __init__(self, *, cases, **kwargs):
+        super().__init__(**kwargs)
+        self.cases = cases
+
+    def collect(self):
+        for case in self.cases:
+            yield CaseItem.from_parent(self, name=case.name, case=case)
+
+
+class CaseFailed(Exception):
+    """A case that did not pass: its status and the judge's message."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status, self.message = status, message
+
+
+class CaseItem(pytest.Item):
+    """One case, graded through the engine process and the judge."""
+
+    def __init__(self, *, case, **kwargs):
+        super().__init__(**kwargs)
+        self.case = case
+        self.extra_keyword_matches.update(case.tags)  # so that -k TAG selects by tag
+
+    def runtest(self) -> None:
+        verdict = self.config.stash[_GRADER].verdict(self)
+        if verdict.status == "unsupported":  # reported at the case's line, not this one
+            raise pytest.skip.Exception(verdict.message, _use_item_location=True)
+        if verdict.status != "passed":
+            raise CaseFailed(verdict.status, verdict.message)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, CaseFailed):
+            e = excinfo.value
+            first, *rest = e.message.splitlines() or [""]
+            return "\n".join([f"{e.status}: {first}", *(f"  {line}" for line in rest)])
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        line = self.case.line - 1 if self.case.line else 0
+        return self.path, line, f"case {self.case.id}"

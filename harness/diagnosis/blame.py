@@ -1,0 +1,412 @@
+"""Blame: after judging, find the op or the habit of backward() that a failing case points to.
+
+verdicts -> probe programs -> engine processes -> observations -> diagnoses.
+
+- **Per-op probes**: every op of a failing case is run alone, at the operand
+  values it had in the case (read from a traced run of the reference engine),
+  as ``a - b``, ``a - 2`` and ``2 - b``.  The same probes run in the engine and
+  in the reference engine, each in its own process, and the answers are
+  compared here.  A probe that disagrees is a fact: "sub: d(a - b)/db is 1,
+  expected -1".
+- **Divergence**: where the engine exposes intermediate grads, a traced run of
+  the case gives every node's grad; going from the output down (reverse
+  topological order), the first node whose grad differs from the reference's
+  is reported with the op that passed it its gradient.
+- **Patterns** across the run (``harness.diagnosis.patterns``).
+
+The grading process never computes a value: every number here comes back from
+an engine process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from harness.diagnosis import graph as graphs
+from harness.diagnosis import patterns
+from harness.cases.loader import Case, Tolerance
+from harness.judging.compare import close, fmt
+from harness.cases.expr import render
+from harness.diagnosis.patterns import Diagnosis
+from harness.running.program import Program
+from harness.running.reference import REFERENCE_SPEC, trusted
+from harness.model import CaseResult
+from harness.running.runner import Limits, Observation, run_programs, timeout_for
+
+TRACE_CAP = 2000      # cases with more nodes are not traced node by node
+DRAW_CAP = 60         # cases with more nodes are not drawn
+MAX_CASES = 100       # failing cases probed per engine
+MAX_PROBES = 300      # probe programs per engine
+PER_FORM = 2          # places at which one op (with the same kinds of operands) is probed in a case
+PROBE_TIMEOUT = 5.0
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+
+
+@dataclass
+class Item:
+    """One graded case: what was asked, what came back, and its result (annotated in place)."""
+
+    case: Case
+    program: Program
+    observation: Observation
+    result: CaseResult
+    probe: bool = True    # run probes for it when it fails (generated cases rely on their shrunk one)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One op alone: ``op`` over operands ("node", value) (an input) or ("const", value) (a plain number)."""
+
+    op: str
+    operands: tuple
+
+    @property
+    def names(self) -> list[str]:
+        return [string.ascii_lowercase[i] for i, (kind, _) in enumerate(self.operands) if kind == "node"]
+
+    def code(self) -> list:
+        code = [["name", string.ascii_lowercase[i]] if kind == "node" else ["const", v]
+                for i, (kind, v) in enumerate(self.operands)]
+        return code + [["op", self.op, len(self.operands)]]
+
+    def text(self) -> str:
+        return render(self.code())
+
+    def at(self) -> str:
+        return ", ".join(f"{string.ascii_lowercase[i]}={fmt(v)}"
+                         for i, (kind, v) in enumerate(self.operands) if kind == "node")
+
+    def program(self, pid: str) -> Program:
+        """The op alone; the grads of its inputs and of its own result are read back."""
+        inputs = [[string.ascii_lowercase[i], v] for i, (kind, v) in enumerate(self.operands) if kind == "node"]
+        return Program(id=pid, inputs=inputs, steps=[["set", "out", self.code()]], output=[["name", "out"]],
+                       backward=1, grads=self.names + ["out"], structure=False)
+
+
+def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
+          reference: str = REFERENCE_SPEC, extra: list[Item] = ()) -> None:
+    """Add diagnoses, and a drawable graph, to the results of the failing cases in ``items``.
+
+    ``extra`` cases are probed first but are left out of the patterns across the run.
+    """
+    failing = [it for it in list(extra) + items if it.result.status not in ("passed", "unsupported")]
+    if not failing:
+        return
+    found: dict[str, list[Diagnosis]] = {it.case.id: [] for it in failing}
+    traces: dict[str, tuple] = {}
+    targets = [it for it in failing if it.probe and _worth_probing(it)][:MAX_CASES]
+    if targets:
+        _probe(spec, select, targets, limits, reference, found, traces)
+    records = [_record(it) for it in items]
+    for diagnosis, ids in patterns.find(records):
+        for case_id in ids:
+            if case_id in found:
+                found[case_id].append(diagnosis)
+    for it in failing:
+        _annotate(it, _merge(found[it.case.id]), traces.get(it.case.id))
+
+
+def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict) -> None:
+    """Trace the target cases in both engines, probe their ops, and add what that shows to ``found``."""
+    built = [(it, graphs.build(it.program, TRACE_CAP)) for it in targets]
+    built = [(it, g) for it, g in built if any(n.op != "leaf" for n in g.nodes)]
+    if not built:
+        return
+    # The reference's trace gives the operand values of the probes, even for a graph too big to
+    # trace whole (its first TRACE_CAP nodes); the engine's is needed only for whole graphs.
+    ref_traces = run_programs(reference, None, [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built],
+                              [timeout_for(it.case.timeout, limits) for it, _ in built], trusted(limits))
+    plans = {it.case.id: _probes(g, ref.trace["values"]) for (it, g), ref in zip(built, ref_traces)
+             if ref.status == "ok" and ref.trace is not None}
+    probes = _budget(plans)
+    whole = [(it, g) for it, g in built if g.complete and it.case.id in plans]
+    trace_programs = [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in whole]
+    trace_timeouts = [timeout_for(it.case.timeout, limits) for it, _ in whole]
+    probe_programs = [p.program(pid) for p, pid in probes.items()]
+    probe_timeouts = [min(limits.timeout, PROBE_TIMEOUT)] * len(probe_programs)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ref_job = pool.submit(run_programs, reference, None, probe_programs, probe_timeouts, trusted(limits))
+        eng_job = pool.submit(run_programs, spec, select, trace_programs + probe_programs,
+                              trace_timeouts + probe_timeouts, limits)
+        ref_probes, eng_all = ref_job.result(), eng_job.result()
+    eng_traces = {it.case.id: obs for (it, _), obs in zip(whole, eng_all)}
+    answers = {p: (r, e) for p, r, e in zip(probes, ref_probes, eng_all[len(whole):])}
+    for (it, g), ref in zip(built, ref_traces):
+        plan = plans.get(it.case.id)
+        if plan is None:
+            continue
+        verdicts = {p: _judge_probe(p, *answers[p], it.case.tolerance) for p, _used in plan if p in answers}
+        found[it.case.id] += _op_findings(plan, verdicts)
+        eng = eng_traces.get(it.case.id)
+        if eng is not None:
+            traces[it.case.id] = (g, ref.trace, eng.trace if eng.status == "ok" else None)
+            div = _divergence(g, ref.trace, traces[it.case.id][2], it.case)
+            if div:
+                found[it.case.id].append(div)
+        if not found[it.case.id] and all(verdicts.get(p) == "ok" for p, _used in plan):
+            n = len(plan)
+            found[it.case.id].append(Diagnosis(
+                "op", "backward", "every op of this case matches the reference when run alone "
+                f"({n} probe{'s' * (n != 1)}): the fault is in how backward() combines them", "medium"))
+
+
+def _budget(plans: dict) -> dict:
+    """Probe ids, at most MAX_PROBES: first every case's own forms, then the other forms and values."""
+    probes: dict[Probe, str] = {}
+    for first in (True, False):
+        for plan in plans.values():
+            for p, used in plan:
+                if (used or not first) and p not in probes and len(probes) < MAX_PROBES:
+                    probes[p] = f"probe::{len(probes) + 1}"
+    return probes
+
+
+def _worth_probing(it: Item) -> bool:
+    obs = it.observation
+    if it.case.expect.raises:
+        return False
+    if it.result.status == "failed":
+        return True
+    return obs.status == "error" and obs.error_type not in ("RecursionError", "MemoryError")
+
+
+def _probes(g: graphs.Graph, values: list) -> list[tuple[Probe, bool]]:
+    """The ops of the case at their operand values, alone, with Python-number forms too.
+
+    Each probe comes with whether the case itself uses that form.  An op is probed at
+    PER_FORM places at most (the ones nearest the output), which is plenty to tell a
+    wrong formula from a right one.
+    """
+    out: dict[Probe, bool] = {}
+    places: dict[tuple, int] = {}
+    order = sorted(g.reachable(), reverse=True) if g.complete else reversed(range(len(g.nodes)))
+    for i in order:
+        node = g.nodes[i]
+        if node.op == "leaf" or i >= len(values):
+            continue
+        operands = tuple(("node", values[x]) if kind == "node" else ("const", x) for kind, x in node.operands)
+        if any(v is None for _, v in operands):
+            continue
+        kinds = (node.op,) + tuple(kind for kind, _ in operands)
+        places[kinds] = places.get(kinds, 0) + 1
+        if places[kinds] > PER_FORM:
+            continue
+        operands = tuple((kind, _tidy(v)) for kind, v in operands)
+        out[Probe(node.op, operands)] = True
+        if len(operands) == 2:
+            (_, a), (_, b) = operands
+            forms = [(("node", a), ("const", b))]
+            if node.op != "pow":  # micrograd-style engines take only numbers as exponents
+                forms += [(("node", a), ("node", b)), (("const", a), ("node", b))]
+            for form in forms:
+                out.setdefault(Probe(node.op, form), False)
+    return list(out.items())
+
+
+def _tidy(x: float):
+    """5.0 as 5, so that a probe reads like the case."""
+    return int(x) if isinstance(x, float) and x.is_integer() and abs(x) < 1e15 else x
+
+
+def _judge_probe(p: Probe, ref: Observation, eng: Observation, tol: Tolerance):
+    """'ok', None (nothing to compare), or (raised, Diagnosis) for what the op alone got wrong."""
+    if ref.status != "ok" or eng.status in ("unsupported", "timeout", "crashed"):
+        return None
+    where = f"{p.op} alone at {p.at()}" if p.at() else f"{p.op} alone"
+    if eng.status == "error":
+        return True, Diagnosis("op", p.op, f"{p.op}: {p.text()} raised {eng.error_type} ({where})", "high",
+                               (eng.message[:200],))
+    got, want = eng.grads.get("out"), ref.grads.get("out")
+    if got is not None and want is not None and not close(got, want, tol):
+        return False, Diagnosis("op", "backward", f"backward() on {p.text()} alone leaves the output's own grad "
+                                                  f"at {fmt(got)}, expected {fmt(want)}: it must start from 1 "
+                                                  "(and add 1 on each call)", "high")
+    if not close(eng.value, ref.value, tol):
+        return False, Diagnosis("op", p.op, f"{p.op}: {p.text()} is {fmt(eng.value)}, "
+                                            f"expected {fmt(ref.value)} ({where})", "high")
+    for name in p.names:
+        got, want = eng.grads.get(name), ref.grads.get(name)
+        if want is None or (got is None and want == 0):
+            continue
+        if not close(got, want, tol):
+            return False, Diagnosis("op", p.op, f"{p.op}: d({p.text()})/d{name} is {fmt(got)}, "
+                                                f"expected {fmt(want)} ({where})", "high")
+    return "ok"
+
+
+def _op_findings(probes: list[tuple[Probe, bool]], verdicts: dict) -> list[Diagnosis]:
+    """One diagnosis per culprit: the first failing probe, the others as evidence.
+
+    A form the case does not use only counts when it computes a wrong number: an
+    engine may well refuse ``2 - b`` (no ``__rsub__``) without that being this case's fault.
+    """
+    by_op: dict[str, list[Diagnosis]] = {}
+    for p, used in probes:
+        v = verdicts.get(p)
+        if isinstance(v, tuple) and (used or not v[0]):
+            by_op.setdefault(v[1].culprit, []).append(v[1])
+    out = []
+    for op, ds in by_op.items():
+        others = tuple(d.message for d in ds[1:4])
+        out.append(dataclasses.replace(ds[0], evidence=ds[0].evidence + others))
+    return out
+
+
+def _divergence(g: graphs.Graph, ref: dict, eng: dict | None, case: Case):
+    """The first node, from the output down, whose value or grad differs from the reference's."""
+    if eng is None or len(eng["values"]) != len(ref["values"]) or len(ref["values"]) != len(g.nodes):
+        return None
+    tol = case.tolerance
+    reach = g.reachable()
+    for i in sorted(reach):  # values: the first wrong one, in creation order
+        if not close(eng["values"][i], ref["values"][i], tol) and ref["values"][i] is not None:
+            node = g.nodes[i]
+            what = "input" if node.op == "leaf" else node.op
+            return Diagnosis("divergence", node.op if node.op != "leaf" else "forward",
+                             f"first wrong value: {g.label(i)} ({what}) is {fmt(eng['values'][i])}, "
+                             f"expected {fmt(ref['values'][i])}", "high")
+    if not case.backward:
+        return None
+    ops = [i for i in reach if g.nodes[i].op != "leaf"]
+    if ops and all(eng["grads"][i] is None for i in ops):
+        return None  # the engine does not expose intermediate grads
+    users = g.users()
+    out = g.output[1]
+    for i in sorted(reach, reverse=True):
+        want, got = ref["grads"][i], eng["grads"][i]
+        if (want or 0.0) == 0.0 and got is None:
+            continue
+        if close(got, want if want is not None else 0.0, tol):
+            continue
+        return _explain(g, i, out, got, want, ref, eng, users, reach, case)
+    return None
+
+
+def _explain(g, i, out, got, want, ref, eng, users, reach, case) -> Diagnosis:
+    head = f"first wrong grad from the output down: {g.label(i)} has grad {fmt(got)}, expected {fmt(want)}"
+    if i == out:
+        return Diagnosis("divergence", "backward",
+                         f"{head}: it is the output, whose grad after backward() x{case.backward} must be "
+                         f"{fmt(want)}", "high")
+    into = [(u, pos) for u, pos in users[i] if u in reach]
+    if len(into) == 1:
+        u, pos = into[0]
+        op = g.nodes[u].op
+        g_user = eng["grads"][u]
+        local = ref["locals"][u][pos] if ref["locals"][u] and pos < len(ref["locals"][u]) else None
+        detail = f"; only {op} ({g.label(u)}) passes it a gradient"
+        if g_user and local is not None and got is not None:
+            detail += (f": its local derivative for operand {pos + 1} comes out {fmt(got / g_user)}, "
+                       f"expected {fmt(local)}")
+        return Diagnosis("divergence", op, head + detail, "medium")
+    contributions = []
+    for u, pos in into:
+        local = ref["locals"][u][pos] if ref["locals"][u] and pos < len(ref["locals"][u]) else None
+        if local is None or ref["grads"][u] is None:
+            contributions = []
+            break
+        contributions.append((u, ref["grads"][u] * local))
+    kept = [u for u, c in contributions if got is not None and close(got, c, case.tolerance)]
+    if contributions and kept and not close(sum(c for _, c in contributions), got, case.tolerance):
+        u = kept[0]
+        return Diagnosis("divergence", "accumulation",
+                         f"{head}: it feeds {len(into)} operands, and its grad is only the part that "
+                         f"{g.nodes[u].op} ({g.label(u)}) passed down: gradient not accumulated "
+                         "(= instead of +=)", "high")
+    ops = sorted({g.nodes[u].op for u, _ in into})
+    return Diagnosis("divergence", "backward",
+                     f"{head}; it gets gradients from {len(into)} operand slots ({', '.join(ops)})", "medium")
+
+
+def _merge(found: list[Diagnosis]) -> list[Diagnosis]:
+    """Fold a divergence into the probe finding it agrees with (or cannot add to); strongest first."""
+    probed = {d.culprit for d in found if d.kind == "op"}
+
+    def folded(d: Diagnosis) -> bool:
+        vague = d.culprit == "backward" and d.confidence != "high" and bool(probed)
+        return d.kind == "divergence" and (d.culprit in probed or vague)
+
+    kept = [d for d in found if not folded(d)]
+    confirmed = [d for d in found if folded(d)]
+    out = []
+    first_op = next((d for d in kept if d.kind == "op"), None)
+    for d in kept:
+        extra = tuple(c.message for c in confirmed if d.kind == "op" and (
+            c.culprit == d.culprit or (c.culprit not in probed and d is first_op)))
+        out.append(dataclasses.replace(d, evidence=d.evidence + extra) if extra else d)
+    rank = {"high": 0, "medium": 1, "low": 2}
+    seen, unique = set(), []
+    for d in sorted(out, key=lambda d: rank[d.confidence]):
+        if d.message not in seen:
+            seen.add(d.message)
+            unique.append(d)
+    return unique
+
+
+def _record(it: Item) -> patterns.Record:
+    grads = [(m["quantity"], m["expected"], m["got"]) for m in it.result.mismatches
+             if m["quantity"].startswith("grad of ")]
+    return patterns.Record(
+        id=it.case.id, status=it.result.status, backward=it.case.backward,
+        checks_grads=bool(it.program.grads), shape=graphs.shape(it.program), mismatches=tuple(grads),
+        error_type=it.observation.error_type, phase=it.observation.phase)
+
+
+def _annotate(it: Item, found: list[Diagnosis], traced) -> None:
+    res = it.result
+    res.diagnosis = [d.to_dict() for d in found]
+    if found:  # the blame replaces the judge's quick guess
+        lines = [line for line in res.message.splitlines() if not line.startswith("likely: ")]
+        for d in found:
+            because = f" ({'; '.join(d.evidence)})" if d.evidence and d.kind == "pattern" else ""
+            lines.append(f"blame ({d.confidence} confidence): {d.message}{because}")
+        res.message = "\n".join(lines)
+    res.graph = picture(it, traced)
+
+
+def picture(it: Item, traced=None) -> dict:
+    """A failing case's graph for drawing: nodes with op, value, expected and got grads; edges."""
+    g, ref, eng = traced if traced else (graphs.build(it.program, DRAW_CAP + 1), None, None)
+    reach = g.reachable() if g.complete else set()
+    if not g.complete or len(reach) > DRAW_CAP:
+        return {"drawn": False, "why": f"more than {DRAW_CAP} nodes"}
+    if not reach:
+        return {"drawn": False, "why": "the output is a plain number"}
+    last_named: dict[str, int] = {}
+    for i, node in enumerate(g.nodes):
+        if node.name:
+            last_named[node.name] = i
+    expected = it.case.expect.grad if isinstance(it.case.expect.grad, dict) else {}
+    got_by_name = it.observation.grads or {}
+    nodes, edges = [], []
+    first = None
+    for i in sorted(reach):
+        node = g.nodes[i]
+        named = node.name if node.name and last_named.get(node.name) == i else None
+        want = ref["grads"][i] if ref else (expected.get(named) if named else None)
+        got = eng["grads"][i] if eng else (got_by_name.get(named) if named else None)
+        if want is None and not ref and named in expected:
+            want = expected[named]
+        wrong = want is not None and (got is not None or want != 0) and not close(got, want, it.case.tolerance)
+        nodes.append({"id": f"n{i}", "op": node.op, "label": g.label(i, 24),
+                      "value": ref["values"][i] if ref else None,
+                      "expected_grad": want, "got_grad": got, "divergent": wrong})
+        for pos, (kind, x) in enumerate(node.operands):
+            if kind == "node":
+                edges.append([f"n{x}", f"n{i}", pos])
+            else:
+                cid = f"c{i}_{pos}"
+                nodes.append({"id": cid, "op": "const", "label": fmt(x), "value": x,
+                              "expected_grad": None, "got_grad": None, "divergent": False})
+                edges.append([cid, f"n{i}", pos])
+    if len(nodes) > 2 * DRAW_CAP:  # constants count too
+        return {"drawn": False, "why": f"more than {2 * DRAW_CAP} boxes"}
+    for n in reversed(nodes):  # the first divergence from the output down
+        if n["divergent"] and n["op"] != "const":
+            first = n["id"]
+            break
+    return {"drawn": True, "nodes": nodes, "edges": edges, "output": f"n{g.output[1]}",
+            "first_divergent": first, "traced": bool(ref)}

@@ -1,0 +1,440 @@
+"""Randomized differential testing: random expression DAGs, engine against reference, shrunk on a mismatch.
+
+generated expression -> parsed case -> program -> engine processes -> observations -> verdicts.
+
+Hypothesis generates the expressions (trees of ops over inputs and plain
+numbers, where an operand may also reuse an op built earlier, so nodes feed
+several users) and shrinks a failing one to a minimal expression: few ops,
+small integers.  Every number comes from an
+engine process: the reference engine gives the expectations, and its traced
+run also shows whether an expression stays in safe territory (away from
+relu's kink, log's and division's poles, and huge values), so that a
+correct engine never gets a false alarm.  The same seed gives the same
+expressions for the same installed versions of the harness and Hypothesis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+from harness.diagnosis import graph as graphs
+from harness.running import program as programs
+from harness.cases.loader import Assign, Case, Expect
+from harness.judging.compare import Verdict, fmt, judge
+from harness.cases.expr import Expr, render
+from harness.running.reference import REFERENCE_SPEC, trusted
+from harness.running.runner import Limits, Observation, Session
+
+MAX_OPS = 8
+FUZZ_TIMEOUT = 1.0          # seconds per expression (capped by --timeout); the reference needs microseconds
+RUN_BUDGET = 120.0          # seconds of generating; past it the report says how many ran
+SHRINK_BUDGET = 30.0        # seconds of new engine runs while shrinking
+MAX_VALUE, MAX_GRAD = 1e3, 1e4
+KINK, POLE = 1e-3, 1e-2     # distance kept from relu's kink, and from log's, 1/x's and x**-n's poles
+UNARY = ("neg", "exp", "log", "tanh", "relu", "sigmoid")
+BINARY = ("add", "sub", "mul", "div", "pow")
+_INPUTS = [1, 2, -1, 3, -2, 0.5, -0.5, 1.5, -1.5, 0.25, 2.5, -3, 0.75, -0.75, 1.25]
+_CONSTS = [2, 1, 3, -1, 0.5, -2, 1.5]
+_EXPONENTS = [2, 3, -1, 0.5, -2, 1.5]
+_NAMES = "abc"
+_lock = threading.Lock()  # Hypothesis runs one search at a time
+
+
+@dataclass(frozen=True)
+class Form:
+    """An op with the kind of each operand: "node" or "const" (a plain Python number)."""
+
+    op: str
+    kinds: tuple
+
+    def __str__(self) -> str:
+        demo = render([["name", "xy"[i]] if k == "node" else ["const", 2] for i, k in enumerate(self.kinds)]
+                      + [["op", self.op, len(self.kinds)]])
+        return f"{self.op} ({demo})"
+
+
+ALL_FORMS = tuple([Form(op, ("node",)) for op in UNARY]
+                  + [Form(op, kinds) for op in BINARY for kinds in
+                     (("node", "node"), ("node", "const"), ("const", "node")) if op != "pow" or "const" in kinds])
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A random DAG: input values, then ops over ("in", i), ("op", j) (an earlier op) or ("const", x)."""
+
+    inputs: tuple
+    ops: tuple  # ((op, operands), ...); the last op is the output
+
+
+@dataclass
+class Outcome:
+    """One expression run against both engines."""
+
+    case: Case | None
+    program: programs.Program | None
+    observation: Observation | None = None
+    verdict: Verdict | None = None
+    valid: bool = True
+    key: str = ""          # the program, without its id: equal keys are the same expression
+
+    @property
+    def shrinkable(self) -> bool:
+        """A failure worth shrinking: not a timeout, where every try would cost a whole timeout."""
+        return bool(self.signature) and self.signature != "timeout"
+
+    @property
+    def signature(self) -> str | None:
+        """The kind of failure, or None when the engine agreed (or lacked an op)."""
+        if not self.valid or self.verdict.status in ("passed", "unsupported"):
+            return None
+        if self.verdict.status == "failed":
+            return "value" if any(m.quantity == "value" for m in self.verdict.mismatches) else "grad"
+        if self.verdict.status == "error" and self.observation.error_type:
+            return f"error {self.observation.error_type}"
+        return self.verdict.status
+
+
+@dataclass
+class FuzzRun:
+    """Every generated case with its outcome, the shrunk failures, and what was fuzzed."""
+
+    outcomes: list = field(default_factory=list)
+    minimal: dict = field(default_factory=dict)   # signature -> Outcome of the shrunk expression
+    summary: dict = field(default_factory=dict)
+
+
+class _Mismatch(Exception):
+    """Raised inside the Hypothesis test; one subclass per kind of failure."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(outcome.signature)
+        self.outcome = outcome
+
+
+_KINDS: dict[str, type] = {}
+
+
+def _mismatch_class(signature: str) -> type:
+    if signature not in _KINDS:
+        _KINDS[signature] = type(f"Mismatch_{len(_KINDS)}", (_Mismatch,), {})
+    return _KINDS[signature]
+
+
+def to_case(expr: Expression, k: int) -> Case:
+    """The case for an expression, without expectations: unused ops and inputs dropped, shared ops named."""
+    last = len(expr.ops) - 1
+    reach, stack = {last}, [last]
+    uses: dict[int, int] = {}
+    used_inputs: set[int] = set()
+    while stack:
+        for kind, x in expr.ops[stack.pop()][1]:
+            if kind == "op":
+                uses[x] = uses.get(x, 0) + 1
+                if x not in reach:
+                    reach.add(x)
+                    stack.append(x)
+            elif kind == "in":
+                used_inputs.add(x)
+    names = {i: _NAMES[n] for n, i in enumerate(sorted(used_inputs))}
+    shared = {j: f"t{n + 1}" for n, j in enumerate(sorted(j for j in reach if uses.get(j, 0) > 1))}
+
+    def code(j: int, top: bool) -> list:
+        if j in shared and not top:
+            return [["name", shared[j]]]
+        op, operands = expr.ops[j]
+        out: list = []
+        for kind, x in operands:
+            out += (code(x, False) if kind == "op" else [["name", names[x]]] if kind == "in"
+                    else [["const", x]])
+        return out + [["op", op, len(operands)]]
+
+    def as_expr(c: list) -> Expr:
+        return Expr(render(c), tuple(tuple(i) for i in c), frozenset(i[1] for i in c if i[0] == "name"),
+                    frozenset(i[1] for i in c if i[0] == "op"))
+
+    steps = tuple(Assign(name, as_expr(code(j, True))) for j, name in shared.items())
+    inputs = {names[i]: expr.inputs[i] for i in sorted(used_inputs)}
+    return Case(suite="fuzz", name=str(k), inputs=inputs, steps=steps, output=as_expr(code(last, True)),
+                expect=Expect(grad={n: 0 for n in inputs}), backward=1, tags=("fuzz",), points=0,
+                description=describe_parts(inputs, steps, code(last, True)))
+
+
+def describe_parts(inputs: dict, steps, output_code) -> str:
+    """'t1 = a * b; t1 + tanh(t1) at a=1, b=2'."""
+    parts = [f"{s.name} = {s.expr.source}" for s in steps] + [render(output_code)]
+    at = ", ".join(f"{n}={fmt(v)}" for n, v in inputs.items())
+    return "; ".join(parts) + (f" at {at}" if at else "")
+
+
+def op_count(case: Case) -> int:
+    """How many ops the case applies."""
+    return sum(1 for s in case.steps for i in s.expr.code if i[0] == "op") + sum(
+        1 for i in case.output.code if i[0] == "op")
+
+
+def safe(g: graphs.Graph, trace: dict) -> bool:
+    """The reference's values stay away from kinks, poles and overflow (so rounding cannot decide a verdict)."""
+    values, grads = trace["values"], trace["grads"]
+    if len(values) != len(g.nodes):
+        return False
+    for v, cap in [(v, MAX_VALUE) for v in values] + [(d, MAX_GRAD) for d in grads]:
+        if v is None or not math.isfinite(v) or abs(v) > cap:
+            return False
+    for node in g.nodes:
+        if node.op == "leaf":
+            continue
+        xs = [values[x] if kind == "node" else x for kind, x in node.operands]
+        if node.op == "relu" and abs(xs[0]) < KINK:
+            return False
+        if node.op == "log" and xs[0] < POLE:
+            return False
+        if node.op == "div" and abs(xs[1]) < POLE:
+            return False
+        if node.op == "pow":
+            base, exponent = xs
+            if (exponent != int(exponent) and base < POLE) or (exponent < 0 and abs(base) < POLE):
+                return False
+    return True
+
+
+class Fuzzer:
+    """Runs expressions in the engine and the reference, each in a long-lived process."""
+
+    def __init__(self, engine: Session, reference: Session, timeout: float):
+        self.engine, self.reference, self.timeout = engine, reference, timeout
+        self.cache: dict[str, Outcome] = {}
+        self.live_runs = 0
+        self.rejected = 0
+        self.out_of_time = False
+        self.shrink_cut = False
+
+    def outcome(self, expr: Expression, k: int) -> Outcome:
+        """Run one expression (or recall it): invalid when the reference leaves safe territory."""
+        case = to_case(expr, k)
+        prog = programs.build(case)
+        key = json.dumps({**prog.to_wire(), "id": ""}, sort_keys=True)
+        if key in self.cache:
+            cached = self.cache[key]
+            return Outcome(replace(cached.case, name=str(k)), replace(cached.program, id=f"fuzz::{k}"),
+                           cached.observation, cached.verdict, cached.valid, key)
+        self.live_runs += 1
+        ref = self.reference.run([replace(prog, trace=graphs.SHAPE_CAP)], [self.timeout])[0]
+        if ref.status != "ok" or ref.trace is None or not safe(graphs.build(prog), ref.trace):
+            result = Outcome(case, prog, valid=False, key=key)
+        else:
+            case = replace(case, expect=Expect(value=ref.value, grad={n: ref.grads[n] for n in case.inputs}))
+            obs = self.engine.run([prog], [self.timeout])[0]
+            result = Outcome(case, prog, obs, judge(case, obs), key=key)
+        self.cache[key] = result
+        return result
+
+
+def supported_forms(fuzzer: Fuzzer) -> tuple[list[Form], list[str]]:
+    """The op forms the engine handles (tried once each), and why the others are left out."""
+    probes = []
+    for i, form in enumerate(ALL_FORMS):
+        values = iter((1.5, 0.75))
+        operands = tuple(("in", n) if kind == "node" else ("const", 2) for n, kind in enumerate(form.kinds))
+        inputs = tuple(next(values) for _ in form.kinds)
+        probes.append(Expression(inputs, ((form.op, operands),)))
+    forms, skipped = [], []
+    for form, expr in zip(ALL_FORMS, probes):
+        case = to_case(expr, 0)
+        obs = fuzzer.engine.run([programs.build(case)], [fuzzer.timeout])[0]
+        if obs.status == "ok":
+            forms.append(form)
+        elif obs.status == "unsupported":
+            skipped.append(f"{form}: unsupported")
+        else:
+            skipped.append(f"{form}: {obs.error_type or obs.status}")
+    return forms, skipped
+
+
+def strategy(forms: list[Form]):
+    """Hypothesis strategy for expressions over ``forms``: trees whose nodes may reuse earlier ops.
+
+    Every op feeds the output (no dead code), and choice 0 is always the
+    simplest (an input, the first form, the smallest number), so a failing
+    expression shrinks to few ops and small integers.
+    """
+    from hypothesis import strategies as st
+
+    @st.composite
+    def expressions(draw):
+        n_inputs = draw(st.integers(2, len(_NAMES)))
+        values: dict[int, float] = {}
+        ops: list = []
+        started = [0]  # ops begun, so nested ones cannot pass MAX_OPS
+
+        def operand(depth: int, pos: int):
+            kind = draw(st.integers(0, 3))  # 0: an input, 1: reuse an earlier op, 2 or 3: a new op
+            if kind >= 2 and started[0] < MAX_OPS:
+                return new_op(depth + 1)
+            if kind == 1 and ops:
+                return ("op", len(ops) - 1 - draw(st.integers(0, len(ops) - 1)))
+            i = (draw(st.integers(0, n_inputs - 1)) + pos) % n_inputs
+            if i not in values:
+                values[i] = draw(st.sampled_from(_INPUTS))
+            return ("in", i)
+
+        def new_op(depth: int):
+            started[0] += 1
+            form = draw(st.sampled_from(forms))
+            operands = []
+            for pos, kind in enumerate(form.kinds):
+                if kind == "const":
+                    operands.append(("const", draw(st.sampled_from(_EXPONENTS if form.op == "pow" else _CONSTS))))
+                else:
+                    operands.append(operand(depth, pos))
+            ops.append((form.op, tuple(operands)))
+            return ("op", len(ops) - 1)
+
+        new_op(0)
+        return Expression(tuple(values.get(i, 0) for i in range(n_inputs)), tuple(ops))
+
+    return expressions()
+
+
+def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
+        reference: str = REFERENCE_SPEC) -> FuzzRun:
+    """Generate ``count`` expressions from ``seed``, run them in both engines, shrink the failures."""
+    timeout = min(limits.timeout, FUZZ_TIMEOUT)
+    out = FuzzRun(summary={"seed": seed, "requested": count})
+    with _lock, Session(spec, select, limits) as eng, Session(reference, None, trusted(limits)) as ref, _home():
+        fuzzer = Fuzzer(eng, ref, timeout)
+        forms, skipped = supported_forms(fuzzer)
+        out.summary.update(forms=[str(f) for f in forms], skipped=skipped)
+        if eng.load_error or ref.load_error or not forms:
+            out.summary["generated"] = 0
+            out.summary["stopped"] = (f"the reference engine failed to load: {ref.load_error}" if ref.load_error
+                                      else "the engine failed to load" if eng.load_error
+                                      else "the engine supports none of the ops")
+            return out
+        outcomes: list[Outcome] = []
+        _search(strategy(forms), count, seed, fuzzer, record=outcomes)
+        out.outcomes = outcomes
+        out.summary["generated"] = len(outcomes)
+        out.summary["rejected"] = fuzzer.rejected
+        if fuzzer.out_of_time:
+            out.summary["stopped"] = f"generating stopped after {RUN_BUDGET:g} s"
+        if any(o.shrinkable for o in outcomes) and not (eng.load_error or ref.load_error):
+            out.minimal = _search(strategy(forms), count, seed, fuzzer, record=None)
+            if fuzzer.shrink_cut:
+                cut = f"shrinking stopped after {SHRINK_BUDGET:g} s (the expressions may not be minimal)"
+                out.summary["stopped"] = "; ".join(filter(None, [out.summary.get("stopped"), cut]))
+        out.summary["minimal"] = [
+            {"failure": sig, "expression": o.case.description, "ops": op_count(o.case)}
+            for sig, o in out.minimal.items()]
+    return out
+
+
+def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -> dict:
+    """One Hypothesis search from ``seed``.
+
+    Recording: collect ``count`` different valid expressions and never fail.
+    Otherwise: fail on each kind of mismatch and shrink it.  Both runs see the
+    same outcomes until the first mismatch, so Hypothesis generates the same
+    expressions up to there and the second run finds what the first recorded.
+    """
+    from hypothesis import HealthCheck, Phase, Verbosity, given, reject, reporting, settings
+    from hypothesis import seed as seeded
+    from hypothesis.errors import HypothesisException
+
+    shrinking_since = [None]
+    seen: set[str] = set()
+    started = time.monotonic()
+
+    @settings(max_examples=2 * count + 20, database=None, deadline=None, verbosity=Verbosity.quiet,
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=True,
+              phases=[Phase.generate] if record is not None else [Phase.generate, Phase.shrink])
+    @seeded(seed)
+    @given(strat)
+    def check(expr):
+        if fuzzer.engine.load_error or fuzzer.reference.load_error:  # e.g. grading was interrupted
+            if record is not None:
+                raise _Enough
+            return
+        if record is not None and (len(record) >= count or fuzzer.out_of_time):
+            raise _Enough  # also on Hypothesis's replay of the example that stopped the search
+        if record is not None and time.monotonic() - started > RUN_BUDGET:
+            fuzzer.out_of_time = True
+            raise _Enough
+        if record is None and shrinking_since[0] and time.monotonic() - shrinking_since[0] > SHRINK_BUDGET:
+            if not _known(fuzzer, expr):
+                fuzzer.shrink_cut = True
+                return  # out of shrinking time: unseen expressions count as agreeing
+        outcome = fuzzer.outcome(expr, len(record) + 1 if record is not None else 0)
+        if not outcome.valid:
+            if record is not None:
+                fuzzer.rejected += 1
+            reject()
+        if record is not None:
+            if outcome.key not in seen:  # the same expression again is not recorded twice
+                seen.add(outcome.key)
+                record.append(outcome)
+                if len(record) >= count:
+                    raise _Enough
+        elif outcome.shrinkable:
+            if shrinking_since[0] is None:
+                shrinking_since[0] = time.monotonic()
+            raise _mismatch_class(outcome.signature)(outcome)
+
+    found: dict = {}
+    try:
+        with reporting.with_reporter(lambda *_: None):
+            check()
+    except _Enough:
+        pass
+    except _Mismatch as e:
+        found[e.outcome.signature] = e.outcome
+    except BaseExceptionGroup as group:
+        for e in _leaves(group):
+            if isinstance(e, _Mismatch):
+                found.setdefault(e.outcome.signature, e.outcome)
+    except HypothesisException:
+        pass  # e.g. no valid expression could be generated; the report shows what ran
+    return found
+
+
+class _Enough(Exception):
+    """Stops the recording search once it has its expressions."""
+
+
+def _known(fuzzer: Fuzzer, expr: Expression) -> bool:
+    prog = programs.build(to_case(expr, 0))
+    return json.dumps({**prog.to_wire(), "id": ""}, sort_keys=True) in fuzzer.cache
+
+
+def _leaves(group: BaseExceptionGroup):
+    for e in group.exceptions:
+        if isinstance(e, BaseExceptionGroup):
+            yield from _leaves(e)
+        else:
+            yield e
+
+
+class _home:
+    """Keep Hypothesis's storage in a temporary folder, not in the user's working directory."""
+
+    def __enter__(self):
+        from hypothesis.configuration import set_hypothesis_home_dir
+
+        self.tmp = None
+        if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+            self.tmp = tempfile.mkdtemp(prefix="grade-hypothesis-")
+            set_hypothesis_home_dir(self.tmp)
+        return self
+
+    def __exit__(self, *exc):
+        from hypothesis.configuration import set_hypothesis_home_dir
+
+        if self.tmp:
+            set_hypothesis_home_dir(None)
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,161 @@
+"""Diagnoses read off a whole run's verdicts: which habit of backward() the failures add up to.
+
+Each rule needs a failing group and, for high confidence, a control group
+that passes: "reused nodes fail while single-use graphs pass" says more than
+"reused nodes fail".  Rules look only at verdicts and at the shape of each
+case's graph (worked out from its code), never at values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.judging.compare import fmt
+from harness.diagnosis.graph import Shape
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A likely culprit, in words, with how sure the harness is and why."""
+
+    kind: str              # "op" (a probe), "divergence" (node by node) or "pattern" (across cases)
+    culprit: str           # an op name, or accumulation | recursion | exponential | stale_grads | reset | backward
+    message: str
+    confidence: str        # high | medium | low
+    evidence: tuple = ()
+
+    def to_dict(self) -> dict:
+        """The diagnosis as plain data, for reports."""
+        return {"kind": self.kind, "culprit": self.culprit, "message": self.message,
+                "confidence": self.confidence, "evidence": list(self.evidence)}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One case's outcome, as the rules see it."""
+
+    id: str
+    status: str
+    backward: int
+    checks_grads: bool
+    shape: Shape
+    mismatches: tuple = ()     # (quantity, expected, got) of the grads
+    error_type: str = ""
+    phase: str = ""
+
+
+def find(records: list[Record]) -> list[tuple[Diagnosis, list[str]]]:
+    """Every pattern the run shows, each with the ids of the cases it explains."""
+    found = []
+    for rule in (_accumulation, _recursion, _exponential, _stale, _reset):
+        hit = rule(records)
+        if hit:
+            found.append(hit)
+    return found
+
+
+def _ratios(r: Record) -> list[float]:
+    return [got / want for _, want, got in r.mismatches if got is not None and want and math.isfinite(got)]
+
+
+def _grad_cases(records, backward=None):
+    return [r for r in records if r.checks_grads and (backward is None or r.backward == backward)]
+
+
+def _accumulation(records):
+    single = _grad_cases(records, backward=1)
+    undercount = [r for r in single if r.shape.reuse and r.status == "failed" and r.mismatches
+                  and all(0 <= x < 1 - 1e-9 for x in _ratios(r)) and len(_ratios(r)) == len(r.mismatches)]
+    control = [r for r in single if not r.shape.reuse and r.status == "passed"]
+    other = [r for r in single if not r.shape.reuse and r.status == "failed"]
+    if not undercount or not control or other:
+        return None
+    return (Diagnosis(
+        "pattern", "accumulation", "gradient not accumulated on a reused node (= instead of +=)", "high",
+        (f"{len(undercount)} case(s) that use a node more than once get too small a gradient "
+         f"(e.g. {undercount[0].id})",
+         f"{len(control)} gradient case(s) where every node is used once pass")),
+        [r.id for r in undercount])
+
+
+def _recursion(records):
+    hits = [r for r in records if r.status == "error" and r.error_type == "RecursionError"]
+    if not hits:
+        return None
+    deep = [r for r in hits if r.shape.deep]
+    control = [r for r in records if r.status == "passed" and r.backward and not r.shape.deep]
+    phases = sorted({r.phase for r in hits if r.phase})
+    depth = max(r.shape.depth for r in hits)
+    evidence = [f"RecursionError in {' and '.join(phases) or 'the engine'} on {len(hits)} case(s), "
+                f"graphs up to {depth:,} ops deep (e.g. {hits[0].id})"]
+    if control:
+        evidence.append(f"{len(control)} shallower case(s) pass")
+    sure = "high" if control and len(deep) == len(hits) else "medium"
+    where = "backward" if "backward()" in phases or not phases else "building the graph"
+    message = (f"{where} recursed too deeply: walk the graph with an explicit stack "
+               "(an iterative topological sort) instead of recursion")
+    return Diagnosis("pattern", "recursion", message, sure, tuple(evidence)), [r.id for r in hits]
+
+
+def _exponential(records):
+    hits = [r for r in records if r.status == "timeout" and r.shape.exponential]
+    if not hits:
+        return None
+    smallest = min(r.shape.nodes for r in hits)
+    control = [r for r in records if r.status in ("passed", "failed", "error") and not r.shape.exponential
+               and r.shape.nodes >= smallest]
+    r = min(hits, key=lambda h: h.shape.nodes)
+    paths = f"2^{math.log2(r.shape.paths):.0f}" if r.shape.paths > 1 << 20 else f"{r.shape.paths:,}"
+    evidence = [f"timed out on {r.id}: {r.shape.nodes:,} nodes but {paths} paths from the output to the inputs"]
+    if control:
+        big = max(control, key=lambda c: c.shape.nodes)
+        evidence.append(f"{big.id} has {big.shape.nodes:,} nodes and few paths, and it finished ({big.status})")
+    message = ("backward follows every path (exponential): visit each node once, after all the nodes "
+               "that use it (a topological order), instead of recursing into every path")
+    return Diagnosis("pattern", "exponential", message, "high" if control else "medium",
+                     tuple(evidence)), [h.id for h in hits]
+
+
+def _multi(records):
+    return [r for r in _grad_cases(records) if r.backward >= 2 and r.status == "failed" and r.mismatches]
+
+
+def _single_control(records):
+    """Single-backward() gradient cases that pass, or None when one fails (then other bugs muddy the ratios)."""
+    single = _grad_cases(records, backward=1)
+    if any(r.status == "failed" for r in single):
+        return None
+    return [r for r in single if r.status == "passed"]
+
+
+def _stale(records):
+    over = [r for r in _multi(records) if any(x > 1 + 1e-9 for x in _ratios(r))]
+    control = _single_control(records)
+    if not over or control is None:
+        return None
+    r = over[0]
+    worst = max(_ratios(r))
+    evidence = [f"{r.id}: after backward() x{r.backward} a grad is {fmt(worst * r.backward)}x the single-pass "
+                f"value instead of {r.backward}x"]
+    if control:
+        evidence.append(f"{len(control)} single-backward() case(s) pass")
+    message = ("a second backward() re-propagates stale intermediate grads: each call must add exactly one "
+               "more gradient (compute this pass's grads separately, then add them)")
+    return Diagnosis("pattern", "stale_grads", message, "high" if control else "medium",
+                     tuple(evidence)), [x.id for x in over]
+
+
+def _reset(records):
+    reset = [r for r in _multi(records) if _ratios(r) and len(_ratios(r)) == len(r.mismatches)
+             and all(abs(x - 1 / r.backward) < 1e-6 for x in _ratios(r))]
+    control = _single_control(records)
+    if not reset or control is None:
+        return None
+    r = reset[0]
+    evidence = [f"{r.id}: after backward() x{r.backward} every grad equals a single call's"]
+    if control:
+        evidence.append(f"{len(control)} single-backward() case(s) pass")
+    message = "grads reset on every backward(): a second call must add to the grads, not start again from 0"
+    return Diagnosis("pattern", "reset", message, "high" if control else "medium",
+                     tuple(evidence)), [x.id for x in reset]

@@ -1,1 +1,0 @@
-"""Report formats.  Each module registers itself through the ``register_reporters`` hook."""

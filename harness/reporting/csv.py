@@ -1,0 +1,39 @@
+"""The CSV gradebook: one row per engine (submission), one column per case id holding its status."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from harness import hookimpl
+from harness.judging.compare import STATUSES
+from harness.model import ReportContext, RunResult
+
+FIXED_COLUMNS = ("submission", "engine", "source", "score", "max_score", "percent", *STATUSES, "load_error")
+
+
+def safe_cell(text: str) -> str:
+    """A text cell that spreadsheets will not run as a formula (a leading = + - @ gets a quote)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def render(run: RunResult, context: ReportContext) -> str:
+    """RFC 4180 CSV with a header row."""
+    case_ids: list[str] = []
+    for e in run.engines:
+        case_ids.extend(c.id for c in e.cases if c.id not in case_ids)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*FIXED_COLUMNS, *case_ids])
+    for label, e in zip(run.labels(), run.engines):
+        status = {c.id: c.status for c in e.cases}
+        counts = e.counts
+        writer.writerow([safe_cell(label), safe_cell(e.engine), safe_cell(e.source), f"{e.score:g}",
+                         f"{e.max_score:g}", f"{e.percent:.2f}", *(counts[s] for s in STATUSES),
+                         safe_cell(e.load_error), *(status.get(i, "") for i in case_ids)])
+    return out.getvalue()
+
+
+@hookimpl
+def register_reporters(register):
+    register("csv", render)

@@ -1,0 +1,190 @@
+"""Grade engines against cases: the whole flow from parsed cases to results.
+
+parsed cases -> programs -> engine processes -> observations -> verdicts -> results,
+then, for the failing cases, blame (``harness.diagnosis.blame``), and with ``--fuzz``
+generated cases (``harness.diagnosis.fuzz``) that go through the same flow.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from harness.diagnosis import blame as blaming
+from harness.diagnosis import fuzz as fuzzing
+from harness.running import program as programs
+from harness.sandbox import reaper
+from harness.running import reference
+from harness.running.reference import REFERENCE_SPEC
+from harness.cases.loader import Case
+from harness.judging.compare import Verdict, judge
+from harness.model import CaseResult, EngineResult, RunResult
+from harness.running.runner import Limits, Observation, Worker, run_engine, timeout_for
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What to do beyond grading the cases: blame failing cases, fuzz."""
+
+    blame: bool = True
+    fuzz: int = 0           # number of random expressions (0: no fuzzing)
+    seed: int = 0
+    reference: str = REFERENCE_SPEC   # the engine whose answers are expected (blame, fuzz)
+
+
+def case_result(case: Case, obs: Observation, verdict: Verdict) -> CaseResult:
+    """The result record of one judged case."""
+    return CaseResult(
+        id=case.id, status=verdict.status,
+        score=float(case.points) if verdict.status == "passed" else 0.0,
+        max_score=float(case.points), message=verdict.message,
+        duration_s=round(obs.duration_s, 6), suite=case.suite, name=case.name,
+        description=case.description, tags=case.tags, visibility=case.visibility,
+        mismatches=[{"quantity": m.quantity, "expected": m.expected, "got": m.got}
+                    for m in verdict.mismatches])
+
+
+def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Feedback(),
+                 worker: Worker | None = None, progs: list | None = None) -> list[EngineResult]:
+    """Every engine behind ``spec``, graded on ``cases`` (``worker``: one spawned early for ``spec``;
+    ``progs``: the cases' programs, when already built)."""
+    progs = progs or [programs.build(c) for c in cases]
+    timeouts = [timeout_for(c.timeout, limits) for c in cases]
+    results = []
+    for run in run_engine(spec, progs, timeouts, limits, worker):
+        items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
+                 for case, prog, obs in zip(cases, progs, run.observations)]
+        engine = EngineResult(run.name, run.source, [it.result for it in items], run.load_error)
+        if not run.load_error:
+            _feedback(spec, run.name, engine, items, limits, feedback)
+        results.append(engine)
+    return results
+
+
+def _feedback(spec, name, engine: EngineResult, items: list, limits: Limits, feedback: Feedback) -> None:
+    fuzz_items, minimal, signatures = [], {}, {}
+    if feedback.fuzz:
+        fz = fuzzing.run(spec, name, feedback.fuzz, feedback.seed, limits, feedback.reference)
+        engine.fuzz = fz.summary
+        for o in fz.outcomes:
+            fuzz_items.append(blaming.Item(o.case, o.program, o.observation,
+                                           case_result(o.case, o.observation, o.verdict), probe=False))
+            signatures[o.case.id] = o.signature
+        for n, (sig, o) in enumerate(fz.minimal.items(), 1):
+            case = replace(o.case, name=f"minimal-{n}")
+            minimal[sig] = blaming.Item(case, replace(o.program, id=case.id), o.observation,
+                                        case_result(case, o.observation, o.verdict))
+    if feedback.blame:
+        blaming.blame(spec, name, items + fuzz_items, limits, feedback.reference, extra=list(minimal.values()))
+    for it in fuzz_items:
+        sig = signatures.get(it.case.id)
+        if sig in minimal:
+            _attach_shrunk(it.result, minimal[sig])
+    engine.cases += [it.result for it in fuzz_items]
+
+
+def _attach_shrunk(res: CaseResult, small: blaming.Item) -> None:
+    """Tell a failing fuzz case the minimal expression that fails the same way, and its blame."""
+    first = small.result.message.splitlines()[0] if small.result.message else small.result.status
+    res.shrunk = {"expression": small.case.description, "ops": fuzzing.op_count(small.case),
+                  "message": first, "diagnosis": small.result.diagnosis}
+    lines = [f"shrunk to {res.shrunk['ops']} op(s): {small.case.description}: {first}"]
+    known = {d["message"] for d in res.diagnosis}
+    for d in small.result.diagnosis:
+        if d["message"] not in known:
+            res.diagnosis.append(d)
+            lines.append(f"blame ({d['confidence']} confidence, on the shrunk expression): {d['message']}")
+    res.message = "\n".join([res.message] + lines) if res.message else "\n".join(lines)
+
+
+def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
+          ids: list[str | None] | None = None,
+          progress: Callable[[int, int], None] | None = None, feedback: Feedback = Feedback(),
+          started: dict | None = None) -> RunResult:
+    """Grade each spec (in parallel up to ``jobs``), keeping the order of ``specs``.
+
+    ``ids`` gives each spec's submission id (None: the engine's name); ``progress(done, total)``
+    is called from this thread after each spec.
+    """
+    ids = list(ids) if ids is not None else [None] * len(specs)
+    return grade_plan([((spec, sub), cases) for spec, sub in zip(specs, ids)], limits, jobs, progress,
+                      feedback, started)
+
+
+def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[int, int], None] | None = None,
+               feedback: Feedback = Feedback(), started: dict | None = None,
+               fuzz_here: Callable[[int], bool] | None = None) -> RunResult:
+    """Grade each ((spec, submission id), cases) item of ``plan`` (in parallel up to ``jobs``), in its order.
+
+    Expectations written as ``reference`` are computed first, by the reference engine in its own process.
+    ``started`` maps a spec to a worker that ``prestart`` spawned for it; each is used once.
+    ``fuzz_here(i)`` says whether item i fuzzes (default: all), so a sharded submission is fuzzed once.
+    """
+    start = time.perf_counter()
+    started = dict(started or {})
+    early = list(started.values())
+    distinct = list({id(c): c for _, cases in plan for c in cases}.values())
+    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits)))
+    plan = [(item, [filled[id(c)] for c in cases]) for item, cases in plan]
+    built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
+    per_item: list = [None] * len(plan)
+
+    def job(i: int) -> list:
+        (spec, sub), cases = plan[i]
+        extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
+        return _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None), [built[id(c)] for c in cases])
+
+    try:
+        if jobs <= 1 or len(plan) <= 1:  # one at a time: no thread pool to start (or import)
+            for i in range(len(plan)):
+                per_item[i] = job(i)
+                if progress is not None:
+                    progress(i + 1, len(plan))
+        else:
+            _in_parallel(job, per_item, jobs, progress)
+    except BaseException:  # interrupted: kill the engine processes so that nothing outlives grading
+        reaper.stop_all()
+        raise
+    finally:
+        reaper.resume()
+        for worker in early:  # one spawned early but never used (killing twice does nothing)
+            worker.kill()
+    engines = [e for batch in per_item for e in batch]
+    return RunResult(engines, round(time.perf_counter() - start, 3))
+
+
+def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
+                 progress: Callable[[int, int], None] | None) -> None:
+    """results[i] = job(i) for every i, ``jobs`` at a time, each in its own thread."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(job, i): i for i in range(len(results))}
+        for done, future in enumerate(as_completed(futures), 1):
+            results[futures[future]] = future.result()
+            if progress is not None:
+                progress(done, len(results))
+    except BaseException:  # interrupted: kill the engine processes so that the threads end now
+        reaper.stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits,
+               feedback: Feedback = Feedback(), worker: Worker | None = None,
+               progs: list | None = None) -> list[EngineResult]:
+    """One submission's results; a failure of the harness itself costs only this submission."""
+    try:
+        results = grade_engine(spec, cases, limits, feedback, worker, progs)
+    except Exception as e:  # e.g. no more processes or file descriptors: grade the rest anyway
+        why = f"the harness could not grade this submission: {type(e).__name__}: {e}"
+        results = [EngineResult(submission or spec, spec, [
+            CaseResult(id=c.id, status="error", score=0.0, max_score=float(c.points), message=why,
+                       suite=c.suite, name=c.name, description=c.description, tags=c.tags,
+                       visibility=c.visibility) for c in cases], load_error=why)]
+    for r in results:
+        r.submission = submission or r.engine
+    return results

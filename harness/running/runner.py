@@ -1,0 +1,392 @@
+"""Run programs in engine processes and collect observations (program -> observations).
+
+Each engine gets its own worker process.  A case that runs over its timeout,
+or kills its process, costs only that case: the worker is killed and a fresh
+one carries on with the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness import wire as protocol
+
+from harness.sandbox import reaper
+from harness.engine_side.guard import DEFAULT_FORBIDDEN
+
+if TYPE_CHECKING:
+    from harness.sandbox.privileges import RunAs
+    from harness.running.program import Program
+
+HARNESS_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+_STDLIB = tuple({sysconfig.get_paths()[k] + os.sep for k in ("stdlib", "platstdlib")})
+_FAULT_FRAME = re.compile(r'File "([^"\n]{1,300})", line (\d{1,7}) in (\w{1,100})')
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits and the import policy of an engine process."""
+
+    timeout: float = 10.0          # seconds per case unless the case sets its own
+    load_timeout: float = 20.0     # seconds to import the submission
+    memory_mb: int | None = 2048   # address-space cap; None for no cap
+    output_mb: int | None = 64     # cap on what the engine process writes (prints, files); None for no cap
+    forbidden_imports: tuple = DEFAULT_FORBIDDEN  # modules an untrusted submission may not import
+    user: RunAs | None = None      # --user: engine processes drop root to this user before loading
+
+
+@dataclass
+class Observation:
+    """What came back for one program: the engine's results, or how it failed."""
+
+    id: str
+    status: str                   # ok | error | unsupported | timeout | crashed
+    value: float | None = None
+    grads: dict = field(default_factory=dict)
+    structure: dict | None = None
+    trace: dict | None = None     # traced programs: "values", "grads", "locals" per node, "created"
+    message: str = ""
+    error_type: str = ""
+    phase: str = ""
+    where: str = ""
+    duration_s: float = 0.0
+
+    @classmethod
+    def from_wire(cls, reply, program: Program) -> "Observation":
+        """Validate an untrusted reply; anything malformed becomes an error."""
+        try:
+            if not isinstance(reply, dict) or reply.get("id") != program.id:
+                raise ValueError("reply for the wrong case")
+            status = reply["status"]
+            if status not in ("ok", "error", "unsupported"):
+                raise ValueError(f"unknown status {status!r}")
+            obs = cls(id=program.id, status=status, duration_s=_num(reply.get("duration_s", 0.0)))
+            for key in ("message", "error_type", "phase", "where"):
+                obs.__dict__[key] = str(reply.get(key, ""))[:2000]
+            if status == "ok":
+                obs.value = _num(reply["value"])
+                grads = reply["grads"]
+                obs.grads = {n: (None if grads[n] is None else _num(grads[n])) for n in program.grads}
+                if program.structure:
+                    s = reply.get("structure")
+                    obs.structure = None if s is None else {
+                        k: [_num(x) for x in s[k]] for k in ("args", "local_derivatives")}
+                if program.trace:
+                    obs.trace = _trace(reply.get("trace"), program.trace)
+            return obs
+        except (KeyError, TypeError, ValueError) as e:
+            return cls(id=program.id, status="crashed",
+                       message=f"the engine process sent a malformed reply ({e})")
+
+
+def _trace(t, cap: int) -> dict:
+    """A validated trace: lists of at most ``cap`` numbers (None where the engine had none)."""
+    if not isinstance(t, dict) or type(t.get("created")) is not int:
+        raise ValueError("malformed trace")
+    n = len(t["values"])
+    if n > cap or any(len(t[k]) != n for k in ("grads", "locals")):
+        raise ValueError("malformed trace")
+    opt = lambda x: None if x is None else _num(x)  # noqa: E731
+    return {"created": t["created"], "values": [opt(x) for x in t["values"]],
+            "grads": [opt(x) for x in t["grads"]],
+            "locals": [None if d is None else [_num(x) for x in d][:16] for d in t["locals"]]}
+
+
+def _num(x) -> float:
+    if type(x) not in (int, float):
+        raise ValueError(f"not a number: {x!r:.50}")
+    return float(x)
+
+
+@dataclass
+class EngineRun:
+    """Observations of one engine, in program order."""
+
+    name: str
+    source: str
+    observations: list
+    load_error: str = ""
+
+
+class Worker:
+    """One engine process with its two pipes."""
+
+    def __init__(self, spec: str, select: str | None, limits: Limits, greet: bool = True):
+        self.spec, self.select, self.limits, self.killed = spec, select, limits, False
+        prog_r, self.prog_w = os.pipe()
+        obs_r, obs_w = os.pipe()
+        self.output = tempfile.TemporaryFile()  # what the engine prints goes here, never to the report
+        self.cwd = tempfile.mkdtemp(prefix="grade-worker-")
+        if limits.user is not None:  # the engine's home and working folder, writable once it drops root
+            os.chown(self.cwd, limits.user.uid, limits.user.gid)
+        env = dict(os.environ, PYTHONFAULTHANDLER="1")
+        env["PYTHONPATH"] = os.pathsep.join(
+            [HARNESS_ROOT] + [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        try:
+            self.proc = reaper.spawn(lambda: subprocess.Popen(
+                [sys.executable, "-P", "-m", "harness.engine_side.worker", str(prog_r), str(obs_w)],
+                pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
+                stderr=self.output, cwd=self.cwd, env=env, start_new_session=True))
+        except BaseException:
+            for fd in (prog_r, obs_w, obs_r, self.prog_w):
+                os.close(fd)
+            self.output.close()
+            shutil.rmtree(self.cwd, ignore_errors=True)
+            raise
+        os.close(prog_r)
+        os.close(obs_w)
+        self.reader = protocol.FrameReader(obs_r)
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.writer: threading.Thread | None = None
+        if greet:
+            self.greet()
+
+    def greet(self) -> None:
+        """Tell the engine process what to load, and under which limits."""
+        # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
+        installed = [] if os.path.exists(self.spec) else list(installed_engines())
+        self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb,
+                                                                "output_mb": self.limits.output_mb},
+                   "installed": installed, "forbid": list(self.limits.forbidden_imports),
+                   "user": self.limits.user.to_wire() if self.limits.user is not None else None})
+
+    def send(self, obj) -> None:
+        """Write in the background (one writer thread), so a worker that never reads cannot block the grader."""
+        if self.writer is None:
+            self.writer = threading.Thread(target=self._write_all, daemon=True)
+            self.writer.start()
+        self.outbox.put(obj)
+
+    def _write_all(self) -> None:
+        while (obj := self.outbox.get()) is not None:
+            try:
+                protocol.write(self.prog_w, obj)
+            except OSError:
+                return  # the worker is gone; reading its reply reports why
+
+    def receive(self, timeout: float):
+        return self.reader.read(timeout)
+
+    def death(self) -> str:
+        """Why the process ended, in words."""
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "the engine process closed its pipe and stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            why = f"the engine process was killed by {name}"
+            if name == "SIGSEGV":
+                why += " (a segmentation fault, e.g. from ctypes or a C extension)"
+        else:
+            why = f"the engine process exited with code {code} (os._exit or a fatal error)"
+        frame = self._fault_frame()
+        return why + (f" at {frame}" if frame else "")
+
+    def _fault_frame(self) -> str:
+        """The submission's line from faulthandler's dump, if any (only a file:line, never raw output)."""
+        self.output.seek(0, os.SEEK_END)
+        size = self.output.tell()
+        self.output.seek(max(0, size - 65536))
+        tail = self.output.read().decode("utf-8", "replace")
+        frames = _FAULT_FRAME.findall(tail[tail.rfind("Fatal Python error"):] if
+                                      "Fatal Python error" in tail else "")
+        outside = [f for f in frames if not f[0].startswith(HARNESS_ROOT + os.sep + "harness")]
+        # the submission's own line is more useful than the library function it called (ctypes)
+        own = [f for f in outside if not f[0].startswith(_STDLIB)] or outside
+        return f"{Path(own[0][0]).name}:{own[0][1]} in {own[0][2]}" if own else ""
+
+    def kill(self) -> None:
+        """Kill the process with everything it started, and release everything (once)."""
+        if self.killed:
+            return
+        self.killed = True
+        reaper.kill(self.proc)
+        if self.writer is not None:  # let it fail on the dead pipe before its fd can be reused
+            self.outbox.put(None)
+            self.writer.join(timeout=5)
+        for fd in (self.prog_w, self.reader.fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.output.close()
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def installed_engines() -> tuple:
+    """Names of the engines that installed plugins register: only these are trusted."""
+    from harness import plugins
+
+    return tuple(str(getattr(e, "name", "")) for e in plugins.engines(plugins.installed_manager()))
+
+
+def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
+    """Spawn the engine processes of the first ``jobs`` specs now, so they start while the cases are parsed.
+
+    The grader becomes a subreaper between their spawn and their hello, before any submission code runs.
+    """
+    early = {spec: Worker(spec, None, limits, greet=False) for spec in dict.fromkeys(specs[:max(1, jobs)])}
+    reaper.become_subreaper()
+    for worker in early.values():
+        worker.greet()
+    return early
+
+
+def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None = None):
+    """A ready worker and its hello, or (None, why it failed to load); ``worker`` if already spawned."""
+    if worker is None:
+        try:
+            worker = Worker(spec, select, limits)
+        except reaper.Stopping as e:
+            return None, str(e)
+    try:
+        hello = worker.receive(limits.load_timeout)
+    except TimeoutError:
+        worker.kill()
+        return None, (f"loading the engine did not finish within {limits.load_timeout:g} s "
+                      "(an import that hangs or does heavy work at import time?)")
+    except EOFError:
+        why = worker.death()
+        worker.kill()
+        return None, f"{why} while loading the engine"
+    except protocol.ProtocolError as e:
+        worker.kill()
+        return None, f"the engine process sent a malformed reply while loading ({e})"
+    if not isinstance(hello, dict) or not hello.get("ready"):
+        worker.kill()
+        message = hello.get("error") if isinstance(hello, dict) else None
+        return None, str(message or "the engine could not be loaded")
+    return worker, hello
+
+
+def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
+               worker: Worker | None = None) -> list:
+    """Run every program against every engine that ``spec`` provides (``worker``: spawned early for it)."""
+    worker, hello = _start(spec, None, limits, worker)
+    if worker is None:
+        name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
+        failed = [Observation(p.id, "crashed", message=f"the submission failed to load: {hello}")
+                  for p in programs]
+        return [EngineRun(name, spec, failed, load_error=hello)]
+    names = [str(n) for n in hello.get("engines", [])][:50] or [str(hello.get("engine"))]
+    runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits))]
+    for other in names[1:]:
+        w, h = _start(spec, other, limits)
+        obs = (_run_all(w, spec, other, programs, timeouts, limits) if w is not None else
+               [Observation(p.id, "crashed", message=f"the submission failed to load: {h}") for p in programs])
+        runs.append(EngineRun(other, spec, obs))
+    return runs
+
+
+def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
+    observations, worker = _run_batch(worker, spec, select, programs, timeouts, limits)
+    if worker is not None:
+        worker.kill()
+    return observations
+
+
+def _run_batch(worker, spec, select, programs, timeouts, limits):
+    """(observations, the worker still alive or None), restarting the worker after each death."""
+    observations: list = []
+    pending = list(zip(programs, timeouts))
+    while pending:
+        if worker is None:
+            worker, why = _start(spec, select, limits)
+            if worker is None:
+                observations += [Observation(p.id, "crashed", message=f"the engine failed to restart: {why}")
+                                 for p, _ in pending]
+                break
+        worker.send([p.to_wire() for p, _ in pending])
+        for i, (program, timeout) in enumerate(pending):
+            started = time.perf_counter()
+            obs, dead = _receive(worker, program, timeout)
+            if obs.status in ("timeout", "crashed"):
+                obs.duration_s = time.perf_counter() - started
+            observations.append(obs)
+            if dead:
+                worker.kill()
+                worker = None
+                pending = pending[i + 1:]
+                break
+        else:
+            pending = []
+    return observations, worker
+
+
+def run_programs(spec: str, select: str | None, programs: list, timeouts: list, limits: Limits) -> list:
+    """Observations of one engine of ``spec`` (the first when ``select`` is None), in program order."""
+    with Session(spec, select, limits) as session:
+        return session.run(programs, timeouts)
+
+
+class Session:
+    """One engine's process, kept alive between batches (and restarted after a timeout or crash)."""
+
+    def __init__(self, spec: str, select: str | None, limits: Limits):
+        self.spec, self.select, self.limits = spec, select, limits
+        self.worker = None
+        self.load_error = ""
+
+    def run(self, programs: list, timeouts: list) -> list:
+        """Observations of ``programs``, in order."""
+        if self.worker is None and not self.load_error:
+            self.worker, hello = _start(self.spec, self.select, self.limits)
+            if self.worker is None:
+                self.load_error = hello
+        if self.load_error:
+            return [Observation(p.id, "crashed", message=f"the submission failed to load: {self.load_error}")
+                    for p in programs]
+        observations, self.worker = _run_batch(self.worker, self.spec, self.select, programs, timeouts,
+                                               self.limits)
+        return observations
+
+    def close(self) -> None:
+        """Stop the engine process."""
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _receive(worker: Worker, program: Program, timeout: float):
+    """(observation, whether the worker must be replaced)."""
+    try:
+        reply = worker.receive(timeout)
+    except TimeoutError:
+        return Observation(program.id, "timeout", message=f"no answer within {timeout:g} s"), True
+    except EOFError:
+        return Observation(program.id, "crashed", message=worker.death()), True
+    except protocol.ProtocolError as e:
+        return Observation(program.id, "crashed", message=f"the engine process broke the protocol ({e})"), True
+    obs = Observation.from_wire(reply, program)
+    return obs, obs.status == "crashed"
+
+
+def timeout_for(case_timeout: float | None, limits: Limits) -> float:
+    """The case's own timeout, else the default."""
+    return case_timeout if case_timeout is not None and math.isfinite(case_timeout) else limits.timeout
