@@ -47,9 +47,9 @@ _YAML11 = (
 def _int(loader, node) -> int:
     text = loader.construct_scalar(node)
     if text.startswith("0o"):
-        return int(text[2:], 8)
+        return int(text, 8)
     if text.startswith("0x"):
-        return int(text[2:], 16)
+        return int(text, 16)
     return int(text, 10)
 
 
@@ -106,8 +106,6 @@ def yaml11_hint(value) -> str:
     if not isinstance(value, str):
         return ""
     text = value.strip()
-    for pattern, why in _YAML11:
-        if "_" in text or ":" in text or "0b" in text:
-            if pattern.match(text):
-                return why
-    return ""
+    if not any(mark in text for mark in ("_", ":", "0b")):
+        return ""
+    return next((why for pattern, why in _YAML11 if pattern.match(text)), "")

@@ -59,8 +59,8 @@ def test_case_numbers_in_yaml_1_2_forms(tmp_path):
     ("    inputs: {x: 1:30}\n    output: x\n    expect: {value: 1}\n", 3,
      "input 'x' must be a number, got '1:30' (a YAML 1.1 base-60 number; YAML 1.2 reads it as text)"),
     ("    inputs: {x: 1}\n    output: x\n    expect: {value: 1_000}\n", 5,
-     "'expect.value' must be a number (or .nan, .inf, -.inf), got '1_000' (digits with '_'; "
-     "YAML 1.2 reads it as text: leave out the underscores)"),
+     ("'expect.value' must be a number (or .nan, .inf, -.inf), got '1_000' (digits with '_'; "
+      "YAML 1.2 reads it as text: leave out the underscores)")),
     ("    inputs: {x: 1}\n    output: x\n    timeout: 1:30\n    expect: {value: 1}\n", 5,
      "'timeout' must be a finite number, got '1:30' (a YAML 1.1 base-60 number; YAML 1.2 reads it as text)"),
     ("    inputs: {x: 1}\n    output: x\n    backward: 0b1\n    expect: {value: 1}\n", 5,
