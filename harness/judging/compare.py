@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from harness.cases.dependency import dependent_names
 from harness.cases.loader import REFERENCE, Case, Tolerance
 from harness.running.runner import Observation
 
@@ -90,7 +91,9 @@ def judge(case: Case, obs: Observation) -> Verdict:
                                                or case.expect.local_derivatives is not None)
         return Verdict("passed", "args and local_derivatives not checked: the engine does not expose them"
                        if unchecked else "")
-    lines = [f"{m.quantity}: expected {fmt(m.expected)}, got {fmt(m.got)}" for m in mismatches]
+    lines = [f"{m.quantity}: expected {fmt(m.expected)}, got "
+             f"{'no gradient (None)' if m.got is None and m.quantity.startswith('grad of ') else fmt(m.got)}"
+             for m in mismatches]
     hint = _hint(case, mismatches)
     return Verdict("failed", _with_context(case, "\n".join(lines), hint), tuple(mismatches))
 
@@ -100,10 +103,11 @@ def _mismatches(case: Case, obs: Observation):
     if expect.value is not None and expect.value != REFERENCE and not close(obs.value, expect.value, tol):
         yield Mismatch("value", expect.value, obs.value)
     if isinstance(expect.grad, dict):
+        used = dependent_names(case)
         for name, want in expect.grad.items():
             got = obs.grads.get(name)
-            if got is None and want == 0:
-                continue  # no gradient reached an unused node: that is 0
+            if got is None and want == 0 and name not in used:
+                continue  # the output does not depend on it: no gradient is 0
             if not close(got, want, tol):
                 yield Mismatch(f"grad of {name}", want, got)
     for key in ("args", "local_derivatives"):
