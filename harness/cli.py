@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-gradescope", metavar="ZIP",
                    help="write a Gradescope autograder zip that grades each submission with the "
                         "selected cases and these options, and exit")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="with --build-gradescope: build even if the reference engine or finite "
+                        "differences disagree with an expected number")
     p.add_argument("--check-cases", action="store_true",
                    help="check the selected cases instead of grading: the reference engine and central "
                         "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
@@ -314,6 +317,8 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
             for c in part:
                 print(f"{prefix}{c.id}  [{', '.join(c.tags)}]")
         return EXIT_OK
+    if not args.check and not args.build_gradescope:
+        raise HarnessError("--no-check goes with --build-gradescope (it skips checking the cases before building)")
     if args.build_gradescope:
         if args.engine or args.submissions:
             raise HarnessError("--build-gradescope builds an autograder and grades nothing: "
@@ -439,9 +444,20 @@ def _build_gradescope(args, cases: list) -> int:
     from harness.running import reference
     from harness.running.runner import Limits
 
+    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
     # Check now that 'reference' expectations can be computed, not on the first submission.
-    reference.resolve(cases, Limits(timeout=args.timeout, load_timeout=args.load_timeout,
-                                    memory_mb=args.memory_mb or None))
+    reference.resolve(cases, limits)
+    if args.check:  # a wrong expected number would fail every student on that case
+        from harness.diagnosis import checking
+
+        report = checking.check(cases, limits)
+        if not report.ok:
+            bad = list(dict.fromkeys(f.case.id for f in report.disagreements))
+            sys.stderr.write(checking.render(report))
+            sys.stderr.write(f"grade: not building {args.build_gradescope}: the expected numbers of "
+                             f"{len(bad)} case(s) disagree with the reference engine or finite differences: "
+                             f"{', '.join(bad)}; fix them (see above), or pass --no-check to build anyway\n")
+            return EXIT_FAILED
 
     options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
                "--memory-mb", str(args.memory_mb), "--max-output-mb", str(args.max_output_mb)]

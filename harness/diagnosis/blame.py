@@ -25,8 +25,10 @@ import string
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from harness.diagnosis import checking
 from harness.diagnosis import graph as graphs
 from harness.diagnosis import patterns
+from harness.judging import suspect
 from harness.cases.loader import Case, Tolerance
 from harness.judging.compare import close, fmt
 from harness.cases.expr import render
@@ -98,27 +100,68 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
     found: dict[str, list[Diagnosis]] = {it.case.id: [] for it in failing}
     traces: dict[str, tuple] = {}
     targets = [it for it in failing if it.probe and _worth_probing(it)][:MAX_CASES]
+    own = {id(it) for it in items}
+    to_check = [it for it in failing if id(it) in own and it.probe
+                and it.result.status in ("failed", "error")][:MAX_CASES]
+    ref_runs = _reference_runs(targets + to_check, limits, reference)
+    suspects = _suspects(to_check, ref_runs, limits, reference)
+    for case_id, d in suspects.items():
+        found[case_id] = [d]
+    targets = [it for it in targets if it.case.id not in suspects]
     if targets:
-        _probe(spec, select, targets, limits, reference, found, traces)
-    records = [_record(it) for it in items]
+        _probe(spec, select, targets, limits, reference, found, traces, ref_runs)
+    records = [_record(it) for it in items if it.case.id not in suspects]
     for diagnosis, ids in patterns.find(records):
         for case_id in ids:
-            if case_id in found:
+            if case_id in found and case_id not in suspects:
                 found[case_id].append(diagnosis)
     for it in failing:
         _annotate(it, _merge(found[it.case.id]), traces.get(it.case.id))
 
 
-def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict) -> None:
-    """Trace the target cases in both engines, probe their ops, and add what that shows to ``found``."""
+def _reference_runs(items: list[Item], limits: Limits, reference: str) -> dict[str, Observation]:
+    """Each case traced by the reference engine, in its own process: case id -> observation."""
+    unique = list({it.case.id: it for it in items}.values())
+    if not unique:
+        return {}
+    runs = run_programs(reference, None, [dataclasses.replace(it.program, trace=TRACE_CAP) for it in unique],
+                        [timeout_for(it.case.timeout, limits) for it in unique], trusted(limits))
+    return {it.case.id: obs for it, obs in zip(unique, runs)}
+
+
+def _suspects(items: list[Item], ref_runs: dict, limits: Limits, reference: str) -> dict[str, Diagnosis]:
+    """The cases whose own expectations the reference engine fails, with their diagnoses.
+
+    The finite differences come from ``--check-cases``'s machinery, run on those cases only.
+    """
+    found = {}
+    for it in items:
+        ref = ref_runs.get(it.case.id)
+        wrong = suspect.disagreements(it.case, ref) if ref is not None else None
+        if wrong:
+            found[it.case.id] = (it.case, wrong)
+    if not found:
+        return {}
+    central: dict = {}
+    if reference == REFERENCE_SPEC:  # finite differences of the harness's own reference engine
+        central = checking.check([case for case, _ in found.values()], limits).central
+    return {cid: suspect.diagnosis(wrong, {q: v for (c, q), v in central.items() if c == cid})
+            for cid, (case, wrong) in found.items()}
+
+
+def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict,
+           ref_runs: dict) -> None:
+    """Trace the target cases in both engines, probe their ops, and add what that shows to ``found``.
+
+    ``ref_runs`` holds the reference engine's traced run of every target.
+    """
     built = [(it, graphs.build(it.program, TRACE_CAP)) for it in targets]
     built = [(it, g) for it, g in built if any(n.op != "leaf" for n in g.nodes)]
     if not built:
         return
     # The reference's trace gives the operand values of the probes, even for a graph too big to
     # trace whole (its first TRACE_CAP nodes); the engine's is needed only for whole graphs.
-    ref_traces = run_programs(reference, None, [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built],
-                              [timeout_for(it.case.timeout, limits) for it, _ in built], trusted(limits))
+    ref_traces = [ref_runs[it.case.id] for it, _ in built]
     plans = {it.case.id: _probes(g, ref.trace["values"]) for (it, g), ref in zip(built, ref_traces)
              if ref.status == "ok" and ref.trace is not None}
     probes = _budget(plans)
@@ -362,9 +405,18 @@ def _annotate(it: Item, found: list[Diagnosis], traced) -> None:
         lines = [line for line in res.message.splitlines() if not line.startswith("likely: ")]
         for d in found:
             because = f" ({'; '.join(d.evidence)})" if d.evidence and d.kind == "pattern" else ""
-            lines.append(f"blame ({d.confidence} confidence): {d.message}{because}")
+            lines.append(d.message if suspect.is_suspect(d) else
+                         f"blame ({d.confidence} confidence): {d.message}{because}")
         res.message = "\n".join(lines)
     res.graph = picture(it, traced)
+
+
+def mark_suspect(res: CaseResult, d: Diagnosis) -> None:
+    """Make ``d`` (a suspect case's diagnosis) the only diagnosis of ``res``."""
+    res.diagnosis = [d.to_dict()]
+    lines = [line for line in res.message.splitlines()
+             if not line.startswith(("likely: ", "blame (", "suspect case: "))]
+    res.message = "\n".join(lines + [d.message])
 
 
 def picture(it: Item, traced=None) -> dict:

@@ -32,6 +32,7 @@ def render(run: RunResult, context: ReportContext) -> str:
         if e.fuzz is not None:
             out.extend(fuzz_lines(e.fuzz))
         out.extend(culprit_lines(e.cases))
+        out.extend(suspect_lines(e.cases))
         counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
         summary = f"{name}: {e.score:g}/{e.max_score:g} points ({e.percent:.1f}%), {counts}"
         ok = e.counts["passed"] == len(e.cases)
@@ -47,7 +48,7 @@ def culprit_lines(cases: list, most: int = 3) -> list[str]:
     found: dict[str, list] = {}
     for c in cases:
         for d in c.diagnosis:
-            if d.get("confidence") == "high":
+            if d.get("confidence") == "high" and d.get("culprit") != "case":  # a suspect case is not the engine's
                 found.setdefault(d.get("culprit") or d.get("kind", "?"), []).append((c.id, d))
     if not found:
         return []
@@ -60,6 +61,16 @@ def culprit_lines(cases: list, most: int = 3) -> list[str]:
         text = d["message"] if d["message"].startswith(f"{culprit}:") else f"{culprit}: {d['message']}"
         lines.append(f"  - {text} ({n} case{'s' if n != 1 else ''}, e.g. {example})")
     return lines
+
+
+def suspect_lines(cases: list) -> list[str]:
+    """For the instructor: cases whose expected numbers the reference engine disagrees with."""
+    ids = [c.id for c in cases if any(d.get("culprit") == "case" for d in c.diagnosis)]
+    if not ids:
+        return []
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return [f"suspect cases ({len(ids)}): the reference engine disagrees with their expected numbers, "
+            f"so they are not blamed on the engine; check them with grade --check-cases: {shown}"]
 
 
 def fuzz_lines(fuzz: dict) -> list[str]:

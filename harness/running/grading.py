@@ -125,7 +125,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     started = dict(started or {})
     early = list(started.values())
     distinct = list({id(c): c for _, cases in plan for c in cases}.values())
-    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits)))
+    suspects: dict = {}
+    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits, suspects)))
     plan = [(item, [filled[id(c)] for c in cases]) for item, cases in plan]
     built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
     per_item: list = [None] * len(plan)
@@ -151,7 +152,23 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
     engines = [e for batch in per_item for e in batch]
+    if suspects:
+        _mark_suspects(engines, suspects, [c for c in filled.values() if c.id in suspects], limits)
     return RunResult(engines, round(time.perf_counter() - start, 3))
+
+
+def _mark_suspects(engines: list, suspects: dict, cases: list, limits: Limits) -> None:
+    """Give the failures of cases found suspect while computing ``reference`` expectations their
+    suspect diagnosis (blame, when it ran, found most of them already)."""
+    from harness.diagnosis import checking
+    from harness.judging import suspect
+
+    central = checking.check(cases, limits).central
+    for e in engines:
+        for res in e.cases:
+            if res.id in suspects and res.status != "passed" and not any(map(suspect.is_suspect, res.diagnosis)):
+                d = suspect.diagnosis(suspects[res.id], {q: v for (c, q), v in central.items() if c == res.id})
+                blaming.mark_suspect(res, d)
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,

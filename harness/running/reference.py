@@ -63,11 +63,16 @@ def failure(obs: Observation, case: Case, limits: Limits) -> str:
     return f"the reference engine failed: {obs.message}"
 
 
-def resolve(cases: list, limits: Limits) -> list:
+def resolve(cases: list, limits: Limits, suspects: dict | None = None) -> list:
     """``cases`` with every ``reference`` expectation computed by the reference engine.
 
-    Raises HarnessError (exit 2) naming each case the reference engine cannot compute.
+    The reference engine's answer is also judged against the case's hand-written expectations:
+    where it fails them, ``suspects`` (if given) gets case id -> the disagreements
+    (``harness.judging.suspect``).  Raises HarnessError (exit 2) naming each case the
+    reference engine cannot compute.
     """
+    from harness.judging import suspect
+
     todo = [c for c in cases if needs_reference(c)]
     if not todo:
         return list(cases)
@@ -76,6 +81,9 @@ def resolve(cases: list, limits: Limits) -> list:
     for case, obs in zip(todo, observations):
         if obs.status == "ok":
             filled[case.id] = fill(case, obs)
+            wrong = suspect.disagreements(filled[case.id], obs)
+            if wrong and suspects is not None:
+                suspects[case.id] = wrong
         else:
             problems.append(str(CaseFileError(
                 case.path, f"its 'reference' expectations cannot be computed: {failure(obs, case, limits)}; "
