@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from harness.running import program as programs
 from harness.running import reference
 from harness.cases.loader import REFERENCE, Assign, Case, Repeat
-from harness.judging.compare import fmt, judge
-from harness.running.runner import Limits, Observation, timeout_for
+from harness.judging.compare import judge
+from harness.reporting.common import fmt, summary
+from harness.running.observation import Observation
+from harness.running.runner import Limits, timeout_for
 
 #: Relative finite-difference step: h = FD_STEP * max(1, |x|), and also FD_STEP * |x| when 0 < |x| < 1.
 FD_STEP = 1e-6
@@ -215,7 +217,7 @@ def _against_reference(case: Case, obs: Observation, limits: Limits, report: Che
         report.disagreements.append(Finding(
             case, m.quantity, f"expected {fmt(m.expected)}, the reference engine computes {fmt(m.got)}"))
     if verdict.status != "passed" and not verdict.mismatches:
-        report.disagreements.append(Finding(case, "reference engine", verdict.message.splitlines()[0]))
+        report.disagreements.append(Finding(case, "reference engine", summary(verdict)))
     return obs.status == "ok" and not case.expect.raises
 
 
