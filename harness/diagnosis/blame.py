@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -98,7 +99,7 @@ class Probe:
 
 
 def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
-          reference: str = REFERENCE_SPEC, extra: list[Item] = ()) -> None:
+          reference: str = REFERENCE_SPEC, extra: Sequence[Item] = ()) -> None:
     """Add diagnoses, and a drawable graph, to the results of the failing cases in ``items``.
 
     ``extra`` cases are probed first but are left out of the patterns across the run.
@@ -235,7 +236,7 @@ def _judge_probe(p: Probe, ref: Observation, eng: Observation, tol: Tolerance):
         return False, Diagnosis(OP, "backward", f"backward() on {p.text()} alone leaves the output's own grad "
                                                   f"at {fmt(got)}, expected {fmt(want)}: it must start from 1 "
                                                   "(and add 1 on each call)", HIGH)
-    if not close(eng.value, ref.value, tol):
+    if ref.value is not None and not close(eng.value, ref.value, tol):
         return False, Diagnosis(OP, p.op, f"{p.op}: {p.text()} is {fmt(eng.value)}, "
                                           f"expected {fmt(ref.value)} ({where})", HIGH)
     for name in p.names:
@@ -260,7 +261,7 @@ def _op_findings(probes: list[tuple[Probe, bool]], verdicts: dict) -> list[Diagn
         if isinstance(v, tuple) and (used or not v[0]):
             by_op.setdefault(v[1].culprit, []).append(v[1])
     out = []
-    for op, ds in by_op.items():
+    for ds in by_op.values():
         others = tuple(d.message for d in ds[1:4])
         out.append(dataclasses.replace(ds[0], evidence=ds[0].evidence + others))
     return out
@@ -285,6 +286,7 @@ def _divergence(g: graphs.Graph, ref: dict, eng: dict | None, case: Case):
     if ops and all(eng["grads"][i] is None for i in ops):
         return None  # the engine does not expose intermediate grads
     users = g.users()
+    assert g.output is not None  # a complete graph with reachable nodes has a node as its output
     out = g.output[1]
     for i in sorted(reach, reverse=True):
         want, got = ref["grads"][i], eng["grads"][i]
@@ -313,7 +315,7 @@ def _explain(g, i, out, got, want, ref, eng, users, reach, case) -> Diagnosis:
             detail += (f": its local derivative for operand {pos + 1} comes out {fmt(got / g_user)}, "
                        f"expected {fmt(local)}")
         return Diagnosis(DIVERGENCE, op, head + detail, MEDIUM)
-    contributions = []
+    contributions: list[tuple[int, float]] = []
     for u, pos in into:
         local = ref["locals"][u][pos] if ref["locals"][u] and pos < len(ref["locals"][u]) else None
         if local is None or ref["grads"][u] is None:

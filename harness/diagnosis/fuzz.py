@@ -225,6 +225,7 @@ class Fuzzer:
         key = json.dumps({**prog.to_wire(), "id": ""}, sort_keys=True)
         if key in self.cache:
             cached = self.cache[key]
+            assert cached.case is not None and cached.program is not None
             return Outcome(replace(cached.case, name=str(k)), replace(cached.program, id=f"fuzz::{k}"),
                            cached.observation, cached.verdict, cached.valid, key)
         self.live_runs += 1
@@ -242,7 +243,7 @@ class Fuzzer:
 def supported_forms(fuzzer: Fuzzer) -> tuple[list[Form], list[str]]:
     """The op forms the engine handles (tried once each), and why the others are left out."""
     probes = []
-    for i, form in enumerate(ALL_FORMS):
+    for form in ALL_FORMS:
         values = iter((1.5, 0.75))
         operands = tuple(("in", n) if kind == "node" else ("const", 2) for n, kind in enumerate(form.kinds))
         inputs = tuple(next(values) for _ in form.kinds)
@@ -350,7 +351,7 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
     from hypothesis import seed as seeded
     from hypothesis.errors import HypothesisException
 
-    shrinking_since = [None]
+    shrinking_since: list[float | None] = [None]
     seen: set[str] = set()
     started = time.monotonic()
 
@@ -384,7 +385,7 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
                 record.append(outcome)
                 if len(record) >= count:
                     raise _Enough
-        elif outcome.shrinkable:
+        elif outcome.shrinkable and outcome.signature is not None:
             if shrinking_since[0] is None:
                 shrinking_since[0] = time.monotonic()
             raise _mismatch_class(outcome.signature)(outcome)
@@ -398,9 +399,9 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
     except _Mismatch as e:
         found[e.outcome.signature] = e.outcome
     except BaseExceptionGroup as group:
-        for e in _leaves(group):
-            if isinstance(e, _Mismatch):
-                found.setdefault(e.outcome.signature, e.outcome)
+        for leaf in _leaves(group):
+            if isinstance(leaf, _Mismatch):
+                found.setdefault(leaf.outcome.signature, leaf.outcome)
     except HypothesisException:
         pass  # e.g. no valid expression could be generated; the report shows what ran
     return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from harness.cases.loader import REFERENCE, Case, Tolerance
+from harness.cases.loader import Case, Tolerance
 from harness.model import CaseContext, CaseResult, EngineStatus, Mismatch, MismatchKind, Status, Verdict
 from harness.reporting.common import fmt
 from harness.running.observation import Observation
@@ -67,7 +67,7 @@ def judge(case: Case, obs: Observation) -> Verdict:
 
 def _mismatches(case: Case, obs: Observation) -> Iterator[Mismatch]:
     expect, tol = case.expect, case.tolerance
-    if expect.value is not None and expect.value != REFERENCE and not close(obs.value, expect.value, tol):
+    if isinstance(expect.value, (int, float)) and not close(obs.value, expect.value, tol):
         yield Mismatch(MismatchKind.VALUE, expect.value, obs.value)
     if isinstance(expect.grad, dict):
         for name, want in expect.grad.items():
@@ -77,37 +77,38 @@ def _mismatches(case: Case, obs: Observation) -> Iterator[Mismatch]:
             if not close(got, want, tol):
                 yield Mismatch(MismatchKind.GRAD, want, got, name=name)
     for kind in (MismatchKind.ARGS, MismatchKind.LOCAL_DERIVATIVES):
-        want = getattr(expect, kind.value)
-        if want is None or obs.structure is None:
+        wants: tuple[float, ...] | None = getattr(expect, kind.value)
+        if wants is None or obs.structure is None:
             continue
-        got = obs.structure.get(kind.value, [])
-        if len(got) != len(want):
-            yield Mismatch(kind, len(want), len(got))
+        gots = obs.structure.get(kind.value, [])
+        if len(gots) != len(wants):
+            yield Mismatch(kind, len(wants), len(gots))
             continue
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        for i, (g, w) in enumerate(zip(gots, wants, strict=True)):
             if not close(g, w, tol):
                 yield Mismatch(kind, w, g, index=i)
 
 
 def _hint(case: Case, mismatches: tuple[Mismatch, ...]) -> str:
     """The judge's quick guess at the cause, from the ratios of the wrong gradients."""
-    grads = [m for m in mismatches if m.kind == MismatchKind.GRAD and m.got is not None and m.expected]
+    grads = [(m.got, m.expected) for m in mismatches if m.kind == MismatchKind.GRAD and m.got is not None
+             and m.expected]
     if not grads:
         if any(m.kind == MismatchKind.GRAD and m.got is None for m in mismatches):
             return "no gradient reached a node that the output depends on"
         return ""
-    ratios = {round(m.got / m.expected, 6) for m in grads if m.got is not None}
+    ratios = {round(got / want, 6) for got, want in grads}
     k = case.backward
     if ratios == {-1.0}:
         return "the sign of the gradient is flipped (check the local derivative of sub, neg or div)"
     if k > 1 and ratios == {round(1 / k, 6)}:
         return f"gradients were reset instead of accumulated: {k} backward() calls must add up {k} times"
-    if k > 1 and all(abs(m.got) > abs(m.expected) for m in grads):
+    if k > 1 and all(abs(got) > abs(want) for got, want in grads):
         return ("a repeated backward() re-propagates stale intermediate grads; each call must add "
                 "exactly one more gradient")
-    if "reuse" in case.tags and all(abs(m.got) < abs(m.expected) for m in grads):
+    if "reuse" in case.tags and all(abs(got) < abs(want) for got, want in grads):
         return "gradient not accumulated on a reused node (= instead of +=)"
-    if all(m.got == 0 for m in grads):
+    if all(got == 0 for got, _ in grads):
         return "no gradient reached these nodes"
     return ""
 

@@ -49,9 +49,9 @@ def render(run: RunResult, context: ReportContext) -> str:
                       "skipped": sum(c.status == Status.UNSUPPORTED for c in cases)}
             for k, n in counts.items():
                 totals[k] += n
-            node = ET.SubElement(root, "testsuite", name=xml_text(f"{label}::{suite}"),
-                                 **{k: str(n) for k, n in counts.items()},
-                                 time=_seconds(sum(c.duration_s for c in cases)))
+            attrib = {"name": xml_text(f"{label}::{suite}"), **{k: str(n) for k, n in counts.items()},
+                      "time": _seconds(sum(c.duration_s for c in cases))}
+            node = ET.SubElement(root, "testsuite", attrib)
             props = ET.SubElement(node, "properties")
             for key, value in (("submission", e.submission), ("engine", e.engine), ("source", e.source),
                                ("score", f"{sum(c.score for c in cases):g}"),

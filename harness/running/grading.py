@@ -8,21 +8,19 @@ generated cases (``harness.diagnosis.fuzz``) that go through the same flow.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
+from harness.cases.fingerprint import fingerprint
 from harness.diagnosis import blame as blaming
 from harness.diagnosis import fuzz as fuzzing
-from harness.running import program as programs
-from harness.sandbox import reaper
-from harness.running import reference
-from harness.running.reference import REFERENCE_SPEC
-from harness.cases.loader import Case
-from harness.cases.fingerprint import fingerprint
 from harness.judging.compare import case_result, judge
 from harness.model import CaseResult, EngineResult, RunResult, Shrunk, Status
-from harness.running.observation import Observation
+from harness.running import program as programs
+from harness.running import reference
+from harness.running.reference import REFERENCE_SPEC
 from harness.running.runner import Limits, Worker, run_engine, timeout_for
+from harness.sandbox import reaper
 from harness.version import harness_version
 
 

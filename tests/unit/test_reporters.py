@@ -32,7 +32,8 @@ from harness.model import (
     Status,
     Where,
 )
-from harness.reporting import common, csv as csv_report, dot, gradescope, html, junit, markdown, text
+from harness.reporting import common, dot, gradescope, html, junit, markdown, text
+from harness.reporting import csv as csv_report
 from harness.reporting import json as json_report
 
 REPORTING = Path(__file__).resolve().parents[2] / "harness" / "reporting"
