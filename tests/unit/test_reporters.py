@@ -196,3 +196,35 @@ def test_reporters_import_only_the_model_and_the_common_helpers(path):
                        and n.module and n.module.startswith("harness")}
     allowed = {"harness", "harness.model", "harness.reporting.common", "harness.reporting.layout"}
     assert harness_imports <= allowed, path
+
+
+def _harness_imports(module: str) -> set[str]:
+    """Every harness module ``module`` imports, directly or not (module-level and function-level alike)."""
+    root = REPORTING.parent.parent
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = root / (name.replace(".", "/") + ".py")
+        if not path.exists():
+            path = root / name.replace(".", "/") / "__init__.py"
+        tree = ast.parse(path.read_text())
+        for n in ast.walk(tree):
+            names = ([a.name for a in n.names] if isinstance(n, ast.Import)
+                     else [n.module] + [f"{n.module}.{a.name}" for a in n.names]
+                     if isinstance(n, ast.ImportFrom) and n.module else [])
+            for imported in names:
+                if imported.startswith("harness") and ((root / (imported.replace(".", "/") + ".py")).exists()
+                                                       or (root / imported.replace(".", "/")).is_dir()):
+                    todo.append(imported)
+    return seen
+
+
+@pytest.mark.parametrize("module", ["harness.reporting." + p.stem for p in sorted(REPORTING.glob("*.py"))]
+                         + ["harness.judging.compare", "harness.model"])
+def test_reporters_and_the_judge_never_reach_the_process_supervisor(module):
+    reached = _harness_imports(module)
+    assert not {m for m in reached if m.startswith(("harness.running.runner", "harness.sandbox"))}, module
