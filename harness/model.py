@@ -107,6 +107,7 @@ class DiagnosisKind(StrEnum):
     OP = "op"                   # an op run alone (a probe) disagrees with the reference
     DIVERGENCE = "divergence"   # node by node, the first value or grad that differs
     PATTERN = "pattern"         # across the run's cases
+    CASE = "case"               # the case's own expectations disagree with the reference (a suspect case)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from harness.model import (
     DiagnosisKind,
     FuzzSummary,
     Mismatch,
+    MismatchKind,
     PictureNode,
     Shrunk,
     Verdict,
@@ -52,8 +53,9 @@ def fmt(x: float | None) -> str:
 
 
 def mismatch_sentence(m: Mismatch) -> str:
-    """``grad of x: expected 36, got -36``."""
-    return f"{m.quantity}: expected {fmt(m.expected)}, got {fmt(m.got)}"
+    """``grad of x: expected 36, got -36``; a gradient the engine did not give is ``no gradient (None)``."""
+    got = "no gradient (None)" if m.got is None and m.kind == MismatchKind.GRAD else fmt(m.got)
+    return f"{m.quantity}: expected {fmt(m.expected)}, got {got}"
 
 
 def context_line(ctx: CaseContext) -> str:

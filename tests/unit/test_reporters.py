@@ -228,3 +228,9 @@ def _harness_imports(module: str) -> set[str]:
 def test_reporters_and_the_judge_never_reach_the_process_supervisor(module):
     reached = _harness_imports(module)
     assert not {m for m in reached if m.startswith(("harness.running.runner", "harness.sandbox"))}, module
+
+
+def test_a_gradient_the_engine_did_not_give_says_so():
+    assert common.mismatch_sentence(Mismatch(MismatchKind.GRAD, -1, None, name="b")) == (
+        "grad of b: expected -1, got no gradient (None)")
+    assert common.mismatch_sentence(Mismatch(MismatchKind.VALUE, 3, None)) == "value: expected 3, got None"
