@@ -296,5 +296,5 @@ def test_terminal_escapes_in_an_engine_name_reach_no_report(tmp_path, fmt):
     assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
     if fmt == "json":  # JSON escapes them itself; the name stays as the engine gave it
         assert json.loads(result.stdout)["engines"][0]["engine"] == "\x1b[31mred\x1b[0m\u202e"
-    else:
-        assert "x1b[31mred" in result.stdout
+    elif fmt != "gradescope":  # which names the engine only when a run grades several
+        assert "x1b" in result.stdout and "u202e" in result.stdout
