@@ -77,7 +77,7 @@ class Observation:
                 raise ValueError(f"unknown status {status!r}")
             obs = cls(id=program.id, status=status, duration_s=_num(reply.get("duration_s", 0.0)))
             for key in ("message", "error_type", "phase", "where"):
-                obs.__dict__[key] = str(reply.get(key, ""))[:2000]
+                obs.__dict__[key] = _text(reply.get(key, ""), protocol.MAX_TEXT)
             if status == "ok":
                 obs.value = _num(reply["value"])
                 grads = reply["grads"]
@@ -85,7 +85,7 @@ class Observation:
                 if program.structure:
                     s = reply.get("structure")
                     obs.structure = None if s is None else {
-                        k: [_num(x) for x in s[k]] for k in ("args", "local_derivatives")}
+                        k: [_num(x) for x in s[k][:protocol.MAX_OPERANDS]] for k in ("args", "local_derivatives")}
                 if program.trace:
                     obs.trace = _trace(reply.get("trace"), program.trace)
             return obs
@@ -104,7 +104,33 @@ def _trace(t, cap: int) -> dict:
     opt = lambda x: None if x is None else _num(x)  # noqa: E731
     return {"created": t["created"], "values": [opt(x) for x in t["values"]],
             "grads": [opt(x) for x in t["grads"]],
-            "locals": [None if d is None else [_num(x) for x in d][:16] for d in t["locals"]]}
+            "locals": [None if d is None else [_num(x) for x in d[:protocol.MAX_LOCALS]] for d in t["locals"]]}
+
+
+def _text(x, limit: int) -> str:
+    """An untrusted text field: a string (anything else is malformed), cut to ``limit`` characters."""
+    if not isinstance(x, str):
+        raise ValueError(f"not a text: {type(x).__name__}")
+    return protocol.clip(x, limit)
+
+
+def hello_fields(hello) -> tuple[list[str], str, str]:
+    """(engine names, the engine loaded, the load error) of an untrusted hello, each capped.
+
+    A hello that is not ready has no engines and a load error; a ready one names at least its engine.
+    """
+    if not isinstance(hello, dict):
+        return [], "", "the engine process sent a malformed reply while loading (not an object)"
+    if hello.get("ready") is not True:
+        error = hello.get("error")
+        error = error if isinstance(error, str) and error else "the engine could not be loaded"
+        return [], "", protocol.clip(error, protocol.MAX_LOAD_ERROR)
+    raw = hello.get("engines")
+    raw = raw[:protocol.MAX_ENGINES] if isinstance(raw, list) else []
+    names = [protocol.clip(n, protocol.MAX_NAME) for n in raw if isinstance(n, str)]
+    engine = hello.get("engine")
+    engine = protocol.clip(engine, protocol.MAX_NAME) if isinstance(engine, str) else (names or ["engine"])[0]
+    return names or [engine], engine, ""
 
 
 def _num(x) -> float:
@@ -179,8 +205,9 @@ class Worker:
             except OSError:
                 return  # the worker is gone; reading its reply reports why
 
-    def receive(self, timeout: float):
-        return self.reader.read(timeout)
+    def receive(self, timeout: float, limit: int = protocol.MAX_FRAME):
+        """The next frame from the engine process, of at most ``limit`` bytes."""
+        return self.reader.read(timeout, limit)
 
     def death(self) -> str:
         """Why the process ended, in words."""
@@ -260,7 +287,7 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
         except reaper.Stopping as e:
             return None, str(e)
     try:
-        hello = worker.receive(limits.load_timeout)
+        hello = worker.receive(limits.load_timeout, protocol.MAX_HELLO)
     except TimeoutError:
         worker.kill()
         return None, (f"loading the engine did not finish within {limits.load_timeout:g} s "
@@ -272,11 +299,11 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
     except protocol.ProtocolError as e:
         worker.kill()
         return None, f"the engine process sent a malformed reply while loading ({e})"
-    if not isinstance(hello, dict) or not hello.get("ready"):
+    names, engine, error = hello_fields(hello)
+    if error:
         worker.kill()
-        message = hello.get("error") if isinstance(hello, dict) else None
-        return None, str(message or "the engine could not be loaded")
-    return worker, hello
+        return None, error
+    return worker, {"ready": True, "engines": names, "engine": engine}
 
 
 def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
@@ -288,7 +315,7 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
         failed = [Observation(p.id, "crashed", message=f"the submission failed to load: {hello}")
                   for p in programs]
         return [EngineRun(name, spec, failed, load_error=hello)]
-    names = [str(n) for n in hello.get("engines", [])][:50] or [str(hello.get("engine"))]
+    names = hello["engines"]
     runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits))]
     for other in names[1:]:
         w, h = _start(spec, other, limits)
@@ -376,7 +403,7 @@ class Session:
 def _receive(worker: Worker, program: Program, timeout: float):
     """(observation, whether the worker must be replaced)."""
     try:
-        reply = worker.receive(timeout)
+        reply = worker.receive(timeout, protocol.reply_limit(program.grads, program.structure, program.trace))
     except TimeoutError:
         return Observation(program.id, "timeout", message=f"no answer within {timeout:g} s"), True
     except EOFError:
