@@ -8,14 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness import wire as protocol
 from harness.model import EngineStatus
 
 if TYPE_CHECKING:
     from harness.running.program import Program
-
-#: Longest text kept from any string field of a reply.
-TEXT_CAP = 2000
-
 
 @dataclass
 class Observation:
@@ -45,7 +42,7 @@ class Observation:
             status = EngineStatus(status)
             obs = cls(id=program.id, status=status, duration_s=_num(reply.get("duration_s", 0.0)))
             for key in ("message", "error_type", "phase", "where"):
-                setattr(obs, key, str(reply.get(key, ""))[:TEXT_CAP])
+                setattr(obs, key, _text(reply.get(key, ""), protocol.MAX_TEXT))
             if status == EngineStatus.OK:
                 obs.value = _num(reply["value"])
                 grads = reply["grads"]
@@ -53,7 +50,7 @@ class Observation:
                 if program.structure:
                     s = reply.get("structure")
                     obs.structure = None if s is None else {
-                        k: [_num(x) for x in s[k]] for k in ("args", "local_derivatives")}
+                        k: [_num(x) for x in s[k][:protocol.MAX_OPERANDS]] for k in ("args", "local_derivatives")}
                 if program.trace:
                     obs.trace = _trace(reply.get("trace"), program.trace)
             return obs
@@ -75,7 +72,14 @@ def _trace(t: Any, cap: int) -> dict[str, Any]:
 
     return {"created": t["created"], "values": [opt(x) for x in t["values"]],
             "grads": [opt(x) for x in t["grads"]],
-            "locals": [None if d is None else [_num(x) for x in d][:16] for d in t["locals"]]}
+            "locals": [None if d is None else [_num(x) for x in d[:protocol.MAX_LOCALS]] for d in t["locals"]]}
+
+
+def _text(x: object, limit: int) -> str:
+    """An untrusted text field: a string (anything else is malformed), cut to ``limit`` characters."""
+    if not isinstance(x, str):
+        raise ValueError(f"not a text: {type(x).__name__}")
+    return protocol.clip(x, limit)
 
 
 def _num(x: object) -> float:

@@ -20,7 +20,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,25 @@ class Limits:
     output_mb: int | None = 64     # cap on what the engine process writes (prints, files); None for no cap
     forbidden_imports: tuple = DEFAULT_FORBIDDEN  # modules an untrusted submission may not import
     user: RunAs | None = None      # --user: engine processes drop root to this user before loading
+
+
+def hello_fields(hello) -> tuple[list[str], str, str]:
+    """(engine names, the engine loaded, the load error) of an untrusted hello, each capped.
+
+    A hello that is not ready has no engines and a load error; a ready one names at least its engine.
+    """
+    if not isinstance(hello, dict):
+        return [], "", "the engine process sent a malformed reply while loading (not an object)"
+    if hello.get("ready") is not True:
+        error = hello.get("error")
+        error = error if isinstance(error, str) and error else "the engine could not be loaded"
+        return [], "", protocol.clip(error, protocol.MAX_LOAD_ERROR)
+    raw = hello.get("engines")
+    raw = raw[:protocol.MAX_ENGINES] if isinstance(raw, list) else []
+    names = [protocol.clip(n, protocol.MAX_NAME) for n in raw if isinstance(n, str)]
+    engine = hello.get("engine")
+    engine = protocol.clip(engine, protocol.MAX_NAME) if isinstance(engine, str) else (names or ["engine"])[0]
+    return names or [engine], engine, ""
 
 
 @dataclass
@@ -118,8 +137,9 @@ class Worker:
             except OSError:
                 return  # the worker is gone; reading its reply reports why
 
-    def receive(self, timeout: float):
-        return self.reader.read(timeout)
+    def receive(self, timeout: float, limit: int = protocol.MAX_FRAME):
+        """The next frame from the engine process, of at most ``limit`` bytes."""
+        return self.reader.read(timeout, limit)
 
     def death(self) -> str:
         """Why the process ended, in words."""
@@ -199,7 +219,7 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
         except reaper.Stopping as e:
             return None, str(e)
     try:
-        hello = worker.receive(limits.load_timeout)
+        hello = worker.receive(limits.load_timeout, protocol.MAX_HELLO)
     except TimeoutError:
         worker.kill()
         return None, (f"loading the engine did not finish within {limits.load_timeout:g} s "
@@ -211,11 +231,11 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
     except protocol.ProtocolError as e:
         worker.kill()
         return None, f"the engine process sent a malformed reply while loading ({e})"
-    if not isinstance(hello, dict) or not hello.get("ready"):
+    names, engine, error = hello_fields(hello)
+    if error:
         worker.kill()
-        message = hello.get("error") if isinstance(hello, dict) else None
-        return None, str(message or "the engine could not be loaded")
-    return worker, hello
+        return None, error
+    return worker, {"ready": True, "engines": names, "engine": engine}
 
 
 def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
@@ -227,7 +247,7 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
         failed = [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {hello}")
                   for p in programs]
         return [EngineRun(name, spec, failed, load_error=hello)]
-    names = [str(n) for n in hello.get("engines", [])][:50] or [str(hello.get("engine"))]
+    names = hello["engines"]
     runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits))]
     for other in names[1:]:
         w, h = _start(spec, other, limits)
@@ -315,7 +335,7 @@ class Session:
 def _receive(worker: Worker, program: Program, timeout: float):
     """(observation, whether the worker must be replaced)."""
     try:
-        reply = worker.receive(timeout)
+        reply = worker.receive(timeout, protocol.reply_limit(program.grads, program.structure, program.trace))
     except TimeoutError:
         return Observation(program.id, EngineStatus.TIMEOUT, message=f"no answer within {timeout:g} s"), True
     except EOFError:
