@@ -15,9 +15,9 @@ period and round N is found from it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from harness.cases.loader import Assign, Case, Repeat
+from harness.cases.loader import Assign, Case
 
 
 def dependent_names(case: Case) -> frozenset[str]:
@@ -42,7 +42,10 @@ def _forward(steps, nodes: frozenset, record: dict | None) -> frozenset:
                 record[step.name] = made
         elif step.count > 0:
             body = step.steps
-            nodes = _rounds(lambda s, b=body: _forward(b, s, None), nodes, step.count - 1)
+
+            def one_round(state: frozenset, body: tuple = body) -> frozenset:
+                return _forward(body, state, None)
+            nodes = _rounds(one_round, nodes, step.count - 1)
             nodes = _forward(body, nodes, record)  # the last round, whose bindings may be final
     return nodes
 
@@ -64,7 +67,10 @@ def _backward(steps, live: frozenset, seen: set, final_live: set) -> frozenset:
         elif step.count > 0:
             body = step.steps
             live = _backward(body, live, seen, final_live)  # the last round first
-            live = _rounds(lambda s, b=body: _backward(b, s, seen, final_live), live, step.count - 1)
+
+            def back_round(state: frozenset, body: tuple = body) -> frozenset:
+                return _backward(body, state, seen, final_live)
+            live = _rounds(back_round, live, step.count - 1)
     return live
 
 

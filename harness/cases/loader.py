@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from harness.errors import CaseFileError, ExprError, did_you_mean
 from harness.cases.expr import CALL_OPS, Expr, parse
 from harness.cases.yaml12 import FastLoader, Loader, yaml11_hint
+from harness.errors import CaseFileError, ExprError, did_you_mean
 
 #: The JSON Schema of case files: the single source of their field names, enums and defaults.
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "case-file.schema.json"

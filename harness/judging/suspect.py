@@ -11,9 +11,10 @@ engine being graded.
 from __future__ import annotations
 
 from harness.cases.loader import Case
-from harness.diagnosis.patterns import Diagnosis
-from harness.judging.compare import fmt, judge
-from harness.running.runner import Observation
+from harness.judging.compare import judge
+from harness.model import Confidence, Diagnosis, DiagnosisKind, EngineStatus, Status
+from harness.reporting.common import fmt
+from harness.running.observation import Observation
 
 #: The culprit of a suspect case's diagnosis.
 CULPRIT = "case"
@@ -22,10 +23,10 @@ CULPRIT = "case"
 def disagreements(case: Case, ref: Observation) -> list[tuple[str, float | None, float | None]] | None:
     """(quantity, the case's number, the reference's number) where the reference fails ``case``;
     [] when it passes; None when its answer says nothing (it timed out, crashed, lacks an op)."""
-    if ref.status not in ("ok", "error"):
+    if ref.status not in (EngineStatus.OK, EngineStatus.ERROR):
         return None
     verdict = judge(case, ref)
-    if verdict.status == "passed":
+    if verdict.status == Status.PASSED:
         return []
     if verdict.mismatches:
         return [(m.quantity, m.expected, m.got) for m in verdict.mismatches]
@@ -46,13 +47,12 @@ def diagnosis(found: list[tuple[str, float | None, float | None]], central: dict
         parts.append(f"{quantity}: the case expects {fmt(expected)}, the reference engine computes "
                      f"{fmt(got)}{fd_text}")
     return Diagnosis(
-        "case", CULPRIT,
+        DiagnosisKind.CASE, CULPRIT,
         "suspect case: the reference engine disagrees with this case's expected numbers ("
         + "; ".join(parts) + "), so this failure is not blamed on the engine; the instructor should "
-        "check the case (grade --check-cases)", "high")
+        "check the case (grade --check-cases)", Confidence.HIGH)
 
 
-def is_suspect(d) -> bool:
-    """Whether a diagnosis (or its dict form) marks a suspect case."""
-    culprit = d.get("culprit") if isinstance(d, dict) else getattr(d, "culprit", None)
-    return culprit == CULPRIT
+def is_suspect(d: Diagnosis) -> bool:
+    """Whether a diagnosis marks a suspect case."""
+    return d.kind == DiagnosisKind.CASE

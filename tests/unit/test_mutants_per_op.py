@@ -20,7 +20,7 @@ from harness.engine_side.loading import find_engines
 from harness.engine_side.worker import run
 from harness.judging.compare import judge
 from harness.running.program import build
-from harness.running.runner import Observation
+from harness.running.observation import Observation
 
 ENGINE = Path(__file__).resolve().parent.parent / "engines" / "micrograd_closures.py"
 SOURCE = ENGINE.read_text()
