@@ -137,7 +137,7 @@ def _agreed(reports: list, key: str, sharded: list) -> str:
     return ",".join(known)
 
 
-def _read(path) -> dict:
+def _read(path: str | Path) -> dict:
     try:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
@@ -152,7 +152,7 @@ def _read(path) -> dict:
     return report
 
 
-def _shape_problem(report) -> str:
+def _shape_problem(report: Any) -> str:
     """What keeps ``report`` from being a JSON report of grade, or ''."""
     if not isinstance(report, dict) or not isinstance(report.get("engines"), list):
         return "missing 'engines'"
@@ -281,13 +281,13 @@ def _float(x: Any) -> Any:
     return float(x) if x in ("nan", "inf", "-inf") else x
 
 
-def _number(x, path) -> float:
+def _number(x: Any, path: str) -> float:
     if type(x) not in (int, float) or not math.isfinite(x):
         raise HarnessError(f"{path}: 'duration_s' is not a number")
     return float(x)
 
 
-def kind(path) -> str:
+def kind(path: str | Path) -> str:
     """"json" or "csv": what sort of report ``path`` holds."""
     try:
         with open(path, encoding="utf-8") as f:

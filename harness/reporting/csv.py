@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 
-from harness import hookimpl
+from harness import Reporter, hookimpl
 from harness.model import CSV_COLUMNS, STATUSES, ReportContext, RunResult
 from harness.reporting.common import clean
 
@@ -38,5 +39,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("csv", render)

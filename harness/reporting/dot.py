@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from harness import hookimpl
+from collections.abc import Callable
+
+from harness import Reporter, hookimpl
 from harness.model import GraphPicture, ReportContext, RunResult, Status
 from harness.reporting.common import clean, node_lines
 
@@ -48,5 +50,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("dot", render)

@@ -13,9 +13,10 @@ engines, each test's name starts with the engine's label.  The top-level
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from harness import hookimpl
+from harness import Reporter, hookimpl
 from harness.model import ReportContext, RunResult, Status
 from harness.reporting.common import case_text, clean, strict
 
@@ -61,5 +62,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("gradescope", render)

@@ -7,8 +7,9 @@ inline, so it works offline.  Everything an engine said is escaped.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
-from harness import hookimpl
+from harness import Reporter, hookimpl
 from harness.model import STATUSES, CaseResult, GraphPicture, ReportContext, RunResult, Status
 from harness.reporting.common import case_lines, clean, fuzz_lines, node_lines, status_counts
 from harness.reporting.layout import layered
@@ -146,5 +147,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("html", render)

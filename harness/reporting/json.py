@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
-from harness import hookimpl
+from harness import Reporter, hookimpl
 from harness.model import (
     CaseResult,
     Diagnosis,
@@ -110,5 +111,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("json", render)

@@ -9,8 +9,9 @@ Times are in seconds.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from harness import hookimpl
+from harness import Reporter, hookimpl
 from harness.model import CaseResult, ReportContext, RunResult, Status
 from harness.reporting.common import case_text, clean, summary
 
@@ -73,5 +74,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("junit", render)

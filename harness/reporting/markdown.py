@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from harness import hookimpl
+from harness import Reporter, hookimpl
 from harness.model import ReportContext, RunResult, Status
 from harness.reporting.common import case_lines, clean, status_counts
 
@@ -51,5 +52,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("markdown", render)

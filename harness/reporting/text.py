@@ -6,7 +6,9 @@ cannot move the cursor or recolor the terminal.
 
 from __future__ import annotations
 
-from harness import hookimpl
+from collections.abc import Callable
+
+from harness import Reporter, hookimpl
 from harness.model import ReportContext, RunResult, Status
 from harness.reporting.common import case_lines, clean, culprit_lines, fuzz_lines, status_counts, suspect_lines
 
@@ -49,5 +51,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("text", render)

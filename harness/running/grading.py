@@ -51,8 +51,11 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     return results
 
 
-def _feedback(spec, name, engine: EngineResult, items: list, limits: Limits, feedback: Feedback) -> None:
-    fuzz_items, minimal, signatures = [], {}, {}
+def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.Item], limits: Limits,
+              feedback: Feedback) -> None:
+    fuzz_items: list[blaming.Item] = []
+    minimal: dict[str, blaming.Item] = {}
+    signatures: dict[str, str | None] = {}
     if feedback.fuzz:
         fz = fuzzing.run(spec, name, feedback.fuzz, feedback.seed, limits, feedback.reference)
         engine.fuzz = fz.summary

@@ -234,3 +234,43 @@ def test_a_gradient_the_engine_did_not_give_says_so():
     assert common.mismatch_sentence(Mismatch(MismatchKind.GRAD, -1, None, name="b")) == (
         "grad of b: expected -1, got no gradient (None)")
     assert common.mismatch_sentence(Mismatch(MismatchKind.VALUE, 3, None)) == "value: expected 3, got None"
+
+
+def test_a_json_report_reads_back_into_the_same_typed_run(tmp_path):
+    from harness.batch import shards
+
+    run = build_run()
+    path = tmp_path / "report.json"
+    path.write_text(json_report.render(run, ReportContext()))
+    back = shards.merge([path])
+    assert back.engines == run.engines  # every typed field, mismatches, diagnoses, picture and shrunk included
+    assert (back.harness_version, back.cases_fingerprint, back.sandbox) == ("1.2.3", "sha256:" + "ab" * 32, "bwrap")
+    for fmt, render in FORMATS.items():
+        assert render(back, ReportContext()) == render(run, ReportContext()), fmt
+
+
+def test_merge_keeps_agreeing_versions_and_lists_different_ones(tmp_path):
+    from harness.batch import shards
+
+    paths = []
+    for n, version in enumerate(("1.0", "1.0", "2.0")):
+        run = build_run()
+        run.harness_version, run.engines[0].submission = version, f"s{n}"
+        paths.append(tmp_path / f"{n}.json")
+        paths[-1].write_text(json_report.render(run, ReportContext()))
+    assert shards.merge(paths[:2]).harness_version == "1.0"
+    assert shards.merge(paths).harness_version == "1.0,2.0"
+
+
+def test_merge_refuses_shards_of_different_case_sets(tmp_path):
+    from harness.batch import shards
+    from harness.errors import HarnessError
+
+    paths = []
+    for k, fingerprint in ((1, "sha256:aa"), (2, "sha256:bb")):
+        run = build_run()
+        run.shard, run.cases_fingerprint, run.engines[0].submission = (k, 2), fingerprint, f"s{k}"
+        paths.append(tmp_path / f"{k}.json")
+        paths[-1].write_text(json_report.render(run, ReportContext()))
+    with pytest.raises(HarnessError, match="graded different case sets"):
+        shards.merge(paths)
