@@ -122,7 +122,11 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
     if targets:
         _probe(spec, select, targets, limits, reference, found, traces, ref_runs)
     records = [_record(it) for it in items if it.case.id not in suspects]
-    for diagnosis, ids in patterns.find(records):
+    explained = {cid for cid, ds in found.items() if any(d.kind == OP and d.confidence == HIGH for d in ds)}
+    for cid in explained:  # an op that reproduces the failure is the stronger culprit
+        found[cid] = [dataclasses.replace(d, confidence=MEDIUM) if d.kind == DIVERGENCE
+                      and d.culprit == "accumulation" and d.confidence == HIGH else d for d in found[cid]]
+    for diagnosis, ids in patterns.find(records, explained):
         for case_id in ids:
             if case_id in found and case_id not in suspects:
                 found[case_id].append(diagnosis)
