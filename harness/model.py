@@ -38,10 +38,12 @@ class EngineResult:
     load_error: str = ""
     submission: str = ""    # the submission id: a --submissions child's name, else the engine's name
     fuzz: dict | None = None   # with --fuzz: seed, forms fuzzed, forms left out, minimal failures
+    ignored_engines: tuple = ()  # engines the submission registers that were not graded (see --engine-name)
 
     @property
     def score(self) -> float:
-        return sum(c.score for c in self.cases)
+        """The points of the passed cases, never more than ``max_score`` nor less than 0."""
+        return min(max(0.0, sum(c.score for c in self.cases)), self.max_score)
 
     @property
     def max_score(self) -> float:
@@ -71,6 +73,14 @@ class RunResult:
     @property
     def all_passed(self) -> bool:
         return all(c.status == "passed" for e in self.engines for c in e.cases)
+
+    @property
+    def score(self) -> float:
+        """The run's total: per submission, its engines' points capped at one engine's maximum."""
+        per: dict[tuple[str, str], list[EngineResult]] = {}
+        for e in self.engines:
+            per.setdefault((e.submission or e.engine, e.source), []).append(e)
+        return sum(min(sum(e.score for e in es), max(e.max_score for e in es)) for es in per.values())
 
     def labels(self) -> list[str]:
         """A short name per engine for reports: its submission id, plus the engine's name when

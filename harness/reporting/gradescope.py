@@ -16,12 +16,15 @@ import json
 from harness import hookimpl
 from harness.reporting.json import strict
 from harness.model import ReportContext, RunResult
+from harness.reporting.text import ignored_note
 
 def as_dict(run: RunResult) -> dict:
     """The results.json document as plain data."""
     several = len(run.engines) > 1
     tests, notes = [], []
     for label, e in zip(run.labels(), run.engines):
+        if e.ignored_engines:
+            notes.append(f"{label + ': ' if several else ''}{ignored_note(e)}")
         if e.load_error:
             notes.append(f"{label + ': ' if several else ''}your submission could not be loaded, "
                          f"so every test below is an error:\n{e.load_error}")
@@ -43,7 +46,7 @@ def as_dict(run: RunResult) -> dict:
             summary += f"; {later} more tests are hidden or shown after the due date"
         notes.append(f"{label}: {summary}" if several else summary)
     return {
-        "score": sum(e.score for e in run.engines),
+        "score": run.score,
         "execution_time": max(0, round(run.duration_s)),
         "output": "\n\n".join(notes),
         "tests": tests,

@@ -16,6 +16,7 @@ def as_dict(run: RunResult) -> dict:
             {"engine": e.engine, "source": e.source, "submission": e.submission, "score": e.score,
              "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
              **({"load_error": e.load_error} if e.load_error else {}),
+             **({"ignored_engines": list(e.ignored_engines)} if e.ignored_engines else {}),
              **({"fuzz": e.fuzz} if e.fuzz is not None else {}),
              "cases": [
                  {"id": c.id, "status": c.status, "score": c.score, "max_score": c.max_score,

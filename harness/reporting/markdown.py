@@ -6,6 +6,7 @@ import re
 
 from harness import hookimpl
 from harness.model import ReportContext, RunResult
+from harness.reporting.text import ignored_note
 
 _ICON = {"passed": "✅", "failed": "❌", "error": "💥", "timeout": "⏱️", "unsupported": "➖"}
 #: Table order: what needs attention first.
@@ -34,6 +35,9 @@ def render(run: RunResult, context: ReportContext) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
         out.append(f"engine {cell(e.engine)} from {cell(e.source)}: {counts}")
         out.append("")
+        if e.ignored_engines:
+            out.append(cell(ignored_note(e)))
+            out.append("")
         if e.load_error:
             out.append("> **The submission failed to load:**<br>" + cell(e.load_error))
             out.append("")

@@ -20,6 +20,8 @@ def render(run: RunResult, context: ReportContext) -> str:
     for name, e in zip(run.labels(), run.engines):
         title = f"{name} ({e.source})" if name == e.engine else f"{name}: {e.engine} ({e.source})"
         out.append(_paint(f"== {title}", "1", context))
+        if e.ignored_engines:
+            out.append(f"   {ignored_note(e)}")
         if e.load_error:
             out.append("   the submission failed to load:")
             out.extend(f"   | {line}" for line in e.load_error.splitlines())
@@ -60,6 +62,16 @@ def culprit_lines(cases: list, most: int = 3) -> list[str]:
         text = d["message"] if d["message"].startswith(f"{culprit}:") else f"{culprit}: {d['message']}"
         lines.append(f"  - {text} ({n} case{'s' if n != 1 else ''}, e.g. {example})")
     return lines
+
+
+def ignored_note(engine) -> str:
+    """Which engine was graded when the submission registers others, and that the others were ignored."""
+    ignored = engine.ignored_engines
+    if not ignored:
+        return ""
+    shown = ", ".join(ignored[:5]) + (", ..." if len(ignored) > 5 else "")
+    return (f"graded engine {engine.engine}; the submission registers {len(ignored)} more engine(s), "
+            f"not graded ({shown}): grade another with --engine-name NAME")
 
 
 def fuzz_lines(fuzz: dict) -> list[str]:
