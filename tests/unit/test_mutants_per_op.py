@@ -19,8 +19,8 @@ from harness.cases.loader import load_suites
 from harness.engine_side.loading import find_engines
 from harness.engine_side.worker import run
 from harness.judging.compare import judge
-from harness.running.program import build
 from harness.running.observation import Observation
+from harness.running.program import build
 
 ENGINE = Path(__file__).resolve().parent.parent / "engines" / "micrograd_closures.py"
 SOURCE = ENGINE.read_text()
