@@ -41,6 +41,7 @@ from harness.model import (
     GraphPicture,
     MismatchKind,
     Status,
+    Where,
 )
 from harness.reporting.common import fmt
 from harness.running.observation import Observation
@@ -96,7 +97,7 @@ class Probe:
         """The op alone; the grads of its inputs and of its own result are read back."""
         inputs = [[string.ascii_lowercase[i], v] for i, (kind, v) in enumerate(self.operands) if kind == "node"]
         return Program(id=pid, inputs=inputs, steps=[["set", "out", self.code()]], output=[["name", "out"]],
-                       backward=1, grads=self.names + ["out"], structure=False)
+                       backward=1, grads=self.names + ["out"], structure=False, locate=self.op)
 
 
 def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
@@ -270,7 +271,15 @@ def _tidy(x: float):
 
 
 def _judge_probe(p: Probe, ref: Observation, eng: Observation, tol: Tolerance):
-    """'ok', None (nothing to compare), or (raised, Diagnosis) for what the op alone got wrong."""
+    """'ok', None (nothing to compare), or (raised, Diagnosis) for what the op alone got wrong;
+    a diagnosis that blames the op says where the engine implements it."""
+    verdict = _probe_verdict(p, ref, eng, tol)
+    if isinstance(verdict, tuple) and verdict[1].culprit == p.op and eng.located is not None:
+        return verdict[0], dataclasses.replace(verdict[1], where=Where(*eng.located))
+    return verdict
+
+
+def _probe_verdict(p: Probe, ref: Observation, eng: Observation, tol: Tolerance):
     if ref.status != "ok" or eng.status in ("unsupported", "timeout", "crashed"):
         return None
     where = f"{p.op} alone at {p.at()}" if p.at() else f"{p.op} alone"
