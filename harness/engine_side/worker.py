@@ -16,8 +16,8 @@ from harness import Unsupported
 from harness import wire as protocol
 from harness.engine_side import guard, privileges
 from harness.engine_side.adapters import is_number, optional_float, to_float
-from harness.engine_side.locate import locate
 from harness.engine_side.guard import DEFAULT_FORBIDDEN, PUBLIC_API, ImportPolicy
+from harness.engine_side.locate import locate
 
 _HARNESS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
