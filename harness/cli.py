@@ -395,7 +395,10 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def _main(argv: list[str] | None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:  # --help, or a bad command line (already reported)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     from harness.sandbox import reaper
 
     previous = _on_sigterm(_interrupt)

@@ -65,7 +65,8 @@ def grade(*args, cwd=ROOT, stdout=subprocess.PIPE, safe_path=False) -> subproces
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("HARNESS_PLUGINS", None)
     return subprocess.run([sys.executable, *(["-P"] if safe_path else []), "-m", "harness.cli", *map(str, args)],
-                          cwd=cwd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=300)
+                          cwd=cwd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=300,
+                          check=False)
 
 
 def test_a_closed_stdout_pipe_is_exit_2_with_one_line():
@@ -82,7 +83,7 @@ def test_a_closed_stdout_pipe_is_exit_2_with_one_line():
 def test_a_pipe_closed_by_head_is_not_a_traceback():
     result = subprocess.run(f"set -o pipefail; {sys.executable} -m harness.cli list | head -1", shell=True,
                             cwd=ROOT, capture_output=True, text=True, executable="/bin/bash",
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300, check=False)
     assert result.returncode in (0, 2) and result.stdout.count("\n") == 1
     assert "Traceback" not in result.stderr and result.stderr.count("\n") <= 1
 

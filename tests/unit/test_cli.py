@@ -330,3 +330,10 @@ def test_merge_of_csv_gradebooks_refuses_output_dir(capsys, tmp_path):
     (tmp_path / "a.csv").write_text("submission,engine,source,score,max_score,percent\n")
     assert cli.main(["merge", str(tmp_path / "a.csv"), "--output-dir", str(tmp_path / "o")]) == 2
     assert "--output-dir needs the shards' JSON reports" in capsys.readouterr().err
+
+
+def test_main_returns_the_exit_code_of_a_bad_command_line_or_help(capsys):
+    assert cli.main(["--jobs", "0"]) == 2
+    assert capsys.readouterr().err == "grade: error: argument --jobs: must be 1 or more, got 0 (see 'grade --help')\n"
+    assert cli.main(["list", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: grade list")
