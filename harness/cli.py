@@ -395,27 +395,29 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def _main(argv: list[str] | None) -> int:
-    try:
-        args = parse(sys.argv[1:] if argv is None else argv)
-    except SystemExit as e:  # --help, or a bad command line (already reported)
-        return e.code if isinstance(e.code, int) else EXIT_USAGE
     from harness.sandbox import reaper
 
-    previous = _on_sigterm(_interrupt)
+    previous = _on_sigterm(_interrupt)  # first: a SIGTERM during start-up is an interrupt too
+    prog = "grade"
     try:
+        try:
+            args = parse(sys.argv[1:] if argv is None else argv)
+        except SystemExit as e:  # --help, or a bad command line (already reported)
+            return e.code if isinstance(e.code, int) else EXIT_USAGE
+        prog = args.prog
         _use_plugins(args.plugin)
         return _finish(MODES[args.mode](args), args)
     except HarnessError as e:
         if not _interrupted:
-            print(f"{args.prog}: error: {e}", file=sys.stderr)
+            print(f"{prog}: error: {e}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"{args.prog}: interrupted; every engine process was killed", file=sys.stderr)
+        print(f"{prog}: interrupted; every engine process was killed", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BaseException as e:
         # An interrupt can land anywhere, e.g. in an import, which may wrap it in another exception.
         if not (_interrupted or isinstance(e, KeyboardInterrupt)):
             raise
-        print(f"{args.prog}: interrupted; every engine process was killed", file=sys.stderr)
+        print(f"{prog}: interrupted; every engine process was killed", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         reaper.stop_all()  # nothing a submission started outlives grade
