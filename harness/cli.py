@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                "2 the command could not run, 130 interrupted",
     )
     p.add_argument("-h", "--help", action=_Help, help="show this help and exit")
-    _engine_options(p.add_argument_group("what to grade"))
+    what = p.add_argument_group("what to grade")
+    _engine_options(what)
+    _engine_name_option(what)
     _selection_options(p.add_argument_group("selecting cases"))
     _report_options(p.add_argument_group("the report"))
     limits = p.add_argument_group("limits of each engine process")
@@ -159,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _selection_options(zipped)
     _limit_options(zipped)
     _feedback_options(zipped, graph=False)
+    _engine_name_option(zipped)
     _plugin_option(zipped)
 
     _subcommand(commands, "schema", "print the path of the case files' JSON Schema",
@@ -181,6 +184,12 @@ def _engine_options(g) -> None:
     g.add_argument("--submissions", action="append", default=[], metavar="DIR",
                    help="a folder whose every child folder or .py file is one submission, "
                         "named after it (repeatable)")
+
+
+def _engine_name_option(g) -> None:
+    g.add_argument("--engine-name", action="append", default=[], metavar="NAME", dest="engine_names",
+                   help="grade the engine named NAME in each submission (repeatable: each is graded); "
+                        "default: only the first engine a submission registers")
 
 
 def _selection_options(g) -> None:
@@ -630,6 +639,7 @@ def _build_gradescope(args: argparse.Namespace) -> Outcome:
     course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
     options += [o for name in course_plugins for o in ("-p", name)]
     options += ["--user", args.user] if args.user is not None else []
+    options += [o for name in args.engine_names for o in ("--engine-name", name)]
     names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
     hidden = sum(c.visibility != "visible" for c in cases)
     return Outcome(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
@@ -704,10 +714,14 @@ def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
     plan = shards.split(list(zip(specs, ids)), cases, args.shard)
     feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
     run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
-                     started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases))
+                     started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases),
+                     engines=tuple(args.engine_names))
     reaper.sweep()  # the report is written last, when no process of a submission is left
     if args.shard:
+        from harness.cases.fingerprint import fingerprint
+
         run.shard = (args.shard.index, args.shard.count)
+        run.cases_fingerprint = fingerprint(cases)  # every shard: the whole selection, not its part
     _restore_sources(run, dict(zip(specs, written)))
     return _reported(run, render, fmt, args)
 
