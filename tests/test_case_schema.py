@@ -163,6 +163,7 @@ def test_readme_documents_every_field():
     assert "yaml-language-server: $schema=" in readme
 
 
+@pytest.mark.slow
 def test_grade_schema_prints_the_schema_path(grade):
     result = grade("--schema")
     assert result.code == 0

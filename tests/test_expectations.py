@@ -7,6 +7,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
+
 
 def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
     path = tmp_path / name

@@ -9,14 +9,16 @@ import time
 
 import pytest
 
-from conftest import ENGINES, ROOT, run_grade
+from conftest import ROOT, fixture_engine, run_grade
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
 
 @pytest.fixture(scope="module")
 def seeded_bugs():
     """--fuzz 300 --seed 7 over the sub, tanh and mul fixtures: engine stem -> engine report."""
     args = [a for name in ("bug_sub_sign", "bug_tanh", "bug_mul_swapped")
-            for a in ("--engine", str(ENGINES / f"{name}.py"))]
+            for a in ("--engine", str(fixture_engine(name)))]
     result = run_grade(*args, "--fuzz", "300", "--seed", "7", "-k", "fuzz", "--format", "json")
     assert result.code == 1, result.stderr
     return {e["source"].rsplit("/", 1)[-1][:-3]: e for e in result.report["engines"]}

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENGINES, ROOT
+from conftest import ENGINES, ROOT, fixture_engine
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
 CASES = ROOT / "tests" / "cases" / "hostile.yaml"
 NAMES = ["plain_add", "times_three", "output_42", "big_output", "negative_output", "uses_log", "uses_exp",
@@ -152,8 +154,9 @@ def test_noise_never_reaches_the_text_report_or_the_output_file(grade, engine, t
 
 # --- in-process tampering ---------------------------------------------------------------------
 
-def in_a_fresh_python(code: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", code, str(ENGINES), str(CASES)], capture_output=True,
+def in_a_fresh_python(code: str, fixture: str) -> str:
+    """Run code with sys.argv[1] the fixture engine's path and sys.argv[2] the hostile cases."""
+    proc = subprocess.run([sys.executable, "-c", code, str(fixture_engine(fixture)), str(CASES)], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split()
@@ -165,8 +168,8 @@ def test_monkeypatching_the_comparisons_gains_nothing(grade, engine):
         "import runpy, sys\n"
         "from harness.judging import compare\n"
         "from harness.cases.loader import Tolerance\n"
-        "runpy.run_path(sys.argv[1] + '/tamper_monkeypatch.py')\n"
-        "print(compare.close(4.0, 3.0, Tolerance()))\n")
+        "runpy.run_path(sys.argv[1])\n"
+        "print(compare.close(4.0, 3.0, Tolerance()))\n", "tamper_monkeypatch")
     assert patched == ["True"]
     # ...but judging happens in the grader, out of the engine's reach
     result = hostile(grade, engine, "tamper_monkeypatch")
@@ -186,10 +189,11 @@ def test_searching_the_heap_for_expected_values_finds_nothing(grade, engine):
         "from harness.running.runner import Observation\n"
         "from harness.engine_side.worker import run\n"
         "cases = load_suite(sys.argv[2]).cases\n"
-        "engine = MicrogradAdapter(runpy.run_path(sys.argv[1] + '/tamper_gc.py')['Value'], 'tamper_gc')\n"
+        "engine = MicrogradAdapter(runpy.run_path(sys.argv[1])['Value'], 'tamper_gc')\n"
         "for case in cases[:3]:\n"
         "    prog = program.build(case)\n"
-        "    print(compare.judge(case, Observation.from_wire(run(engine, prog.to_wire()), prog)).status)\n")
+        "    print(compare.judge(case, Observation.from_wire(run(engine, prog.to_wire()), prog)).status)\n",
+        "tamper_gc")
     assert looted == ["passed"] * 3
     # ...but no expected value ever enters the engine's process
     result = hostile(grade, engine, "tamper_gc")

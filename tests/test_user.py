@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENGINES, ROOT
+from conftest import ENGINES, MUTANTS, ROOT, fixture_engine
 
 try:
     import pwd
@@ -27,9 +27,9 @@ try:
 except (ImportError, KeyError):
     NOBODY = None
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or os.geteuid() != 0 or NOBODY is None,
-    reason="needs Linux, root and a 'nobody' user")
+pytestmark = [pytest.mark.slow,  # runs grade as a subprocess
+              pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0 or NOBODY is None,
+                                 reason="needs Linux, root and a 'nobody' user")]
 
 HOSTILE = ROOT / "tests" / "cases" / "hostile.yaml"
 REACH = """\
@@ -65,9 +65,10 @@ def shared():
     folder = Path(tempfile.mkdtemp(prefix="grade-user-test-"))
     try:
         folder.chmod(0o755)
-        for f in ENGINES.glob("*.py"):
-            shutil.copy(f, folder / f.name)
-            (folder / f.name).chmod(0o644)
+        for f in [*ENGINES.glob("*.py"), *(fixture_engine(name) for name in MUTANTS)]:
+            if f.name != "mutants.py":
+                shutil.copy(f, folder / f.name)
+                (folder / f.name).chmod(0o644)
         (folder / "reach.yaml").write_text(REACH)
         (folder / "reach.yaml").chmod(0o644)
         secret = folder / "hidden.yaml"
