@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -179,8 +178,7 @@ def test_a_detached_process_of_nobody_is_killed_and_cannot_touch_the_report(grad
     result = grade("--engine", shared / "detached_writer.py", "--cases", HOSTILE, "--user", "nobody",
                    "--output", report, "--format", "json", env=env)
     assert result.code == 0, result.stderr
-    assert _processes_with(token) == []  # gone before grade exited
-    time.sleep(2.5)  # past the moment the writer would have started overwriting
+    assert _processes_with(token) == []  # gone before grade exited: nothing is left that could write later
     assert json.loads(report.read_text())["engines"][0]["engine"] == "detached_writer"
 
 
