@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from engines.mutants import MUTANTS, materialise
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,13 +1,14 @@
 """Fixture engines that are one small change away from a correct one, as find/replace edits.
 
-Each mutant names its base (``micrograd_full`` or ``notebook_full`` in this folder), a docstring that replaces
-the base's (what changed, the expected verdict) and its edits. Every ``find`` must occur exactly once, so a
+Each mutant names its base (``micrograd_full`` or ``notebook_full`` in this folder, or an installed module), a
+docstring that replaces the base's (what changed, the expected verdict) and its edits. Every ``find`` must occur exactly once, so a
 change to a base that an edit no longer fits fails loudly. ``materialise(name, folder)`` writes
 ``folder/<name>.py`` (conftest's ``engine`` fixture does); ``python tests/engines/mutants.py NAME`` prints one.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +38,22 @@ def after(anchor: str, text: str) -> tuple[str, str]:
     return anchor, anchor + text
 
 
+def base_source(base: str) -> str:
+    """A correct engine in this folder by name, or an installed module's source (``micrograd.engine``)."""
+    if "." in base:
+        spec = importlib.util.find_spec(base)
+        assert spec and spec.origin, f"{base} is not installed (pip install -e '.[test]')"
+        return Path(spec.origin).read_text()
+    return (HERE / f"{base}.py").read_text()
+
+
 def source(name: str) -> str:
     """The mutant's source: its base with the docstring swapped and every edit applied exactly once."""
     mutant = MUTANTS[name]
-    text = (HERE / f"{mutant.base}.py").read_text()
-    assert text.startswith('"""'), f"{mutant.base}.py must start with its docstring"
-    text = f'"""{mutant.doc.strip()}\n"""\n' + text[text.index('\n"""\n') + 5:]
+    text = base_source(mutant.base)
+    if text.startswith('"""'):
+        text = text[text.index('\n"""\n') + 5:]
+    text = f'"""{mutant.doc.strip()}\n"""\n' + text
     for find, replace in mutant.edits:
         count = text.count(find)
         assert count == 1, f"mutant {name}: {find!r} occurs {count} times in {mutant.base}.py, not once"
@@ -316,6 +327,13 @@ def _iterative_topo(root):'''
 M, N = "micrograd_full", "notebook_full"
 
 MUTANTS: dict[str, Mutant] = {
+    # --- a faithful copy of Karpathy's micrograd 0.1.0, from the installed package (the test extra pins it) ---
+    "micrograd_like": Mutant("micrograd.engine", """Karpathy's micrograd engine as published on PyPI (micrograd 0.1.0).
+``Value`` with a set ``_prev``, closures in ``_backward``, a recursive topological sort and a backward() that
+sets ``self.grad = 1`` and runs every closure; ``+ - * / **`` (an int or float exponent) and ``relu()`` only.
+Expected: exp, log, tanh and sigmoid ``unsupported``; RecursionError on a deep chain; a second backward()
+re-propagates stale intermediate grads (``backward: 2`` cases with an intermediate node fail); ``x / 0`` raises
+ZeroDivisionError (as ``x * 0 ** -1``). Everything else is right.""", ()),
     # --- seeded bugs: wrong gradients (expected verdict: failed where the bug is reached) ---
     "bug_assign_grad": Mutant(M, """Seeded bug, micrograd style: backward assigns with ``=`` where it must add.
 A node used more than once (``a`` in ``a + b * (a + c)``) keeps only the contribution of the parent processed

@@ -6,12 +6,20 @@ import math
 import textwrap
 
 import pytest
+from test_bad_input import BAD_FILES, GOOD, case_with
 
 from harness.cases.loader import (
-    REFERENCE, Assign, Case, Repeat, Tolerance, builtin_cases_dir, case_files, load_suite, load_suites,
+    REFERENCE,
+    Assign,
+    Case,
+    Repeat,
+    Tolerance,
+    builtin_cases_dir,
+    case_files,
+    load_suite,
+    load_suites,
 )
 from harness.errors import CaseFileError, HarnessError
-from test_bad_input import BAD_FILES, GOOD, case_with
 
 
 def write(tmp_path, text, name="suite.yaml"):
