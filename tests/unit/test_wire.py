@@ -98,18 +98,47 @@ def test_a_pipe_closed_inside_a_frame_is_end_of_file_on_the_grader_side(pipe):
         wire.FrameReader(r).read(timeout=5)
 
 
-def test_a_frame_above_the_bound_is_refused_from_its_header_alone(pipe):
+def test_a_frame_above_the_default_bound_is_refused_from_its_header_alone(pipe):
     r, w = pipe
     os.write(w, struct.pack("!I", wire.MAX_FRAME + 1))
-    with pytest.raises(wire.ProtocolError, match=f"reply of {wire.MAX_FRAME + 1} bytes is larger than the "
-                                                 f"{wire.MAX_FRAME}-byte limit"):
+    with pytest.raises(wire.ProtocolError) as caught:
         wire.FrameReader(r).read(timeout=5)
+    assert str(caught.value) == f"a reply of {wire.MAX_FRAME + 1:,} bytes is larger than its {wire.MAX_FRAME:,}-byte cap"
+
+
+def test_a_frame_above_the_callers_limit_is_refused_and_one_at_the_limit_is_read(pipe):
+    r, w = pipe
+    body = b'"' + b"x" * 98 + b'"'
+    reader = wire.FrameReader(r)
+    os.write(w, struct.pack("!I", len(body)) + body)
+    assert reader.read(timeout=5, limit=100) == "x" * 98
+    os.write(w, struct.pack("!I", 101) + b"x" * 101)
+    with pytest.raises(wire.ProtocolError, match="a reply of 101 bytes is larger than its 100-byte cap"):
+        reader.read(timeout=5, limit=100)
 
 
 def test_a_frame_of_exactly_the_bound_is_not_refused_for_its_size():
     reader = wire.FrameReader(-1)
     reader.buf += struct.pack("!I", wire.MAX_FRAME)
-    assert reader._take() is None  # waits for the body instead of refusing
+    assert reader._take(wire.MAX_FRAME) is None  # waits for the body instead of refusing
+
+
+@pytest.mark.parametrize("text, limit, clipped", [
+    ("short", 10, "short"),
+    ("x" * 10, 10, "x" * 10),
+    ("x" * 100, 50, "x" * 18 + "... [cut: 100 characters in all]"),
+    ("x" * 5000, 10, "... [cut: 5,000 characters in all]"),
+])
+def test_clip_cuts_text_to_its_limit_and_says_how_long_it_was(text, limit, clipped):
+    assert wire.clip(text, limit) == clipped
+    assert len(wire.clip(text, limit)) <= max(limit, len(clipped))
+
+
+def test_a_reply_limit_grows_with_what_the_program_reads_back():
+    base = wire.reply_limit([], False, 0)
+    assert base < wire.reply_limit(["a"], False, 0) < wire.reply_limit(["a", "bb"], False, 0)
+    assert wire.reply_limit([], True, 0) > base and wire.reply_limit([], False, 10) > base
+    assert wire.reply_limit(["x" * 80] * 32, True, 1000) < wire.MAX_FRAME
 
 
 @pytest.mark.parametrize("body", [b"not json", b"{", b"\xff\xfe", b"[1,]", b""])
