@@ -236,7 +236,7 @@ def sigterm_grade(engine, env, wait_until=None, python=(sys.executable, "-m", "h
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         if wait_until:
-            wait_until()
+            wait_until(proc)
             proc.send_signal(signal.SIGTERM)
         proc.out, proc.err = proc.communicate(timeout=60)
     finally:
@@ -249,11 +249,11 @@ def sigterm_grade(engine, env, wait_until=None, python=(sys.executable, "-m", "h
 def test_sigterm_kills_every_engine_process(engine):
     token, env = token_env()
 
-    def engines_running():
-        deadline = time.monotonic() + 30
-        while len(processes_with(token)) < 3 and time.monotonic() < deadline:  # grade + 2 engines
-            time.sleep(0.1)
-        assert len(processes_with(token)) >= 3
+    def engines_running(proc):
+        """Ready: grade and its 2 engine processes exist (pytest-timeout ends a wait that never ends)."""
+        while len(processes_with(token)) < 3:
+            assert proc.poll() is None, "grade ended before its engine processes started"
+            time.sleep(0.05)  # polling for a start, not waiting out an absence
 
     proc = sigterm_grade(engine, env, engines_running)
     assert proc.returncode == 130
