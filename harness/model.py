@@ -67,6 +67,8 @@ class RunResult:
     engines: list
     duration_s: float = 0.0
     shard: tuple | None = None  # (K, N) for a ``--shard K/N`` run
+    sandbox: str = ""           # the sandbox engine processes ran in: bwrap | uid | none ("" when unknown)
+    sandbox_warning: str = ""   # why engine processes were not sandboxed, when --sandbox auto fell back to none
 
     @property
     def all_passed(self) -> bool:

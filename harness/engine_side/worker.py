@@ -15,7 +15,7 @@ import time
 from harness import Unsupported
 from harness import wire as protocol
 from harness.engine_side import guard
-from harness.sandbox import privileges
+from harness.engine_side import drop as privileges
 from harness.engine_side.adapters import is_number, optional_float, to_float
 from harness.engine_side.guard import DEFAULT_FORBIDDEN, PUBLIC_API, ImportPolicy
 
@@ -33,12 +33,14 @@ def main(argv: list[str]) -> int:
     output_mb = hello.get("limits", {}).get("output_mb")
     _limit_memory(memory_mb)
     _limit_output(output_mb)
+    _limit_cpu_and_processes(hello.get("limits", {}))
     policy = ImportPolicy(tuple(hello.get("forbid", DEFAULT_FORBIDDEN)), tuple(hello.get("allow", PUBLIC_API)))
     sys.dont_write_bytecode = True  # the harness's own modules are cached; no __pycache__ in a submission
-    run_as = hello.get("user")  # --user: give up root before any submission code runs
+    run_as = hello.get("user")  # a private uid or --user: give up root before any submission code runs
+    trusted = bool(hello.get("trusted"))  # the reference engine: loaded as root, from files root alone reads
 
     def before_submission():
-        if run_as:
+        if run_as and not trusted:
             _become(run_as, hello["spec"], LoadError)
         guard.install(policy)
 
@@ -100,6 +102,18 @@ def _limit_memory(megabytes) -> None:
 
         cap = int(megabytes) << 20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _limit_cpu_and_processes(limits: dict) -> None:
+    """CPU seconds for the whole process (far above the timeouts) and, under a private uid, processes."""
+    import resource
+
+    cpu = limits.get("cpu_s")
+    if cpu:
+        resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 5))
+    procs = limits.get("processes")
+    if procs:  # counted per uid: meaningful only when the uid is this engine process's own
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(procs), int(procs)))
 
 
 def _limit_output(megabytes) -> None:

@@ -27,6 +27,8 @@ def as_dict(run: RunResult) -> dict:
                  for c in e.cases]}
             for e in run.engines],
         "duration_s": run.duration_s,
+        **({"sandbox": run.sandbox} if run.sandbox else {}),
+        **({"sandbox_warning": run.sandbox_warning} if run.sandbox_warning else {}),
         **({"shard": {"index": run.shard[0], "count": run.shard[1]}} if run.shard else {}),
     }
 

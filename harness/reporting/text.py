@@ -39,7 +39,16 @@ def render(run: RunResult, context: ReportContext) -> str:
         out.append("")
     shard = f" (shard {run.shard[0]}/{run.shard[1]})" if run.shard else ""
     out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}")
+    if run.sandbox:
+        out.append(sandbox_line(run))
     return "\n".join(out) + "\n"
+
+
+def sandbox_line(run: RunResult) -> str:
+    """One line saying which sandbox the engine processes ran in."""
+    if run.sandbox_warning:
+        return f"sandbox: none (warning: {run.sandbox_warning})"
+    return f"sandbox: {run.sandbox}"
 
 
 def culprit_lines(cases: list, most: int = 3) -> list[str]:

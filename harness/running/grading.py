@@ -20,7 +20,7 @@ from harness.running.reference import REFERENCE_SPEC
 from harness.cases.loader import Case
 from harness.judging.compare import Verdict, judge
 from harness.model import CaseResult, EngineResult, RunResult
-from harness.running.runner import Limits, Observation, Worker, run_engine, timeout_for
+from harness.running.runner import Limits, Observation, Worker, run_engine, timeout_for, with_hidden
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,7 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     ``fuzz_here(i)`` says whether item i fuzzes (default: all), so a sharded submission is fuzzed once.
     """
     start = time.perf_counter()
+    limits = with_hidden(limits, [spec for (spec, _), _ in plan])
     started = dict(started or {})
     early = list(started.values())
     distinct = list({id(c): c for _, cases in plan for c in cases}.values())
@@ -151,7 +152,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
     engines = [e for batch in per_item for e in batch]
-    return RunResult(engines, round(time.perf_counter() - start, 3))
+    return RunResult(engines, round(time.perf_counter() - start, 3), sandbox=limits.sandbox,
+                     sandbox_warning=limits.sandbox_warning)
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
