@@ -72,13 +72,18 @@ def _prctl(option: int, value: int) -> None:
 
 
 def unreadable(path: str) -> str:
-    """The first of ``path``, its parent folders and (for a folder) its files that this process cannot read; ''."""
+    """The first of ``path``, its parent folders and (for a folder) its files that this process cannot read;
+    '' when all are readable or one is missing (the loader says so)."""
     p = os.path.abspath(path)
     parts = p.split(os.sep)
     for i in range(2, len(parts)):
         folder = os.sep.join(parts[:i]) or os.sep
+        if not os.path.lexists(folder):  # its parent is searchable: it is missing, not unreadable
+            return ""
         if not os.access(folder, os.X_OK):
             return folder
+    if not os.path.lexists(p):
+        return ""
     if not os.access(p, os.R_OK | (os.X_OK if os.path.isdir(p) else 0)):
         return p
     if os.path.isdir(p):

@@ -86,6 +86,8 @@ def command(view: View, argv: list[str], host: Host | None = None, executable: s
             args += ["--ro-bind-try", path, path]
     for path in SYSTEM_FILES:
         args += ["--ro-bind-try", path, path]
+    size = str(max(1, view.tmp_mb) << 20)
+    args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
     roots = [r for r in host.python_roots if not _inside(r, ["/usr"])]
     for root in _outermost(roots):
         args += ["--ro-bind", root, root]
@@ -95,8 +97,6 @@ def command(view: View, argv: list[str], host: Host | None = None, executable: s
     else:
         args += _untrusted(view, host, package, roots)
     args += ["--proc", "/proc", "--dev", "/dev"]
-    size = str(max(1, view.tmp_mb) << 20)
-    args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
     args += ["--perms", "0777", "--size", size, "--tmpfs", view.workdir]
     args += ["--remount-ro", "/", "--chdir", view.workdir, "--setenv", "HOME", view.workdir,
              "--setenv", "TMPDIR", "/tmp", "--"]
@@ -105,28 +105,37 @@ def command(view: View, argv: list[str], host: Host | None = None, executable: s
 
 _MOUNTS = {"--ro-bind": 2, "--ro-bind-try": 2, "--bind": 2, "--tmpfs": 1}
 _SKIP = {"--hostname": 1, "--cap-drop": 1, "--cap-add": 1, "--symlink": 2, "--remount-ro": 1, "--proc": 1,
-         "--dev": 1, "--perms": 1, "--size": 1, "--chdir": 1, "--setenv": 2}
+         "--dev": 1, "--perms": 1, "--size": 1, "--chdir": 1, "--setenv": 2, "--dir": 1}
 
 
 def _with_parents(args: list[str]) -> list[str]:
-    """``args`` preceded by a 0755 ``--dir`` for every folder bwrap would otherwise create 0700 (as root)."""
-    dests, i = [], 1
+    """``args`` with a 0755 ``--dir`` before each mount for every folder above it that bwrap would otherwise
+    create 0700 (as root), so an engine process that gave up root can still reach what is bound."""
+    out, binds, made, pending, i = args[:1], [], {"/"}, [], 1
     while i < len(args):
         op = args[i]
+        width = _MOUNTS.get(op, _SKIP.get(op, 0))
+        if op in ("--perms", "--size"):  # they belong to the next op: keep them next to it
+            pending += args[i:i + 2]
+            i += 2
+            continue
         if op in _MOUNTS:
-            dests.append(args[i + _MOUNTS[op]])
-            i += _MOUNTS[op] + 1
-        else:
-            i += _SKIP.get(op, 0) + 1
-    mounted = set(dests)
-    parents: set[str] = set()
-    for dest in dests:
-        parent = os.path.dirname(dest)
-        while parent not in ("/", "") and not _inside(parent, [d for d in mounted if d != dest]):
-            parents.add(parent)
-            parent = os.path.dirname(parent)
-    made = [a for d in sorted(parents, key=lambda p: (p.count(os.sep), p)) for a in ("--perms", "0755", "--dir", d)]
-    return args[:1] + made + args[1:]
+            dest = args[i + width]
+            ancestors, parent = [], os.path.dirname(dest)
+            while parent not in made and not _inside(parent, binds):
+                ancestors.append(parent)
+                parent = os.path.dirname(parent)
+            for folder in reversed(ancestors):
+                out += ["--perms", "0755", "--dir", folder]
+                made.add(folder)
+            if op == "--tmpfs":
+                made.add(dest)
+            else:
+                binds.append(dest)
+        out += pending + args[i:i + width + 1]
+        pending = []
+        i += width + 1
+    return out
 
 
 def _trusted(view: View, host: Host, package: str) -> list[str]:
