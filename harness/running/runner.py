@@ -135,7 +135,7 @@ class Worker:
     def __init__(self, spec: str, select: str | None, limits: Limits, greet: bool = True):
         self.spec, self.select, self.limits, self.killed = spec, select, limits, False
         self.lease: uids.Lease | None = None
-        self.run_as = limits.user
+        self.run_as: RunAs | uids.Lease | None = limits.user
         if limits.sandbox in ("uid", "bwrap") and limits.user is None and _is_root():
             self.lease = uids.lease(reference=limits.trusted)  # a uid of its own, never root
             self.run_as = self.lease

@@ -111,7 +111,9 @@ _SKIP = {"--hostname": 1, "--cap-drop": 1, "--cap-add": 1, "--symlink": 2, "--re
 def _with_parents(args: list[str]) -> list[str]:
     """``args`` with a 0755 ``--dir`` before each mount for every folder above it that bwrap would otherwise
     create 0700 (as root), so an engine process that gave up root can still reach what is bound."""
-    out, binds, made, pending, i = args[:1], [], {"/"}, [], 1
+    out, pending, i = args[:1], [], 1
+    binds: list[str] = []
+    made = {"/"}
     while i < len(args):
         op = args[i]
         width = _MOUNTS.get(op, _SKIP.get(op, 0))
