@@ -6,9 +6,13 @@ process gives up root for a uid of its own, taken from a range no account uses
 
 - the first uid of the range belongs to the trusted reference engine alone;
 - every other engine process leases the lowest free uid above it and returns it
-  when it is killed, so no two live submissions ever share a uid;
-- before a uid is returned, every process still running as it is killed, so a
-  process a submission left behind cannot greet the next one.
+  when it is killed, so no two live submissions ever share a uid, even across
+  ``grade`` processes running at the same time: a lease is an exclusive ``flock``
+  on a file in a root-only folder (``LOCK_DIR``), which the kernel releases if
+  the grader dies;
+- before a uid is handed out and before it is returned, every process still
+  running as it is killed, so a process a submission left behind cannot greet
+  the next one.
 
 A process of another uid cannot signal, ptrace or read the ``/proc/<pid>/fd`` of
 an engine process (which is also non-dumpable), and ``RLIMIT_NPROC`` counts the
@@ -17,17 +21,19 @@ processes of that uid alone.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
 
 UIDS_ENV = "HARNESS_SANDBOX_UIDS"
 DEFAULT_RANGE = (60000, 60999)
+LOCK_DIRS = ("/run/harness-uids", "/tmp/harness-uids-0")
 _lock = threading.Lock()
-_leased: set[int] = set()
+_leased: dict[int, int] = {}  # uid -> the fd holding its lock
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Lease:
 
     uid: int
     reference: bool = False
+    fd: int = field(default=-1, compare=False, repr=False)
 
     @property
     def gid(self) -> int:
@@ -68,12 +75,34 @@ def lease(reference: bool = False) -> Lease:
     first, last = uid_range()
     if reference:
         return Lease(first, reference=True)
+    folder = _lock_dir()
     with _lock:
         for uid in range(first + 1, last + 1):
-            if uid not in _leased:
-                _leased.add(uid)
-                return Lease(uid)
+            if uid in _leased:
+                continue
+            fd = os.open(os.path.join(folder, str(uid)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # another grade process holds it
+                os.close(fd)
+                continue
+            _leased[uid] = fd
+            kill_uid(uid)  # left over from a grade process that died
+            return Lease(uid, fd=fd)
     raise HarnessError(f"more engine processes than uids in {UIDS_ENV} ({first}-{last}): widen the range")
+
+
+def _lock_dir() -> str:
+    """A folder only grade's user (root) can write, holding one lock file per uid in use."""
+    for folder in LOCK_DIRS:
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            st = os.lstat(folder)
+        except OSError:
+            continue
+        if st.st_uid == os.geteuid() and not st.st_mode & 0o077 and os.path.isdir(folder) and not os.path.islink(folder):
+            return folder
+    raise HarnessError(f"no root-only folder for the uid locks ({', '.join(LOCK_DIRS)})")
 
 
 def release(held: Lease) -> None:
@@ -85,7 +114,9 @@ def release(held: Lease) -> None:
         return
     kill_uid(held.uid)
     with _lock:
-        _leased.discard(held.uid)
+        fd = _leased.pop(held.uid, None)
+    if fd is not None:
+        os.close(fd)  # and with it the lock
 
 
 def kill_uid(uid: int) -> None:
