@@ -24,7 +24,7 @@ submissions, the grader's working folder and its home are simply absent.
 
 As root, bwrap keeps only CAP_SETUID and CAP_SETGID, which the engine process
 uses to become its private uid before any submission code runs
-(``harness.engine_side.drop``).  As another user, bwrap runs in a new user
+(``harness.engine_side.privileges``).  As another user, bwrap runs in a new user
 namespace and the engine keeps that user's uid.
 """
 
@@ -39,7 +39,7 @@ import sys
 from dataclasses import dataclass
 
 #: The harness modules an engine process imports, besides ``harness/engine_side/``.
-ENGINE_SIDE = ("__init__.py", "wire.py", "ops.py", "hookspecs.py", "errors.py", "plugins.py")
+ENGINE_SIDE = ("__init__.py", "wire.py", "ops.py", "hookspecs.py")
 #: Files of the system that the interpreter needs (each bound only if it exists).
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 #: At most this many files and packages beside a single-file submission are bound with it.

@@ -1,9 +1,9 @@
-"""``grade --user USER``: engine processes give up root before a submission is imported (grader side).
+"""``grade --user USER``, grader side: ``resolve()`` turns the option into a ``RunAs``.
 
-``resolve()`` turns the option into a ``RunAs`` (name, uid, primary gid).  The
-drop itself happens in the engine process (``harness.engine_side.drop``).
-With ``--user``, every submission runs as that one uid: the fixed-uid form of
-``--sandbox uid``, which otherwise gives each engine-process slot its own uid.
+The engine process drops to that user itself (``harness.engine_side.privileges.drop``)
+before any submission code runs.  With ``--user``, every submission runs as that one
+uid: the fixed-uid form of ``--sandbox uid``, which otherwise gives each engine-process
+slot a uid of its own (``harness.sandbox.uids``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from harness.engine_side.drop import PRELOAD, DropFailed, drop, unreadable  # noqa: F401  (re-exported)
 from harness.errors import HarnessError
 
 

@@ -1,4 +1,4 @@
-"""Give up root in the engine process, before a submission is imported (runs INSIDE the engine process).
+"""``grade --user USER``, engine side: the engine process gives up root before a submission is imported.
 
 ``drop()`` runs after the interpreter and the harness are loaded and before any
 submission code: it pre-imports the standard-library modules that submissions
@@ -6,8 +6,9 @@ commonly use (the interpreter may live in a folder the user cannot read, such as
 ``/root/.pyenv``), forbids regaining privileges (``PR_SET_NO_NEW_PRIVS``), keeps
 the process non-dumpable (no other process of that user may ptrace it), then
 drops the supplementary groups, the group and the user, in that order, and
-checks that root cannot be taken back.  The grader picks the user: ``--user``,
-or a private uid per engine-process slot (``harness.sandbox.uids``).
+checks that root cannot be taken back.  The grader picks the user and sends it in the
+hello: ``--user`` (resolved by ``harness.sandbox.privileges``), or a private uid per
+engine-process slot (``harness.sandbox.uids``).
 """
 
 from __future__ import annotations
