@@ -350,3 +350,23 @@ def test_uids_are_private_per_live_engine_process(monkeypatch, tmp_path):
         for fd in uids._leased.values():
             os.close(fd)
         uids._leased.clear()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [m for m in MODES if m.values[0] != "uid"])
+def test_attack_9_under_the_pytest_plugin_a_detached_process_cannot_rewrite_the_junit_file(mode, tmp_path):
+    """detached_writer's setsid grandchild would rewrite the --junitxml file 2 s after the import."""
+    import subprocess
+    import time
+
+    junit = tmp_path / "out.xml"
+    shutil.copy(ROOT / "tests" / "cases" / "hostile.yaml", tmp_path / "hostile.yaml")
+    env = dict(os.environ, GRADE_TEST_REPORT=str(junit))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+                           "-q", f"--engine={ROOT / 'tests' / 'engines' / 'detached_writer.py'}",
+                           f"--engine-sandbox={mode}", "hostile.yaml", f"--junitxml={junit}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    time.sleep(2.5)  # past the moment the writer would have started overwriting
+    text = junit.read_text()
+    assert "hacked" not in text and 'failures="0"' in text
