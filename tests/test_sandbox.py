@@ -370,3 +370,39 @@ def test_attack_9_under_the_pytest_plugin_a_detached_process_cannot_rewrite_the_
     time.sleep(2.5)  # past the moment the writer would have started overwriting
     text = junit.read_text()
     assert "hacked" not in text and 'failures="0"' in text
+
+
+@pytest.mark.slow
+def test_attack_6_a_submission_on_gradescope_cannot_touch_run_autograder_or_the_results(place):
+    """The default zip (no --user): the engine runs sandboxed, never as root, and the cases are root-only."""
+    import subprocess
+    import zipfile
+
+    root = Path(tempfile.mkdtemp(prefix="grade-autograder-", dir=place))
+    root.chmod(0o755)
+    built = run_grade("--cases", place / "reach.yaml", "--no-blame", "--build-gradescope", place / "ag.zip")
+    assert built.code == 0, built.stderr
+    with zipfile.ZipFile(place / "ag.zip") as zf:
+        zf.extractall(root / "source")
+    for script in ("run_autograder", "setup.sh"):
+        (root / "source" / script).chmod(0o755)
+    shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "submission").mkdir(mode=0o700)  # as uploaded
+    for name in ("write_grader.py", "_value.py"):
+        shutil.copy(ATTACKS / name, root / "submission" / name)
+    (root / "results").mkdir()
+    (root / "results" / "results.json").write_text("{}")
+    before = (root / "run_autograder").read_bytes()
+    targets = os.pathsep.join(str(p) for p in (root / "run_autograder", root / "results" / "results.json",
+                                                root / "results"))
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), HARNESS_PYTHON=sys.executable, GRADE_TEST_TARGETS=targets)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([str(root / "run_autograder")], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert {t["name"]: t["status"] for t in results["tests"]} == dict.fromkeys(
+        (f"reach::{n}" for n in NAMES), "passed")
+    assert results["score"] == 4.0
+    assert (root / "run_autograder").read_bytes() == before
+    assert (root / "source" / "cases").stat().st_mode & 0o077 == 0

@@ -46,6 +46,8 @@ def main(argv: list[str]) -> int:
     try:
         engines, _trusted = load(hello["spec"], hello.get("installed"), guard=before_submission)
         if run_as and not _dropped:  # a trusted installed engine, loaded without the guard
+            if trusted:
+                _preload_plugins()
             _become(run_as, hello["spec"], LoadError)
     except LoadError as e:
         protocol.write(fd_out, {"ready": False, "error": str(e)})
@@ -75,6 +77,20 @@ def main(argv: list[str]) -> int:
 
 
 _dropped: list = []
+
+
+def _preload_plugins() -> None:
+    """Import the course's plugin modules (HARNESS_PLUGINS) while still root: the reference engine reads
+    their ops later, and their folder may be root's alone."""
+    import importlib
+
+    from harness.engine_side import collector
+
+    for name in collector.extra_plugin_names():
+        try:
+            importlib.import_module(name)
+        except Exception:  # reported where the reference engine loads its plugins
+            pass
 
 
 def _become(run_as: dict, spec: str, error) -> None:
