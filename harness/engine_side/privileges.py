@@ -32,8 +32,11 @@ class DropFailed(Exception):
 
 
 def drop(run_as: dict) -> None:
-    """Become ``run_as`` (the hello's ``user``) for good; DropFailed if that did not stick."""
-    for name in PRELOAD:
+    """Become ``run_as`` (the hello's ``user``) for good; DropFailed if that did not stick.
+
+    ``run_as["preload"]`` false skips PRELOAD: in a bwrap sandbox the interpreter stays readable.
+    """
+    for name in PRELOAD if run_as.get("preload", True) else ():
         try:
             importlib.import_module(name)
         except ImportError:  # e.g. ctypes on a minimal interpreter

@@ -185,7 +185,8 @@ class Worker:
                    "limits": {"memory_mb": limits.memory_mb, "output_mb": limits.output_mb, "cpu_s": limits.cpu_s,
                               "processes": limits.processes if self.run_as is not None else None},
                    "installed": installed, "forbid": list(limits.forbidden_imports), "trusted": limits.trusted,
-                   "user": self.run_as.to_wire() if self.run_as is not None else None})
+                   "user": None if self.run_as is None else  # in bwrap the interpreter stays readable: no preload
+                   dict(self.run_as.to_wire(), preload=limits.sandbox != "bwrap")})
 
     def send(self, obj) -> None:
         """Write in the background (one writer thread), so a worker that never reads cannot block the grader."""
