@@ -66,12 +66,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         reaper.resume()
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if _GRADER in config.stash:
         grader = config.stash[_GRADER]
         sandbox = grader.limits.sandbox + (f" (warning: {grader.limits.sandbox_warning})"
                                            if grader.limits.sandbox_warning else "")
-        return f"autograd-harness: grading engine {grader.written}; sandbox: {sandbox}"
+        return [f"autograd-harness: grading engine {grader.written}", f"autograd-harness: sandbox: {sandbox}"]
     return None
 
 
