@@ -27,7 +27,8 @@ STARTS = 15
 
 def modes() -> list[str]:
     """The sandboxes this machine provides."""
-    from harness.sandbox import bwrap, modes as chooser
+    from harness.sandbox import bwrap
+    from harness.sandbox import modes as chooser
 
     found = [] if bwrap.probe(chooser.is_root()) else ["bwrap"]
     return found + (["uid"] if chooser.is_root() else [])

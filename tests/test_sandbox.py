@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_grade
 
 ATTACKS = ROOT / "tests" / "engines" / "attacks"

@@ -113,9 +113,9 @@ class _Grader:
             self._call_ops = {**CALL_OPS, **{n: s.arity for n, s in plugins.ops(pm).items()}}
         return self._call_ops
 
-    def verdict(self, item: "CaseItem"):
-        """The judge's verdict on ``item``'s case."""
-        from harness.judging.compare import judge
+    def verdict(self, item: CaseItem):
+        """The judge's verdict on ``item``'s case, as a case result."""
+        from harness.judging.compare import case_result, judge
 
         if item.nodeid not in self.observations:
             if hasattr(item.config, "workerinput"):  # a pytest-xdist worker runs only some of the items
@@ -125,7 +125,8 @@ class _Grader:
                          and i.nodeid not in self.observations]
                 batch = batch if item in batch else [item]
             self._run(batch)
-        return judge(item.case, self.observations[item.nodeid])
+        obs = self.observations[item.nodeid]
+        return case_result(item.case, obs, judge(item.case, obs))
 
     def _run(self, items: list) -> None:
         from harness.running import program
@@ -142,9 +143,9 @@ class CaseFile(pytest.File):
     """A YAML case file: one suite."""
 
     def collect(self):
-        from harness.running import reference
         from harness.cases.loader import load_suite
         from harness.errors import HarnessError
+        from harness.running import reference
 
         grader = self.config.stash[_GRADER]
         try:
@@ -184,11 +185,13 @@ class CaseItem(pytest.Item):
         self.extra_keyword_matches.update(case.tags)  # so that -k TAG selects by tag
 
     def runtest(self) -> None:
-        verdict = self.config.stash[_GRADER].verdict(self)
-        if verdict.status == "unsupported":  # reported at the case's line, not this one
-            raise pytest.skip.Exception(verdict.message, _use_item_location=True)
-        if verdict.status != "passed":
-            raise CaseFailed(verdict.status, verdict.message)
+        from harness.reporting.common import case_text
+
+        result = self.config.stash[_GRADER].verdict(self)
+        if result.status == "unsupported":  # reported at the case's line, not this one
+            raise pytest.skip.Exception(case_text(result), _use_item_location=True)
+        if result.status != "passed":
+            raise CaseFailed(result.status, case_text(result))
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, CaseFailed):

@@ -20,18 +20,19 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import wire as protocol
-
-from harness.sandbox import bwrap, reaper, uids
 from harness.engine_side.guard import DEFAULT_FORBIDDEN
+from harness.model import EngineStatus
+from harness.running.observation import Observation
+from harness.sandbox import bwrap, reaper, uids
 
 if TYPE_CHECKING:
-    from harness.sandbox.privileges import RunAs
     from harness.running.program import Program
+    from harness.sandbox.privileges import RunAs
 
 HARNESS_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _STDLIB = tuple({sysconfig.get_paths()[k] + os.sep for k in ("stdlib", "platstdlib")})
@@ -56,67 +57,23 @@ class Limits:
     processes: int | None = 64     # RLIMIT_NPROC when the engine process has a uid of its own
 
 
-@dataclass
-class Observation:
-    """What came back for one program: the engine's results, or how it failed."""
+def hello_fields(hello) -> tuple[list[str], str, str]:
+    """(engine names, the engine loaded, the load error) of an untrusted hello, each capped.
 
-    id: str
-    status: str                   # ok | error | unsupported | timeout | crashed
-    value: float | None = None
-    grads: dict = field(default_factory=dict)
-    structure: dict | None = None
-    trace: dict | None = None     # traced programs: "values", "grads", "locals" per node, "created"
-    message: str = ""
-    error_type: str = ""
-    phase: str = ""
-    where: str = ""
-    duration_s: float = 0.0
-
-    @classmethod
-    def from_wire(cls, reply, program: Program) -> "Observation":
-        """Validate an untrusted reply; anything malformed becomes an error."""
-        try:
-            if not isinstance(reply, dict) or reply.get("id") != program.id:
-                raise ValueError("reply for the wrong case")
-            status = reply["status"]
-            if status not in ("ok", "error", "unsupported"):
-                raise ValueError(f"unknown status {status!r}")
-            obs = cls(id=program.id, status=status, duration_s=_num(reply.get("duration_s", 0.0)))
-            for key in ("message", "error_type", "phase", "where"):
-                obs.__dict__[key] = str(reply.get(key, ""))[:2000]
-            if status == "ok":
-                obs.value = _num(reply["value"])
-                grads = reply["grads"]
-                obs.grads = {n: (None if grads[n] is None else _num(grads[n])) for n in program.grads}
-                if program.structure:
-                    s = reply.get("structure")
-                    obs.structure = None if s is None else {
-                        k: [_num(x) for x in s[k]] for k in ("args", "local_derivatives")}
-                if program.trace:
-                    obs.trace = _trace(reply.get("trace"), program.trace)
-            return obs
-        except (KeyError, TypeError, ValueError) as e:
-            return cls(id=program.id, status="crashed",
-                       message=f"the engine process sent a malformed reply ({e})")
-
-
-def _trace(t, cap: int) -> dict:
-    """A validated trace: lists of at most ``cap`` numbers (None where the engine had none)."""
-    if not isinstance(t, dict) or type(t.get("created")) is not int:
-        raise ValueError("malformed trace")
-    n = len(t["values"])
-    if n > cap or any(len(t[k]) != n for k in ("grads", "locals")):
-        raise ValueError("malformed trace")
-    opt = lambda x: None if x is None else _num(x)  # noqa: E731
-    return {"created": t["created"], "values": [opt(x) for x in t["values"]],
-            "grads": [opt(x) for x in t["grads"]],
-            "locals": [None if d is None else [_num(x) for x in d][:16] for d in t["locals"]]}
-
-
-def _num(x) -> float:
-    if type(x) not in (int, float):
-        raise ValueError(f"not a number: {x!r:.50}")
-    return float(x)
+    A hello that is not ready has no engines and a load error; a ready one names at least its engine.
+    """
+    if not isinstance(hello, dict):
+        return [], "", "the engine process sent a malformed reply while loading (not an object)"
+    if hello.get("ready") is not True:
+        error = hello.get("error")
+        error = error if isinstance(error, str) and error else "the engine could not be loaded"
+        return [], "", protocol.clip(error, protocol.MAX_LOAD_ERROR)
+    raw = hello.get("engines")
+    raw = raw[:protocol.MAX_ENGINES] if isinstance(raw, list) else []
+    names = [protocol.clip(n, protocol.MAX_NAME) for n in raw if isinstance(n, str)]
+    engine = hello.get("engine")
+    engine = protocol.clip(engine, protocol.MAX_NAME) if isinstance(engine, str) else (names or ["engine"])[0]
+    return names or [engine], engine, ""
 
 
 @dataclass
@@ -202,8 +159,9 @@ class Worker:
             except OSError:
                 return  # the worker is gone; reading its reply reports why
 
-    def receive(self, timeout: float):
-        return self.reader.read(timeout)
+    def receive(self, timeout: float, limit: int = protocol.MAX_FRAME):
+        """The next frame from the engine process, of at most ``limit`` bytes."""
+        return self.reader.read(timeout, limit)
 
     def death(self) -> str:
         """Why the process ended, in words."""
@@ -274,7 +232,7 @@ def with_hidden(limits: Limits, specs) -> Limits:
     return limits if paths == limits.hide else replace(limits, hide=paths)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def installed_engines() -> tuple:
     """Names of the engines that installed plugins register: only these are trusted."""
     from harness import plugins
@@ -303,7 +261,7 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
         except reaper.Stopping as e:
             return None, str(e)
     try:
-        hello = worker.receive(limits.load_timeout)
+        hello = worker.receive(limits.load_timeout, protocol.MAX_HELLO)
     except TimeoutError:
         worker.kill()
         return None, (f"loading the engine did not finish within {limits.load_timeout:g} s "
@@ -315,11 +273,11 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
     except protocol.ProtocolError as e:
         worker.kill()
         return None, f"the engine process sent a malformed reply while loading ({e})"
-    if not isinstance(hello, dict) or not hello.get("ready"):
+    names, engine, error = hello_fields(hello)
+    if error:
         worker.kill()
-        message = hello.get("error") if isinstance(hello, dict) else None
-        return None, str(message or "the engine could not be loaded")
-    return worker, hello
+        return None, error
+    return worker, {"ready": True, "engines": names, "engine": engine}
 
 
 def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
@@ -328,15 +286,15 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
     worker, hello = _start(spec, None, limits, worker)
     if worker is None:
         name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
-        failed = [Observation(p.id, "crashed", message=f"the submission failed to load: {hello}")
+        failed = [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {hello}")
                   for p in programs]
         return [EngineRun(name, spec, failed, load_error=hello)]
-    names = [str(n) for n in hello.get("engines", [])][:50] or [str(hello.get("engine"))]
+    names = hello["engines"]
     runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits))]
     for other in names[1:]:
         w, h = _start(spec, other, limits)
         obs = (_run_all(w, spec, other, programs, timeouts, limits) if w is not None else
-               [Observation(p.id, "crashed", message=f"the submission failed to load: {h}") for p in programs])
+               [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {h}") for p in programs])
         runs.append(EngineRun(other, spec, obs))
     return runs
 
@@ -356,7 +314,7 @@ def _run_batch(worker, spec, select, programs, timeouts, limits):
         if worker is None:
             worker, why = _start(spec, select, limits)
             if worker is None:
-                observations += [Observation(p.id, "crashed", message=f"the engine failed to restart: {why}")
+                observations += [Observation(p.id, EngineStatus.CRASHED, message=f"the engine failed to restart: {why}")
                                  for p, _ in pending]
                 break
         worker.send([p.to_wire() for p, _ in pending])
@@ -397,7 +355,7 @@ class Session:
             if self.worker is None:
                 self.load_error = hello
         if self.load_error:
-            return [Observation(p.id, "crashed", message=f"the submission failed to load: {self.load_error}")
+            return [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {self.load_error}")
                     for p in programs]
         observations, self.worker = _run_batch(self.worker, self.spec, self.select, programs, timeouts,
                                                self.limits)
@@ -409,7 +367,7 @@ class Session:
             self.worker.kill()
             self.worker = None
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -419,13 +377,13 @@ class Session:
 def _receive(worker: Worker, program: Program, timeout: float):
     """(observation, whether the worker must be replaced)."""
     try:
-        reply = worker.receive(timeout)
+        reply = worker.receive(timeout, protocol.reply_limit(program.grads, program.structure, program.trace))
     except TimeoutError:
-        return Observation(program.id, "timeout", message=f"no answer within {timeout:g} s"), True
+        return Observation(program.id, EngineStatus.TIMEOUT, message=f"no answer within {timeout:g} s"), True
     except EOFError:
-        return Observation(program.id, "crashed", message=worker.death()), True
+        return Observation(program.id, EngineStatus.CRASHED, message=worker.death()), True
     except protocol.ProtocolError as e:
-        return Observation(program.id, "crashed", message=f"the engine process broke the protocol ({e})"), True
+        return Observation(program.id, EngineStatus.CRASHED, message=f"the engine process broke the protocol ({e})"), True
     obs = Observation.from_wire(reply, program)
     return obs, obs.status == "crashed"
 

@@ -223,7 +223,7 @@ def _outermost(paths: list[str]) -> list[str]:
     return kept
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def this_host() -> Host:
     """The interpreter's folders and the harness and reference_engine packages of this machine."""
     real = os.path.realpath
@@ -256,7 +256,7 @@ def _site_packages(root: str) -> list[str]:
         return []
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe(as_root: bool) -> str:
     """'' when bwrap can run a sandbox here (checked once per process), else why not, in one line."""
     exe = shutil.which("bwrap")
