@@ -34,6 +34,7 @@ import functools
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -262,15 +263,24 @@ def probe(as_root: bool) -> str:
     exe = shutil.which("bwrap")
     if exe is None:
         return "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
-    args = [exe, *NAMESPACES, "--die-with-parent", "--new-session"]
+    args = [exe, *NAMESPACES]  # one process group, killed whole if grade is interrupted meanwhile
     args += ["--cap-drop", "ALL"] if as_root else ["--unshare-user"]
     args += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "true"]
     try:
-        proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except OSError as e:
         return f"bwrap could not be started: {e}"
+    try:
+        _, err = proc.communicate(timeout=10)
+    except BaseException as e:  # a timeout, or an interrupt: nothing of the probe outlives it
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if not isinstance(e, subprocess.TimeoutExpired):
+            raise
+        return "bwrap did not start a sandbox within 10 s"
     if proc.returncode != 0:
-        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        lines = err.decode("utf-8", "replace").strip().splitlines()
         return (f"bwrap refused to start a sandbox here: {lines[-1] if lines else f'exit code {proc.returncode}'}"
                 " (namespaces are not allowed, e.g. in a container without them)")
     return ""
