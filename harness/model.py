@@ -249,6 +249,7 @@ class EngineResult:
     load_error: str = ""
     submission: str = ""    # the submission id: a --submissions child's name, else the engine's name
     fuzz: FuzzSummary | None = None
+    ignored_engines: tuple[str, ...] = ()  # engines the submission registers that were not graded (--engine-name)
 
     @property
     def max_score(self) -> float:

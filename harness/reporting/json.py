@@ -89,6 +89,7 @@ def engine_dict(e: EngineResult) -> dict[str, Any]:
     return {"engine": e.engine, "source": e.source, "submission": e.submission, "score": e.score,
             "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
             **({"load_error": e.load_error} if e.load_error else {}),
+            **({"ignored_engines": list(e.ignored_engines)} if e.ignored_engines else {}),
             **({"fuzz": dataclasses.asdict(e.fuzz)} if e.fuzz is not None else {}),
             "cases": [case_dict(c) for c in e.cases]}
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from harness import Reporter, hookimpl
 from harness.model import ReportContext, RunResult, Status
-from harness.reporting.common import case_lines, clean, culprit_lines, fuzz_lines, status_counts
+from harness.reporting.common import case_lines, clean, culprit_lines, fuzz_lines, ignored_note, status_counts
 
 _LABEL = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.ERROR: "ERROR", Status.TIMEOUT: "TIMEOUT",
           Status.UNSUPPORTED: "UNSUPPORTED"}
@@ -28,6 +28,8 @@ def render(run: RunResult, context: ReportContext) -> str:
     for name, e in zip(run.labels(), run.engines, strict=True):
         title = f"{name} ({e.source})" if name == e.engine else f"{name}: {e.engine} ({e.source})"
         out.append(_paint(f"== {clean(title)}", "1", context))
+        if e.ignored_engines:
+            out.append(f"   {ignored_note(e)}")
         if e.load_error:
             out.append("   the submission failed to load:")
             out.extend(f"   | {line}" for line in clean(e.load_error).split("\n"))

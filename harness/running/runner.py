@@ -20,7 +20,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +84,7 @@ class EngineRun:
     source: str
     observations: list
     load_error: str = ""
+    ignored: list = field(default_factory=list)  # engines the submission registers that were not graded
 
 
 class Worker:
@@ -281,8 +282,9 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
 
 
 def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
-               worker: Worker | None = None) -> list:
-    """Run every program against every engine that ``spec`` provides (``worker``: spawned early for it)."""
+               worker: Worker | None = None, engines: tuple = ()) -> list:
+    """Run every program against one engine of ``spec``: the first it registers, or each engine named in
+    ``engines`` (``worker``: spawned early for it).  Each run lists the registered engines left ungraded."""
     worker, hello = _start(spec, None, limits, worker)
     if worker is None:
         name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
@@ -290,12 +292,29 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
                   for p in programs]
         return [EngineRun(name, spec, failed, load_error=hello)]
     names = hello["engines"]
-    runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits))]
-    for other in names[1:]:
-        w, h = _start(spec, other, limits)
-        obs = (_run_all(w, spec, other, programs, timeouts, limits) if w is not None else
+    wanted = list(dict.fromkeys(engines)) or [hello["engine"]]
+    ignored = list(names)  # every registration but the first one of each graded name
+    for name in wanted:
+        if name in ignored:
+            ignored.remove(name)
+    runs = []
+    for name in wanted:
+        if name not in names:
+            known = list(dict.fromkeys(names))
+            why = (f"the submission registers no engine named {name!r} (--engine-name); it registers "
+                   f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
+            runs.append(EngineRun(name, spec, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in programs],
+                                  load_error=why))
+            continue
+        if name == hello["engine"] and worker is not None:
+            w, h, worker = worker, hello, None  # the engine the first process loaded
+        else:
+            w, h = _start(spec, name, limits)
+        obs = (_run_all(w, spec, name, programs, timeouts, limits) if w is not None else
                [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {h}") for p in programs])
-        runs.append(EngineRun(other, spec, obs))
+        runs.append(EngineRun(name, spec, obs, ignored=ignored))
+    if worker is not None:
+        worker.kill()
     return runs
 
 
