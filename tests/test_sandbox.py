@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_grade
+from conftest import ROOT, fixture_engine, run_grade
 
 ATTACKS = ROOT / "tests" / "engines" / "attacks"
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -191,7 +191,7 @@ def test_attack_9_a_detached_process_is_killed_with_its_engine(mode, tmp_path):
         pytest.skip("covered by tests/test_user.py's detached-process test (a fixed uid)")
     report = tmp_path / "report.json"
     env = dict(os.environ, GRADE_TEST_REPORT=str(report))
-    result = run_grade("--engine", ROOT / "tests" / "engines" / "detached_writer.py", "--cases",
+    result = run_grade("--engine", fixture_engine("detached_writer", tmp_path), "--cases",
                        ROOT / "tests" / "cases" / "hostile.yaml", "--sandbox", mode, "--format", "json",
                        "--output", report, "--no-blame", env=env)
     assert result.code == 0, result.stderr
@@ -362,7 +362,7 @@ def test_attack_9_under_the_pytest_plugin_a_detached_process_cannot_rewrite_the_
     shutil.copy(ROOT / "tests" / "cases" / "hostile.yaml", tmp_path / "hostile.yaml")
     env = dict(os.environ, GRADE_TEST_REPORT=str(junit))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                           "-q", f"--engine={ROOT / 'tests' / 'engines' / 'detached_writer.py'}",
+                           "-q", f"--engine={fixture_engine('detached_writer', tmp_path)}",
                            f"--engine-sandbox={mode}", "hostile.yaml", f"--junitxml={junit}"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
