@@ -250,7 +250,7 @@ def sigterm_grade(engine, env, wait_until=None, python=(sys.executable, "-m", "h
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         if wait_until:
-            wait_until()
+            wait_until(proc)
             proc.send_signal(signal.SIGTERM)
         proc.out, proc.err = proc.communicate(timeout=60)
     finally:
@@ -263,11 +263,12 @@ def sigterm_grade(engine, env, wait_until=None, python=(sys.executable, "-m", "h
 def test_sigterm_kills_every_engine_process(engine):
     token, env = token_env()
 
-    def engines_running():  # the two engines' Python processes (each may run under a bwrap process)
-        deadline = time.monotonic() + 60
-        while len(engine_processes(token)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(engine_processes(token)) >= 2
+    def engines_running(proc):
+        """Ready: the 2 engines' Python processes exist, each perhaps under a bwrap process
+        (pytest-timeout ends a wait that never ends)."""
+        while len(engine_processes(token)) < 2:
+            assert proc.poll() is None, "grade ended before its engine processes started"
+            time.sleep(0.05)  # polling for a start, not waiting out an absence
 
     proc = sigterm_grade(engine, env, engines_running)
     assert proc.returncode == 130

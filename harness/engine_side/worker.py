@@ -181,7 +181,8 @@ class _Recorder:
     """Wraps an engine to keep the first ``cap`` nodes it creates, in creation order."""
 
     def __init__(self, engine, cap: int):
-        self.engine, self.cap, self.nodes, self.created = engine, cap, [], 0
+        self.engine, self.cap, self.created = engine, cap, 0
+        self.nodes: list = []
 
     def _keep(self, node):
         self.created += 1
