@@ -229,6 +229,10 @@ def _limit_options(g) -> None:
     g.add_argument("--user", metavar="USER",
                    help="run every engine process as USER (a name or a uid, with its primary group), "
                         "e.g. nobody; grade must run as root")
+    g.add_argument("--sandbox", choices=["auto", "bwrap", "uid", "none"], default="auto",
+                   help="where engine processes run: bwrap (bubblewrap namespaces), uid (a private uid per "
+                        "engine process; root only), none, or auto: bwrap if it works here, else uid as "
+                        "root, else none with a warning (default: auto; see docs/security.md)")
 
 
 def _jobs_option(g) -> None:
@@ -640,6 +644,7 @@ def _build_gradescope(args: argparse.Namespace) -> Outcome:
     options += [o for name in course_plugins for o in ("-p", name)]
     options += ["--user", args.user] if args.user is not None else []
     options += [o for name in args.engine_names for o in ("--engine-name", name)]
+    options += ["--sandbox", args.sandbox] if args.sandbox != "auto" else []
     names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
     hidden = sum(c.visibility != "visible" for c in cases)
     return Outcome(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
@@ -811,10 +816,15 @@ def _limits(args: argparse.Namespace):
         from harness.sandbox.privileges import resolve
 
         user = resolve(args.user)
+    from harness.sandbox.modes import choose
+
+    sandbox = choose(args.sandbox)  # only where engines run here: the autograder zip chooses where it runs
+    if sandbox.warning:
+        print(f"grade: warning: {sandbox.warning}", file=sys.stderr)
     return Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
                   output_mb=args.max_output_mb or None,
                   forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))),
-                  user=user)
+                  user=user, sandbox=sandbox.mode, sandbox_warning=sandbox.warning)
 
 
 def _graded(args: argparse.Namespace) -> tuple[list, list, list]:
