@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
@@ -324,7 +325,7 @@ class _SuiteParser:
                 return line
         return line
 
-    def fail(self, problem: str, *keys):
+    def fail(self, problem: str, *keys) -> NoReturn:
         raise CaseFileError(self.path, problem, line=self.line(*keys), case=self.case_name)
 
     def check_fields(self, mapping: dict, allowed, what: str, *keys) -> None:
@@ -351,7 +352,8 @@ class _SuiteParser:
             self.fail("missing 'cases:'; a case file needs a list of cases")
         if not isinstance(cases, list) or not cases:
             self.fail("'cases' must be a non-empty list of cases", "cases")
-        parsed, seen = [], {}
+        parsed: list[Case] = []
+        seen: dict[str, int | None] = {}
         for i, raw in enumerate(cases):
             case = self.case(name, raw, defaults, i)
             if case.name in seen:
@@ -488,7 +490,7 @@ class _SuiteParser:
     def steps(self, steps, bound: set, at) -> tuple:
         if not isinstance(steps, list):
             self.fail("'steps' must be a list like [{I: a + b}, {H: a * I}]", *at)
-        out = []
+        out: list[Assign | Repeat] = []
         for j, step in enumerate(steps):
             here = at + (j,)
             if isinstance(step, dict) and "repeat" in step:
