@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report format: text, json, junit, gradescope, csv, markdown, or one an "
                         "installed plugin adds (default: text)")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
+    p.add_argument("--audience", choices=["instructor", "student"],
+                   help="who reads the report: a student's view shows a hidden case only as passed or failed "
+                        "(default: instructor for text, json, junit and csv; student for html, markdown, "
+                        "gradescope and plugin formats)")
     p.add_argument("-k", dest="keyword", action="append", default=[], metavar="SUBSTRING",
                    help="only cases whose id contains SUBSTRING (repeatable: any of them)")
     p.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable: any)")
@@ -98,6 +102,10 @@ def build_merge_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", metavar="FORMAT",
                    help="report format (default: json; csv for CSV gradebooks, which merge into csv only)")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
+    p.add_argument("--audience", choices=["instructor", "student"],
+                   help="who reads the report: a student's view shows a hidden case only as passed or failed "
+                        "(default: instructor for text, json, junit and csv; student for html, markdown, "
+                        "gradescope and plugin formats)")
     p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                    help="exit 0 when every engine scores at least PERCENT")
     p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
@@ -347,7 +355,7 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
         run.shard = (args.shard.index, args.shard.count)
         run.cases_fingerprint = fingerprint(cases)  # every shard: the whole selection, not its part
     _restore_sources(run, dict(zip(specs, written)))
-    return _report(run, reporters[fmt], args)
+    return _report(run, reporters[fmt], args, fmt)
 
 
 def _merge(args) -> int:
@@ -367,7 +375,7 @@ def _merge(args) -> int:
                            "(any --format can be written from them)")
     args.format = args.format or "json"
     reporters = _reporters(plugins.installed_manager(), args.format)
-    return _report(shards.merge(args.reports), reporters[args.format], args)
+    return _report(shards.merge(args.reports), reporters[args.format], args, args.format)
 
 
 def _write_merged_csv(text: str, rows: list, args) -> int:
@@ -394,12 +402,14 @@ def _reporters(pm, name: str) -> dict:
     return reporters
 
 
-def _report(run, render, args) -> int:
-    """Write the report; the exit code."""
+def _report(run, render, args, fmt: str) -> int:
+    """Write the report in format ``fmt``, as its audience may see it; the exit code."""
     from harness.model import ReportContext
+    from harness.reporting.audience import REVEALS_AFTER_DUE_DATE, audience_for, redact
 
     to_tty = not args.output and sys.stdout.isatty()
-    text = render(run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
+    shown = redact(run, audience_for(fmt, args.audience), reveals_after_due_date=fmt in REVEALS_AFTER_DUE_DATE)
+    text = render(shown, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
     if args.output:
         try:
             write_atomically(args.output, text)
