@@ -1,8 +1,8 @@
 """Who reads a report: the instructor sees everything; a student never sees what a hidden case holds.
 
 One step, on the typed run, before any reporter composes text: ``redact(run, Audience.STUDENT)``.
-A student's view shows a hidden case only as ``hidden case: passed`` or ``hidden case: failed``, with no
-expression, inputs, expectations, description, tags, graph or blame, and no other case's text (blame
+A student's view shows a hidden case only as ``hidden case: passed`` or ``hidden case: failed`` (with its
+id, tags, points and status), with no expression, inputs, expectations, description, graph or blame, and no other case's text (blame
 evidence, hints, "what to fix first") names it.  ``after_due_date`` cases are hidden the same way, except
 in formats that reveal them after the deadline themselves (Gradescope): there each keeps its own details,
 and still no other case names it.  Imports only ``harness.model``.
@@ -76,11 +76,10 @@ def _engine(e: EngineResult, reveals_later: bool) -> EngineResult:
 
 
 def _hidden(c: CaseResult) -> CaseResult:
-    """A hidden case reduced to its id, points and whether it passed."""
-    status = Status.PASSED if c.status == Status.PASSED else Status.FAILED
-    return CaseResult(id=c.id, status=status, score=c.score, max_score=c.max_score,
-                      message="" if status == Status.PASSED else hidden_text(status),
-                      duration_s=c.duration_s, suite=c.suite, name=c.name, visibility=c.visibility)
+    """A hidden case reduced to its id, tags, points, status and whether it passed."""
+    return CaseResult(id=c.id, status=c.status, score=c.score, max_score=c.max_score,
+                      message="" if c.status == Status.PASSED else hidden_text(c.status),
+                      duration_s=c.duration_s, suite=c.suite, name=c.name, tags=c.tags, visibility=c.visibility)
 
 
 def _scrubber(protected: list[CaseResult]) -> Scrub:

@@ -26,7 +26,7 @@ from harness.reporting.common import culprit_lines
 
 # What only the hidden case holds: none of it may reach a student.
 SECRETS = ("secret_left * secret_right + 77.125", "31.0625", "-0.8125", "4242.5", "the hidden case's own words",
-           "accumulate-in-secret", "hidden-only-tag")
+           "accumulate-in-secret")
 LATER = ("later_u ** 3 - later_v", "9.4375", "513.25")
 
 
@@ -109,14 +109,14 @@ def test_a_hidden_case_shows_only_whether_it_passed(fmt):
     assert "hidden case: failed" in render(fmt, Audience.STUDENT)
 
 
-def test_a_hidden_case_is_reduced_to_its_id_points_and_verdict():
+def test_a_hidden_case_is_reduced_to_its_id_tags_points_and_verdict():
     run = redact(run_with_hidden_cases(), Audience.STUDENT)
     hidden = run.engines[0].cases[1]
     assert hidden == CaseResult(id="course::secret_product", status=Status.FAILED, score=0.0, max_score=2.0,
                                 message="hidden case: failed", suite="course", name="secret_product",
-                                visibility="hidden")
+                                tags=("hidden-only-tag",), visibility="hidden")
     late = run.engines[0].cases[2]
-    assert late.status == Status.FAILED and late.context is None and late.message == "hidden case: failed"
+    assert late.status == Status.ERROR and late.context is None and late.message == "hidden case: failed"
 
 
 def test_other_cases_blame_says_a_hidden_case_instead_of_naming_it():
