@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", metavar="USER",
                    help="run every engine process as USER (a name or a uid, with its primary group), "
                         "e.g. nobody; grade must run as root")
+    p.add_argument("--sandbox", choices=["auto", "bwrap", "uid", "none"], default="auto",
+                   help="where engine processes run: bwrap (bubblewrap namespaces), uid (a private uid per "
+                        "engine process; root only), none, or auto: bwrap if it works here, else uid as "
+                        "root, else none with a warning (default: auto; see docs/security.md)")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
                    help="submissions graded in parallel, each in its own engine process "
                         "(default: the number of CPUs)")
@@ -284,10 +288,18 @@ def _limits(args):
         from harness.sandbox.privileges import resolve
 
         user = resolve(args.user)
+    sandbox = None
+    if not (args.build_gradescope or args.list or args.schema):  # the autograder chooses where it runs
+        from harness.sandbox.modes import choose
+
+        sandbox = choose(args.sandbox)
+        if sandbox.warning:
+            print(f"grade: warning: {sandbox.warning}", file=sys.stderr)
     return Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
                   output_mb=args.max_output_mb or None,
                   forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))),
-                  user=user)
+                  user=user, sandbox=sandbox.mode if sandbox else "none",
+                  sandbox_warning=sandbox.warning if sandbox else "")
 
 
 def _graded(args) -> tuple[list, list, list]:
@@ -469,6 +481,7 @@ def _build_gradescope(args, cases: list) -> int:
     options += [o for name in course_plugins for o in ("-p", name)]
     options += ["--user", args.user] if args.user is not None else []
     options += [o for name in args.engine_names for o in ("--engine-name", name)]
+    options += ["--sandbox", args.sandbox] if args.sandbox != "auto" else []
     names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
     hidden = sum(c.visibility != "visible" for c in cases)
     print(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
