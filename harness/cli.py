@@ -87,8 +87,11 @@ class _SharedNamespace(argparse._SubParsersAction):
         if sub is None:
             raise argparse.ArgumentError(self, f"invalid choice: {name!r} (choose from {', '.join(SUBCOMMANDS)})")
         _, extra = sub.parse_known_args(rest, namespace)
-        if extra:
-            vars(namespace).setdefault(argparse._UNRECOGNIZED_ARGS_ATTR, []).extend(extra)
+        if extra:  # everything after the subcommand is the subcommand's
+            option = extra[0].split("=")[0]
+            if option in parser._option_string_actions:
+                sub.error(f"{option} does not apply to 'grade {name}'")
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
