@@ -87,8 +87,11 @@ class _SharedNamespace(argparse._SubParsersAction):
         if sub is None:
             raise argparse.ArgumentError(self, f"invalid choice: {name!r} (choose from {', '.join(SUBCOMMANDS)})")
         _, extra = sub.parse_known_args(rest, namespace)
-        if extra:
-            vars(namespace).setdefault(argparse._UNRECOGNIZED_ARGS_ATTR, []).extend(extra)
+        if extra:  # everything after the subcommand is the subcommand's
+            option = extra[0].split("=")[0]
+            if option in parser._option_string_actions:
+                sub.error(f"{option} does not apply to 'grade {name}'")
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +218,10 @@ def _report_options(g) -> None:
     g.add_argument("--format", metavar="FORMAT",
                    help="report format (the list: --help; default: text)")
     g.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
+    g.add_argument("--audience", choices=["instructor", "student"],
+                   help="who reads the report: a student's view shows a hidden case only as passed or failed "
+                        "(default: instructor for text, json, junit, csv and dot; student for html, markdown, "
+                        "gradescope and plugin formats)")
     g.add_argument("--output-dir", metavar="DIR",
                    help="also write one report per submission into DIR (created if missing), in the "
                         "chosen format, each named after its submission")
@@ -788,12 +795,16 @@ def _prepare_output(args: argparse.Namespace) -> None:
 
 
 def _reported(run, render, fmt: str, args: argparse.Namespace) -> Outcome:
-    """The outcome of a graded run: its report, and one per submission with --output-dir."""
+    """The outcome of a graded run: its report, and one per submission with --output-dir, each as its
+    audience may see it (harness.reporting.audience)."""
     from harness.model import ReportContext
+    from harness.reporting.audience import REVEALS_AFTER_DUE_DATE, audience_for, redact
 
     to_tty = not args.output and sys.stdout.isatty()
-    text = render(run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
-    per_submission = per_submission_reports(run, render, fmt) if args.output_dir else []
+    shown = redact(run, audience_for(fmt, getattr(args, "audience", None)),
+                   reveals_after_due_date=fmt in REVEALS_AFTER_DUE_DATE)
+    text = render(shown, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
+    per_submission = per_submission_reports(shown, render, fmt) if args.output_dir else []
     return Outcome(text, passed=run.all_passed, percents=[e.percent for e in run.engines],
                    per_submission=per_submission)
 

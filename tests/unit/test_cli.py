@@ -72,8 +72,10 @@ def test_a_subcommand_keeps_the_defaults_of_grade():
 
 @pytest.mark.parametrize("argv, needle", [
     (["--engine", "x.py", "merge", "a.json"], "grade merge: error: --engine does not apply to 'grade merge'"),
-    (["schema", "--cases", "c.yaml"], "grade: error: unrecognized arguments: --cases c.yaml"),
-    (["list", "--jobs", "2"], "unrecognized arguments: --jobs 2"),
+    (["schema", "--cases", "c.yaml"], "grade schema: error: --cases does not apply to 'grade schema'"),
+    (["list", "--jobs=2"], "grade list: error: --jobs does not apply to 'grade list'"),
+    (["check-cases", "--engine", "x.py"], "grade check-cases: error: --engine does not apply to 'grade check-cases'"),
+    (["list", "--nope", "x"], "grade list: error: unrecognized arguments: --nope x (see 'grade list --help')"),
     (["--list", "--check-cases"], "grade: error: check-cases and list are exclusive modes: choose one"),
     (["--schema", "build-gradescope", "a.zip"], "--schema does not apply to 'grade build-gradescope'"),
     (["grades"], "grade: error: argument COMMAND: invalid choice: 'grades'"),
