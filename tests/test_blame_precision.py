@@ -28,6 +28,7 @@ def test_every_corpus_edit_applies_once_and_compiles():
     assert {c for bug in bench.OP_BUGS.values() for c in bug.culprits} == every_op == set(bench.ASSIGN_LINES)
 
 
+@pytest.mark.timeout(900)  # six engines graded with blame: a few minutes on a busy 2-core machine
 def test_high_confidence_blame_is_never_wrong_on_a_subset():
     claims = bench.grade(ENGINES, SELECTION, jobs=2)
     s = bench.score(claims)
