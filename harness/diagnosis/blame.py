@@ -42,7 +42,6 @@ MAX_CASES = 100       # failing cases probed per engine
 MAX_PROBES = 300      # probe programs per engine
 PER_FORM = 2          # places at which one op (with the same kinds of operands) is probed in a case
 PROBE_TIMEOUT = 5.0
-_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
 
 @dataclass
