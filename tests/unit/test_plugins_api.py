@@ -79,7 +79,7 @@ def test_the_engine_contract_is_written_in_its_docstring():
     assert "A second ``backward()`` on the same output adds" in doc
     assert "``grad()`` of intermediate nodes" in doc and "blame" in doc
     required = {"name", "leaf", "apply", "backward", "value", "grad"}
-    assert required <= set(dir(harness.Engine)) and not {"args", "local_derivatives"} & set(vars(harness.Engine))
+    assert required <= set(dir(harness.Engine)) | set(harness.Engine.__annotations__) and not {"args", "local_derivatives"} & set(vars(harness.Engine))
     assert {"args", "local_derivatives"} <= set(vars(harness.StructuredEngine))
 
 
@@ -206,3 +206,19 @@ def test_a_plugin_that_does_not_import_is_a_usage_error(monkeypatch):
         plugins.installed_manager(entry_points=False)
     with pytest.raises(collector.PluginError, match="cannot import plugin"):
         collector.installed_manager(entry_points=False)
+
+
+def test_the_documented_engine_follows_the_contract():
+    module = make_plugin(doc_example("register_engines"))
+    found: list = []
+    module.register_engines(found.append)
+    engine = found[0]
+    assert isinstance(engine, harness.Engine)
+    a, b = engine.leaf(2), engine.leaf(3)
+    out = engine.apply("add", engine.apply("mul", a, b), a)  # a * b + a
+    engine.backward(out)
+    engine.backward(out)  # a second backward() adds
+    assert (engine.value(out), engine.grad(a), engine.grad(b)) == (8.0, 8.0, 4.0)
+    assert engine.value(engine.apply("mul", 2, 3)) == 6.0  # plain numbers only
+    with pytest.raises(harness.Unsupported):
+        engine.apply("exp", a)
