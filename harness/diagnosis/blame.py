@@ -34,7 +34,7 @@ from harness.diagnosis.patterns import Diagnosis
 from harness.running.program import Program
 from harness.running.reference import REFERENCE_SPEC, trusted
 from harness.model import CaseResult
-from harness.running.runner import Limits, Observation, run_programs, timeout_for
+from harness.running.runner import Limits, Observation, Session, timeout_for
 
 TRACE_CAP = 2000      # cases with more nodes are not traced node by node
 DRAW_CAP = 60         # cases with more nodes are not drawn
@@ -116,8 +116,9 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
         return
     # The reference's trace gives the operand values of the probes, even for a graph too big to
     # trace whole (its first TRACE_CAP nodes); the engine's is needed only for whole graphs.
-    ref_traces = run_programs(reference, None, [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built],
-                              [timeout_for(it.case.timeout, limits) for it, _ in built], trusted(limits))
+    with Session(reference, trusted(limits)) as ref_session:
+        ref_traces = ref_session.run([dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built],
+                                     [timeout_for(it.case.timeout, limits) for it, _ in built])
     plans = {it.case.id: _probes(g, ref.trace["values"]) for (it, g), ref in zip(built, ref_traces)
              if ref.status == "ok" and ref.trace is not None}
     probes = _budget(plans)
@@ -126,10 +127,10 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
     trace_timeouts = [timeout_for(it.case.timeout, limits) for it, _ in whole]
     probe_programs = [p.program(pid) for p, pid in probes.items()]
     probe_timeouts = [min(limits.timeout, PROBE_TIMEOUT)] * len(probe_programs)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        ref_job = pool.submit(run_programs, reference, None, probe_programs, probe_timeouts, trusted(limits))
-        eng_job = pool.submit(run_programs, spec, select, trace_programs + probe_programs,
-                              trace_timeouts + probe_timeouts, limits)
+    with ThreadPoolExecutor(max_workers=2) as pool, Session(reference, trusted(limits)) as ref_session, \
+            Session(spec, limits, select) as eng_session:
+        ref_job = pool.submit(ref_session.run, probe_programs, probe_timeouts)
+        eng_job = pool.submit(eng_session.run, trace_programs + probe_programs, trace_timeouts + probe_timeouts)
         ref_probes, eng_all = ref_job.result(), eng_job.result()
     eng_traces = {it.case.id: obs for (it, _), obs in zip(whole, eng_all)}
     answers = {p: (r, e) for p, r, e in zip(probes, ref_probes, eng_all[len(whole):])}

@@ -308,7 +308,7 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
     """Generate ``count`` expressions from ``seed``, run them in both engines, shrink the failures."""
     timeout = min(limits.timeout, FUZZ_TIMEOUT)
     out = FuzzRun(summary={"seed": seed, "requested": count})
-    with _lock, Session(spec, select, limits) as eng, Session(reference, None, trusted(limits)) as ref, _home():
+    with _lock, Session(spec, limits, select) as eng, Session(reference, trusted(limits)) as ref, _home():
         fuzzer = Fuzzer(eng, ref, timeout)
         forms, skipped = supported_forms(fuzzer)
         out.summary.update(forms=[str(f) for f in forms], skipped=skipped)

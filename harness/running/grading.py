@@ -20,7 +20,7 @@ from harness.running.reference import REFERENCE_SPEC
 from harness.cases.loader import Case
 from harness.judging.compare import Verdict, judge
 from harness.model import CaseResult, EngineResult, RunResult
-from harness.running.runner import Limits, Observation, Worker, run_engine, timeout_for
+from harness.running.runner import Limits, Observation, Session, Worker, timeout_for
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,20 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     ``progs``: the cases' programs, when already built)."""
     progs = progs or [programs.build(c) for c in cases]
     timeouts = [timeout_for(c.timeout, limits) for c in cases]
+    runs = []  # (engine name, observations, load error): every engine the submission registers, in turn
+    with Session(spec, limits, worker=worker) as first:
+        runs.append((first.name, first.run(progs, timeouts), first.load_error))
+        others = first.engines[1:]
+    for other in others:
+        with Session(spec, limits, select=other) as session:
+            runs.append((other, session.run(progs, timeouts), ""))
     results = []
-    for run in run_engine(spec, progs, timeouts, limits, worker):
+    for name, observations, load_error in runs:
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
-                 for case, prog, obs in zip(cases, progs, run.observations)]
-        engine = EngineResult(run.name, run.source, [it.result for it in items], run.load_error)
-        if not run.load_error:
-            _feedback(spec, run.name, engine, items, limits, feedback)
+                 for case, prog, obs in zip(cases, progs, observations)]
+        engine = EngineResult(name, spec, [it.result for it in items], load_error)
+        if not load_error:
+            _feedback(spec, name, engine, items, limits, feedback)
         results.append(engine)
     return results
 

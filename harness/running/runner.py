@@ -1,8 +1,10 @@
 """Run programs in engine processes and collect observations (program -> observations).
 
-Each engine gets its own worker process.  A case that runs over its timeout,
-or kills its process, costs only that case: the worker is killed and a fresh
-one carries on with the rest.
+``Session`` is the one way to do it: grading, the reference answers, blame,
+fuzz, ``--check-cases`` and the pytest plugin all open one per engine.  Each
+session owns a worker process; a case that runs over its timeout, or kills
+its process, costs only that case: the worker is killed and a fresh one
+carries on with the rest.
 """
 
 from __future__ import annotations
@@ -111,16 +113,6 @@ def _num(x) -> float:
     if type(x) not in (int, float):
         raise ValueError(f"not a number: {x!r:.50}")
     return float(x)
-
-
-@dataclass
-class EngineRun:
-    """Observations of one engine, in program order."""
-
-    name: str
-    source: str
-    observations: list
-    load_error: str = ""
 
 
 class Worker:
@@ -244,12 +236,104 @@ def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
     """Spawn the engine processes of the first ``jobs`` specs now, so they start while the cases are parsed.
 
     The grader becomes a subreaper between their spawn and their hello, before any submission code runs.
+    Hand each to ``Session(spec, limits, worker=...)``.
     """
     early = {spec: Worker(spec, None, limits, greet=False) for spec in dict.fromkeys(specs[:max(1, jobs)])}
     reaper.become_subreaper()
     for worker in early.values():
         worker.greet()
     return early
+
+
+class Session:
+    """One engine of a submission in its engine process: loaded once, fed batches of programs.
+
+    The one way to run programs::
+
+        with Session(spec, limits) as session:
+            observations = session.run(programs, timeouts)
+
+    ``select`` picks an engine by name when the submission registers several (None: the first);
+    ``worker`` is a process ``prestart`` spawned for ``spec``.  A program that times out or
+    kills the process costs only itself: a fresh process carries on with the rest.  A
+    submission that fails to load gives every program a ``crashed`` observation saying why.
+    """
+
+    def __init__(self, spec: str, limits: Limits, select: str | None = None, worker: Worker | None = None):
+        self.spec, self.limits, self.select = spec, limits, select
+        self.worker = worker
+        self.hello: dict | None = None
+        self.load_error = ""
+
+    def start(self) -> "Session":
+        """Load the engine now (``run`` does it on first use); sets ``load_error`` when it fails."""
+        if self.hello is None and not self.load_error:
+            self.worker, hello = _start(self.spec, self.select, self.limits, self.worker)
+            if self.worker is None:
+                self.load_error = hello
+            else:
+                self.hello = hello
+        return self
+
+    @property
+    def engines(self) -> list[str]:
+        """The names of the engines the submission registers, this one first (after loading)."""
+        if self.start().hello is None:
+            return [self.name]
+        return [str(n) for n in self.hello.get("engines", [])][:50] or [self.name]
+
+    @property
+    def name(self) -> str:
+        """This engine's name (loading it first): what it says, else the one selected, else the spec's file name."""
+        self.start()
+        if self.hello is not None and self.hello.get("engine") is not None:
+            return str(self.hello["engine"])
+        if self.select is not None:
+            return self.select
+        return Path(self.spec).stem if os.sep in self.spec or self.spec.endswith(".py") else self.spec
+
+    def run(self, programs: list, timeouts: list) -> list[Observation]:
+        """Observations of ``programs`` (each with its timeout), in order."""
+        self.start()
+        if self.load_error:
+            return [Observation(p.id, "crashed", message=f"the submission failed to load: {self.load_error}")
+                    for p in programs]
+        observations: list = []
+        pending = list(zip(programs, timeouts))
+        while pending:
+            if self.worker is None:  # the last one died: a fresh process for the rest
+                self.worker, why = _start(self.spec, self.select, self.limits)
+                if self.worker is None:
+                    observations += [Observation(p.id, "crashed", message=f"the engine failed to restart: {why}")
+                                     for p, _ in pending]
+                    break
+            self.worker.send([p.to_wire() for p, _ in pending])
+            for i, (program, timeout) in enumerate(pending):
+                started = time.perf_counter()
+                obs, dead = _receive(self.worker, program, timeout)
+                if obs.status in ("timeout", "crashed"):
+                    obs.duration_s = time.perf_counter() - started
+                observations.append(obs)
+                if dead:
+                    self.worker.kill()
+                    self.worker = None
+                    pending = pending[i + 1:]
+                    break
+            else:
+                pending = []
+        return observations
+
+    def close(self) -> None:
+        """Stop the engine process (a worker handed in but never started is stopped too)."""
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None = None):
@@ -277,100 +361,6 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
         message = hello.get("error") if isinstance(hello, dict) else None
         return None, str(message or "the engine could not be loaded")
     return worker, hello
-
-
-def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
-               worker: Worker | None = None) -> list:
-    """Run every program against every engine that ``spec`` provides (``worker``: spawned early for it)."""
-    worker, hello = _start(spec, None, limits, worker)
-    if worker is None:
-        name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
-        failed = [Observation(p.id, "crashed", message=f"the submission failed to load: {hello}")
-                  for p in programs]
-        return [EngineRun(name, spec, failed, load_error=hello)]
-    names = [str(n) for n in hello.get("engines", [])][:50] or [str(hello.get("engine"))]
-    runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits))]
-    for other in names[1:]:
-        w, h = _start(spec, other, limits)
-        obs = (_run_all(w, spec, other, programs, timeouts, limits) if w is not None else
-               [Observation(p.id, "crashed", message=f"the submission failed to load: {h}") for p in programs])
-        runs.append(EngineRun(other, spec, obs))
-    return runs
-
-
-def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
-    observations, worker = _run_batch(worker, spec, select, programs, timeouts, limits)
-    if worker is not None:
-        worker.kill()
-    return observations
-
-
-def _run_batch(worker, spec, select, programs, timeouts, limits):
-    """(observations, the worker still alive or None), restarting the worker after each death."""
-    observations: list = []
-    pending = list(zip(programs, timeouts))
-    while pending:
-        if worker is None:
-            worker, why = _start(spec, select, limits)
-            if worker is None:
-                observations += [Observation(p.id, "crashed", message=f"the engine failed to restart: {why}")
-                                 for p, _ in pending]
-                break
-        worker.send([p.to_wire() for p, _ in pending])
-        for i, (program, timeout) in enumerate(pending):
-            started = time.perf_counter()
-            obs, dead = _receive(worker, program, timeout)
-            if obs.status in ("timeout", "crashed"):
-                obs.duration_s = time.perf_counter() - started
-            observations.append(obs)
-            if dead:
-                worker.kill()
-                worker = None
-                pending = pending[i + 1:]
-                break
-        else:
-            pending = []
-    return observations, worker
-
-
-def run_programs(spec: str, select: str | None, programs: list, timeouts: list, limits: Limits) -> list:
-    """Observations of one engine of ``spec`` (the first when ``select`` is None), in program order."""
-    with Session(spec, select, limits) as session:
-        return session.run(programs, timeouts)
-
-
-class Session:
-    """One engine's process, kept alive between batches (and restarted after a timeout or crash)."""
-
-    def __init__(self, spec: str, select: str | None, limits: Limits):
-        self.spec, self.select, self.limits = spec, select, limits
-        self.worker = None
-        self.load_error = ""
-
-    def run(self, programs: list, timeouts: list) -> list:
-        """Observations of ``programs``, in order."""
-        if self.worker is None and not self.load_error:
-            self.worker, hello = _start(self.spec, self.select, self.limits)
-            if self.worker is None:
-                self.load_error = hello
-        if self.load_error:
-            return [Observation(p.id, "crashed", message=f"the submission failed to load: {self.load_error}")
-                    for p in programs]
-        observations, self.worker = _run_batch(self.worker, self.spec, self.select, programs, timeouts,
-                                               self.limits)
-        return observations
-
-    def close(self) -> None:
-        """Stop the engine process."""
-        if self.worker is not None:
-            self.worker.kill()
-            self.worker = None
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _receive(worker: Worker, program: Program, timeout: float):
