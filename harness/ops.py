@@ -18,8 +18,8 @@ Its reference formula is ``forward(*values)``, the value, and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 Form = Literal["infix", "prefix", "call"]

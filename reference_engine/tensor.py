@@ -7,7 +7,7 @@ local derivatives; ``backward`` multiplies them along every path (the chain rule
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from harness.ops import BUILTIN, OpSpec
 
@@ -18,13 +18,31 @@ class Tensor:
     """A scalar in a computation graph: its value, its args and d(self)/d(arg) for each."""
 
     __slots__ = ("value", "args", "_local", "_grad", "_users", "_pending")
+    value: Number
+    args: tuple[Tensor, ...]
+    _local: tuple[Number, ...]
+    _grad: float | None
+    _users: int
+    _pending: float
+    # The ops, bound at the end of the module:
+    __add__: Callable[[Tensor, Operand], Tensor]
+    __sub__: Callable[[Tensor, Operand], Tensor]
+    __mul__: Callable[[Tensor, Operand], Tensor]
+    __truediv__: Callable[[Tensor, Operand], Tensor]
+    __pow__: Callable[[Tensor, Operand], Tensor]
+    __neg__: Callable[[Tensor], Tensor]
+    exp: Callable[[Tensor], Tensor]
+    log: Callable[[Tensor], Tensor]
+    tanh: Callable[[Tensor], Tensor]
+    relu: Callable[[Tensor], Tensor]
+    sigmoid: Callable[[Tensor], Tensor]
 
     def __init__(self, value: Number, args: tuple = (), local_derivatives: tuple = ()) -> None:
         """A node holding value, made from args with d(self)/d(arg) given as plain numbers."""
         self.value = value
         self.args = args  # the Tensors this one was computed from
         self._local = local_derivatives  # plain numbers, one per arg
-        self._grad: float | None = None  # accumulated d(output)/d(self), None before any backward
+        self._grad = None  # accumulated d(output)/d(self), None before any backward
         self._users = 0  # backward_fast's scratch (edges into self from the nodes a pass reaches); 0 between passes
         # self._pending, backward_fast's gradient for self, is set when a pass reaches self.
 
@@ -148,6 +166,7 @@ def op_function(spec: OpSpec) -> Callable[..., Tensor]:
     if forward is None or derivatives is None:
         raise ValueError(f"op {spec.name!r} has no reference formula")
 
+    function: Callable[..., Tensor]
     if spec.arity == 1:
         def unary(a: Operand) -> Tensor:
             a = a if isinstance(a, Tensor) else Tensor(a)
@@ -175,7 +194,6 @@ def op_function(spec: OpSpec) -> Callable[..., Tensor]:
 # The notebook's functions, one per op of the table (in its order: a new op needs its name here).
 _add, _sub, _mul, _div, _pow, _neg, _exp, _log, _tanh, _relu, _sigmoid = map(op_function, BUILTIN)
 
-Tensor.__add__, Tensor.__sub__, Tensor.__mul__ = _add, _sub, _mul  # type: ignore[attr-defined]
-Tensor.__truediv__, Tensor.__pow__, Tensor.__neg__ = _div, _pow, _neg  # type: ignore[attr-defined]
-Tensor.exp, Tensor.log, Tensor.tanh, Tensor.relu, Tensor.sigmoid = (  # type: ignore[attr-defined]
-    _exp, _log, _tanh, _relu, _sigmoid)
+Tensor.__add__, Tensor.__sub__, Tensor.__mul__ = _add, _sub, _mul
+Tensor.__truediv__, Tensor.__pow__, Tensor.__neg__ = _div, _pow, _neg
+Tensor.exp, Tensor.log, Tensor.tanh, Tensor.relu, Tensor.sigmoid = _exp, _log, _tanh, _relu, _sigmoid

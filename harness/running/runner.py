@@ -278,9 +278,10 @@ class Session:
     @property
     def engines(self) -> list[str]:
         """The names of the engines the submission registers, this one first (after loading)."""
-        if self.start().hello is None:
+        hello = self.start().hello
+        if hello is None:
             return [self.name]
-        return [str(n) for n in self.hello.get("engines", [])][:50] or [self.name]
+        return [str(n) for n in hello.get("engines", [])][:50] or [self.name]
 
     @property
     def name(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import math
 import sys
 
@@ -19,7 +18,6 @@ from harness.ops import BUILTIN, TABLE, OpSpec
 from reference_engine import tensor
 from reference_engine.plugin import ReferenceEngine
 from reference_engine.tensor import Tensor
-
 
 
 def points(spec: OpSpec) -> list[tuple[float, ...]]:
@@ -61,7 +59,7 @@ def test_the_local_derivatives_are_the_slopes_of_the_forward_formula(spec):
         for i, d in enumerate(derivatives):
             h = 1e-6
 
-            def at(v, i=i):
+            def at(v, i=i, values=values):
                 moved = list(values)
                 moved[i] = v
                 return spec.forward(*moved)
