@@ -265,7 +265,7 @@ class Session:
         self.hello: dict | None = None
         self.load_error = ""
 
-    def start(self) -> "Session":
+    def start(self) -> Session:
         """Load the engine now (``run`` does it on first use); sets ``load_error`` when it fails."""
         if self.hello is None and not self.load_error:
             self.worker, hello = _start(self.spec, self.select, self.limits, self.worker)
@@ -277,7 +277,7 @@ class Session:
 
     @property
     def engines(self) -> list[str]:
-        """The names of the engines the submission registers, this one first (after loading)."""
+        """The names of the engines the submission registers, in its order (loading it first)."""
         hello = self.start().hello
         if hello is None:
             return [self.name]
@@ -330,7 +330,7 @@ class Session:
             self.worker.kill()
             self.worker = None
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc) -> None:
