@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", action="append", default=[], metavar="SPEC",
                    help="a .py file, a package folder, a module name or an installed engine name "
                         "(repeatable)")
+    p.add_argument("--engine-name", action="append", default=[], metavar="NAME", dest="engine_names",
+                   help="grade the engine named NAME in each submission (repeatable: each is graded); "
+                        "default: only the first engine a submission registers")
     p.add_argument("--submissions", action="append", default=[], metavar="DIR",
                    help="a folder whose every child folder or .py file is one submission, "
                         "named after it (repeatable)")
@@ -335,10 +338,14 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
     plan = shards.split(list(zip(specs, ids)), cases, args.shard)
     feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
     run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
-                     started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases))
+                     started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases),
+                     engines=tuple(args.engine_names))
     reaper.sweep()  # the report is written last, when no process of a submission is left
     if args.shard:
+        from harness.cases.fingerprint import fingerprint
+
         run.shard = (args.shard.index, args.shard.count)
+        run.cases_fingerprint = fingerprint(cases)  # every shard: the whole selection, not its part
     _restore_sources(run, dict(zip(specs, written)))
     return _report(run, reporters[fmt], args)
 
@@ -451,6 +458,7 @@ def _build_gradescope(args, cases: list) -> int:
     course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
     options += [o for name in course_plugins for o in ("-p", name)]
     options += ["--user", args.user] if args.user is not None else []
+    options += [o for name in args.engine_names for o in ("--engine-name", name)]
     names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
     hidden = sum(c.visibility != "visible" for c in cases)
     print(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "

@@ -60,9 +60,9 @@ class MicrogradAdapter:
             return self._binary(op, *operands)
         node = operands[0] if not is_number(operands[0]) else self.cls(operands[0])
         if op in PREFIX:
-            method, fn = PREFIX[op]
-            if not hasattr(type(node), method):
-                raise Unsupported(f"{op}: {type(node).__name__} has no {method} (unary minus)")
+            dunder, fn = PREFIX[op]
+            if not hasattr(type(node), dunder):
+                raise Unsupported(f"{op}: {type(node).__name__} has no {dunder} (unary minus)")
             return fn(node)
         method = getattr(node, op, None)
         if not callable(method):

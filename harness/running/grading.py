@@ -7,20 +7,24 @@ generated cases (``harness.diagnosis.fuzz``) that go through the same flow.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
+from pathlib import Path
 
+from harness.cases.fingerprint import fingerprint
 from harness.diagnosis import blame as blaming
 from harness.diagnosis import fuzz as fuzzing
+from harness.judging.compare import case_result, judge
+from harness.model import CaseResult, EngineResult, EngineStatus, RunResult, Shrunk, Status
 from harness.running import program as programs
-from harness.sandbox import reaper
 from harness.running import reference
+from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC
-from harness.cases.loader import Case
-from harness.judging.compare import Verdict, judge
-from harness.model import CaseResult, EngineResult, RunResult
-from harness.running.runner import Limits, Observation, Session, Worker, timeout_for
+from harness.running.runner import Limits, Session, Worker, timeout_for
+from harness.sandbox import reaper
+from harness.version import harness_version
 
 
 @dataclass(frozen=True)
@@ -33,44 +37,69 @@ class Feedback:
     reference: str = REFERENCE_SPEC   # the engine whose answers are expected (blame, fuzz)
 
 
-def case_result(case: Case, obs: Observation, verdict: Verdict) -> CaseResult:
-    """The result record of one judged case."""
-    return CaseResult(
-        id=case.id, status=verdict.status,
-        score=float(case.points) if verdict.status == "passed" else 0.0,
-        max_score=float(case.points), message=verdict.message,
-        duration_s=round(obs.duration_s, 6), suite=case.suite, name=case.name,
-        description=case.description, tags=case.tags, visibility=case.visibility,
-        mismatches=[{"quantity": m.quantity, "expected": m.expected, "got": m.got}
-                    for m in verdict.mismatches])
-
-
 def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Feedback(),
-                 worker: Worker | None = None, progs: list | None = None) -> list[EngineResult]:
-    """Every engine behind ``spec``, graded on ``cases`` (``worker``: one spawned early for ``spec``;
-    ``progs``: the cases' programs, when already built)."""
+                 worker: Worker | None = None, progs: list | None = None,
+                 engines: tuple = ()) -> list[EngineResult]:
+    """The first engine ``spec`` registers (or each one named in ``engines``), graded on ``cases``
+    (``worker``: one spawned early for ``spec``; ``progs``: the cases' programs, when already built)."""
     progs = progs or [programs.build(c) for c in cases]
     timeouts = [timeout_for(c.timeout, limits) for c in cases]
-    runs = []  # (engine name, observations, load error): every engine the submission registers, in turn
-    with Session(spec, limits, worker=worker) as first:
-        runs.append((first.name, first.run(progs, timeouts), first.load_error))
-        others = first.engines[1:]
-    for other in others:
-        with Session(spec, limits, select=other) as session:
-            runs.append((other, session.run(progs, timeouts), ""))
     results = []
-    for name, observations, load_error in runs:
+    for run in _observe(spec, progs, timeouts, limits, worker, engines):
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
-                 for case, prog, obs in zip(cases, progs, observations)]
-        engine = EngineResult(name, spec, [it.result for it in items], load_error)
-        if not load_error:
-            _feedback(spec, name, engine, items, limits, feedback)
+                 for case, prog, obs in zip(cases, progs, run.observations)]
+        engine = EngineResult(run.name, spec, [it.result for it in items], run.load_error,
+                              ignored_engines=run.ignored)
+        if not run.load_error:
+            _feedback(spec, run.name, engine, items, limits, feedback)
         results.append(engine)
     return results
 
 
-def _feedback(spec, name, engine: EngineResult, items: list, limits: Limits, feedback: Feedback) -> None:
-    fuzz_items, minimal, signatures = [], {}, {}
+@dataclass
+class _Run:
+    """The observations of one graded engine of a submission."""
+
+    name: str
+    observations: list[Observation]
+    load_error: str = ""
+    ignored: tuple[str, ...] = ()  # engines the submission registers that were not graded
+
+
+def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Worker | None,
+             engines: tuple) -> list[_Run]:
+    """Run the programs on the first engine ``spec`` registers, or on each engine named in ``engines``,
+    each in a session of its own; each run lists the registered engines left ungraded."""
+    with Session(spec, limits, worker=worker) as first:
+        if first.start().load_error:
+            return [_Run(first.name, first.run(progs, timeouts), first.load_error)]
+        names = first.engines
+        wanted = list(dict.fromkeys(engines)) or [first.name]
+        ignored = list(names)  # every registration but the first one of each graded name
+        for name in wanted:
+            if name in ignored:
+                ignored.remove(name)
+        runs = []
+        for name in wanted:
+            if name not in names:
+                known = list(dict.fromkeys(names))
+                why = (f"the submission registers no engine named {name!r} (--engine-name); it registers "
+                       f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
+                runs.append(_Run(name, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in progs], why))
+            elif name == first.name and first.worker is not None:  # the engine the first process loaded
+                runs.append(_Run(name, first.run(progs, timeouts), ignored=tuple(ignored)))
+                first.close()
+            else:
+                with Session(spec, limits, select=name) as other:
+                    runs.append(_Run(name, other.run(progs, timeouts), ignored=tuple(ignored)))
+    return runs
+
+
+def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.Item], limits: Limits,
+              feedback: Feedback) -> None:
+    fuzz_items: list[blaming.Item] = []
+    minimal: dict[str, blaming.Item] = {}
+    signatures: dict[str, str | None] = {}
     if feedback.fuzz:
         fz = fuzzing.run(spec, name, feedback.fuzz, feedback.seed, limits, feedback.reference)
         engine.fuzz = fz.summary
@@ -93,16 +122,11 @@ def _feedback(spec, name, engine: EngineResult, items: list, limits: Limits, fee
 
 def _attach_shrunk(res: CaseResult, small: blaming.Item) -> None:
     """Tell a failing fuzz case the minimal expression that fails the same way, and its blame."""
-    first = small.result.message.splitlines()[0] if small.result.message else small.result.status
-    res.shrunk = {"expression": small.case.description, "ops": fuzzing.op_count(small.case),
-                  "message": first, "diagnosis": small.result.diagnosis}
-    lines = [f"shrunk to {res.shrunk['ops']} op(s): {small.case.description}: {first}"]
-    known = {d["message"] for d in res.diagnosis}
-    for d in small.result.diagnosis:
-        if d["message"] not in known:
-            res.diagnosis.append(d)
-            lines.append(f"blame ({d['confidence']} confidence, on the shrunk expression): {d['message']}")
-    res.message = "\n".join([res.message] + lines) if res.message else "\n".join(lines)
+    found = small.result
+    res.shrunk = Shrunk(small.case.description, fuzzing.op_count(small.case), found.status, found.message,
+                        tuple(found.mismatches), tuple(found.diagnosis))
+    known = {d.message for d in res.diagnosis}
+    res.diagnosis += [replace(d, from_shrunk=True) for d in found.diagnosis if d.message not in known]
 
 
 def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
@@ -121,12 +145,13 @@ def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
 
 def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[int, int], None] | None = None,
                feedback: Feedback = Feedback(), started: dict | None = None,
-               fuzz_here: Callable[[int], bool] | None = None) -> RunResult:
+               fuzz_here: Callable[[int], bool] | None = None, engines: tuple = ()) -> RunResult:
     """Grade each ((spec, submission id), cases) item of ``plan`` (in parallel up to ``jobs``), in its order.
 
     Expectations written as ``reference`` are computed first, by the reference engine in its own process.
     ``started`` maps a spec to a worker that ``prestart`` spawned for it; each is used once.
     ``fuzz_here(i)`` says whether item i fuzzes (default: all), so a sharded submission is fuzzed once.
+    ``engines`` names the engines to grade in each submission (default: the first it registers).
     """
     start = time.perf_counter()
     started = dict(started or {})
@@ -140,7 +165,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     def job(i: int) -> list:
         (spec, sub), cases = plan[i]
         extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
-        return _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None), [built[id(c)] for c in cases])
+        return _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None), [built[id(c)] for c in cases],
+                          engines)
 
     try:
         if jobs <= 1 or len(plan) <= 1:  # one at a time: no thread pool to start (or import)
@@ -157,8 +183,9 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         reaper.resume()
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
-    engines = [e for batch in per_item for e in batch]
-    return RunResult(engines, round(time.perf_counter() - start, 3))
+    results = [e for batch in per_item for e in batch]
+    return RunResult(results, round(time.perf_counter() - start, 3), harness_version=harness_version(),
+                     cases_fingerprint=fingerprint(distinct))
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
@@ -182,16 +209,17 @@ def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
 
 def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits,
                feedback: Feedback = Feedback(), worker: Worker | None = None,
-               progs: list | None = None) -> list[EngineResult]:
+               progs: list | None = None, engines: tuple = ()) -> list[EngineResult]:
     """One submission's results; a failure of the harness itself costs only this submission."""
     try:
-        results = grade_engine(spec, cases, limits, feedback, worker, progs)
+        results = grade_engine(spec, cases, limits, feedback, worker, progs, engines)
     except Exception as e:  # e.g. no more processes or file descriptors: grade the rest anyway
         why = f"the harness could not grade this submission: {type(e).__name__}: {e}"
         results = [EngineResult(submission or spec, spec, [
-            CaseResult(id=c.id, status="error", score=0.0, max_score=float(c.points), message=why,
+            CaseResult(id=c.id, status=Status.ERROR, score=0.0, max_score=float(c.points), message=why,
                        suite=c.suite, name=c.name, description=c.description, tags=c.tags,
                        visibility=c.visibility) for c in cases], load_error=why)]
-    for r in results:
-        r.submission = submission or r.engine
+    several = submission or (Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec)
+    for r in results:  # one submission's engines share its id, so that its total is capped once
+        r.submission = submission or (several if len(results) > 1 else r.engine)
     return results

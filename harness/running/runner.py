@@ -22,18 +22,19 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import wire as protocol
-
-from harness.sandbox import reaper
 from harness.engine_side.guard import DEFAULT_FORBIDDEN
+from harness.model import EngineStatus
+from harness.running.observation import Observation
+from harness.sandbox import reaper
 
 if TYPE_CHECKING:
-    from harness.sandbox.privileges import RunAs
     from harness.running.program import Program
+    from harness.sandbox.privileges import RunAs
 
 HARNESS_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _STDLIB = tuple({sysconfig.get_paths()[k] + os.sep for k in ("stdlib", "platstdlib")})
@@ -52,67 +53,23 @@ class Limits:
     user: RunAs | None = None      # --user: engine processes drop root to this user before loading
 
 
-@dataclass
-class Observation:
-    """What came back for one program: the engine's results, or how it failed."""
+def hello_fields(hello) -> tuple[list[str], str, str]:
+    """(engine names, the engine loaded, the load error) of an untrusted hello, each capped.
 
-    id: str
-    status: str                   # ok | error | unsupported | timeout | crashed
-    value: float | None = None
-    grads: dict = field(default_factory=dict)
-    structure: dict | None = None
-    trace: dict | None = None     # traced programs: "values", "grads", "locals" per node, "created"
-    message: str = ""
-    error_type: str = ""
-    phase: str = ""
-    where: str = ""
-    duration_s: float = 0.0
-
-    @classmethod
-    def from_wire(cls, reply, program: Program) -> "Observation":
-        """Validate an untrusted reply; anything malformed becomes an error."""
-        try:
-            if not isinstance(reply, dict) or reply.get("id") != program.id:
-                raise ValueError("reply for the wrong case")
-            status = reply["status"]
-            if status not in ("ok", "error", "unsupported"):
-                raise ValueError(f"unknown status {status!r}")
-            obs = cls(id=program.id, status=status, duration_s=_num(reply.get("duration_s", 0.0)))
-            for key in ("message", "error_type", "phase", "where"):
-                obs.__dict__[key] = str(reply.get(key, ""))[:2000]
-            if status == "ok":
-                obs.value = _num(reply["value"])
-                grads = reply["grads"]
-                obs.grads = {n: (None if grads[n] is None else _num(grads[n])) for n in program.grads}
-                if program.structure:
-                    s = reply.get("structure")
-                    obs.structure = None if s is None else {
-                        k: [_num(x) for x in s[k]] for k in ("args", "local_derivatives")}
-                if program.trace:
-                    obs.trace = _trace(reply.get("trace"), program.trace)
-            return obs
-        except (KeyError, TypeError, ValueError) as e:
-            return cls(id=program.id, status="crashed",
-                       message=f"the engine process sent a malformed reply ({e})")
-
-
-def _trace(t, cap: int) -> dict:
-    """A validated trace: lists of at most ``cap`` numbers (None where the engine had none)."""
-    if not isinstance(t, dict) or type(t.get("created")) is not int:
-        raise ValueError("malformed trace")
-    n = len(t["values"])
-    if n > cap or any(len(t[k]) != n for k in ("grads", "locals")):
-        raise ValueError("malformed trace")
-    opt = lambda x: None if x is None else _num(x)  # noqa: E731
-    return {"created": t["created"], "values": [opt(x) for x in t["values"]],
-            "grads": [opt(x) for x in t["grads"]],
-            "locals": [None if d is None else [_num(x) for x in d][:16] for d in t["locals"]]}
-
-
-def _num(x) -> float:
-    if type(x) not in (int, float):
-        raise ValueError(f"not a number: {x!r:.50}")
-    return float(x)
+    A hello that is not ready has no engines and a load error; a ready one names at least its engine.
+    """
+    if not isinstance(hello, dict):
+        return [], "", "the engine process sent a malformed reply while loading (not an object)"
+    if hello.get("ready") is not True:
+        error = hello.get("error")
+        error = error if isinstance(error, str) and error else "the engine could not be loaded"
+        return [], "", protocol.clip(error, protocol.MAX_LOAD_ERROR)
+    raw = hello.get("engines")
+    raw = raw[:protocol.MAX_ENGINES] if isinstance(raw, list) else []
+    names = [protocol.clip(n, protocol.MAX_NAME) for n in raw if isinstance(n, str)]
+    engine = hello.get("engine")
+    engine = protocol.clip(engine, protocol.MAX_NAME) if isinstance(engine, str) else (names or ["engine"])[0]
+    return names or [engine], engine, ""
 
 
 class Worker:
@@ -171,8 +128,9 @@ class Worker:
             except OSError:
                 return  # the worker is gone; reading its reply reports why
 
-    def receive(self, timeout: float):
-        return self.reader.read(timeout)
+    def receive(self, timeout: float, limit: int = protocol.MAX_FRAME):
+        """The next frame from the engine process, of at most ``limit`` bytes."""
+        return self.reader.read(timeout, limit)
 
     def death(self) -> str:
         """Why the process ended, in words."""
@@ -224,7 +182,7 @@ class Worker:
         shutil.rmtree(self.cwd, ignore_errors=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def installed_engines() -> tuple:
     """Names of the engines that installed plugins register: only these are trusted."""
     from harness import plugins
@@ -279,16 +237,14 @@ class Session:
     def engines(self) -> list[str]:
         """The names of the engines the submission registers, in its order (loading it first)."""
         hello = self.start().hello
-        if hello is None:
-            return [self.name]
-        return [str(n) for n in hello.get("engines", [])][:50] or [self.name]
+        return list(hello["engines"]) if hello is not None else [self.name]
 
     @property
     def name(self) -> str:
         """This engine's name (loading it first): what it says, else the one selected, else the spec's file name."""
-        self.start()
-        if self.hello is not None and self.hello.get("engine") is not None:
-            return str(self.hello["engine"])
+        hello = self.start().hello
+        if hello is not None:
+            return str(hello["engine"])
         if self.select is not None:
             return self.select
         return Path(self.spec).stem if os.sep in self.spec or self.spec.endswith(".py") else self.spec
@@ -297,7 +253,7 @@ class Session:
         """Observations of ``programs`` (each with its timeout), in order."""
         self.start()
         if self.load_error:
-            return [Observation(p.id, "crashed", message=f"the submission failed to load: {self.load_error}")
+            return [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {self.load_error}")
                     for p in programs]
         observations: list = []
         pending = list(zip(programs, timeouts))
@@ -305,14 +261,14 @@ class Session:
             if self.worker is None:  # the last one died: a fresh process for the rest
                 self.worker, why = _start(self.spec, self.select, self.limits)
                 if self.worker is None:
-                    observations += [Observation(p.id, "crashed", message=f"the engine failed to restart: {why}")
-                                     for p, _ in pending]
+                    observations += [Observation(p.id, EngineStatus.CRASHED,
+                                                 message=f"the engine failed to restart: {why}") for p, _ in pending]
                     break
             self.worker.send([p.to_wire() for p, _ in pending])
             for i, (program, timeout) in enumerate(pending):
                 started = time.perf_counter()
                 obs, dead = _receive(self.worker, program, timeout)
-                if obs.status in ("timeout", "crashed"):
+                if obs.status in (EngineStatus.TIMEOUT, EngineStatus.CRASHED):
                     obs.duration_s = time.perf_counter() - started
                 observations.append(obs)
                 if dead:
@@ -345,7 +301,7 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
         except reaper.Stopping as e:
             return None, str(e)
     try:
-        hello = worker.receive(limits.load_timeout)
+        hello = worker.receive(limits.load_timeout, protocol.MAX_HELLO)
     except TimeoutError:
         worker.kill()
         return None, (f"loading the engine did not finish within {limits.load_timeout:g} s "
@@ -357,23 +313,23 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
     except protocol.ProtocolError as e:
         worker.kill()
         return None, f"the engine process sent a malformed reply while loading ({e})"
-    if not isinstance(hello, dict) or not hello.get("ready"):
+    names, engine, error = hello_fields(hello)
+    if error:
         worker.kill()
-        message = hello.get("error") if isinstance(hello, dict) else None
-        return None, str(message or "the engine could not be loaded")
-    return worker, hello
+        return None, error
+    return worker, {"ready": True, "engines": names, "engine": engine}
 
 
 def _receive(worker: Worker, program: Program, timeout: float):
     """(observation, whether the worker must be replaced)."""
     try:
-        reply = worker.receive(timeout)
+        reply = worker.receive(timeout, protocol.reply_limit(program.grads, program.structure, program.trace))
     except TimeoutError:
-        return Observation(program.id, "timeout", message=f"no answer within {timeout:g} s"), True
+        return Observation(program.id, EngineStatus.TIMEOUT, message=f"no answer within {timeout:g} s"), True
     except EOFError:
-        return Observation(program.id, "crashed", message=worker.death()), True
+        return Observation(program.id, EngineStatus.CRASHED, message=worker.death()), True
     except protocol.ProtocolError as e:
-        return Observation(program.id, "crashed", message=f"the engine process broke the protocol ({e})"), True
+        return Observation(program.id, EngineStatus.CRASHED, message=f"the engine process broke the protocol ({e})"), True
     obs = Observation.from_wire(reply, program)
     return obs, obs.status == "crashed"
 

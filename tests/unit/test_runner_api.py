@@ -49,7 +49,7 @@ class FakeWorker:
             else:
                 self.replies.append(engine_side.run(self.engine, program))
 
-    def receive(self, timeout: float):
+    def receive(self, timeout: float, limit: int | None = None):
         assert not self.killed
         reply = self.replies.popleft()
         if isinstance(reply, BaseException):
@@ -168,11 +168,25 @@ cases:
 """
 
 
-def test_grading_grades_every_engine_a_submission_registers(tmp_path):
+def test_grading_grades_the_first_engine_and_names_the_ones_left_out(tmp_path):
     path = tmp_path / "runner.yaml"
     path.write_text(CASES)
     cases = list(load_suite(path).cases)
-    results = grading.grade_engine("two-engines", cases, Limits(), grading.Feedback(blame=False))
+    (result,) = grading.grade_engine("two-engines", cases, Limits(), grading.Feedback(blame=False))
+    assert (result.engine, [c.status for c in result.cases], result.ignored_engines) == (
+        "reference", ["passed", "timeout"], ("renamed",))
+    assert all(w.killed for w in FakeWorker.spawned)
+
+
+def test_grading_grades_each_engine_named_in_its_own_session(tmp_path):
+    path = tmp_path / "runner.yaml"
+    path.write_text(CASES)
+    cases = list(load_suite(path).cases)
+    results = grading.grade_engine("two-engines", cases, Limits(), grading.Feedback(blame=False),
+                                   engines=("renamed", "reference", "nope"))
     assert [(r.engine, [c.status for c in r.cases]) for r in results] == [
-        ("reference", ["passed", "timeout"]), ("renamed", ["passed", "timeout"])]
+        ("renamed", ["passed", "timeout"]), ("reference", ["passed", "timeout"]), ("nope", ["error", "error"])]
+    assert results[2].load_error.startswith("the submission registers no engine named 'nope' (--engine-name)")
+    assert results[0].ignored_engines == ()
+    assert [w.select for w in FakeWorker.spawned] == [None, "renamed"]  # the first process serves reference
     assert all(w.killed for w in FakeWorker.spawned)
