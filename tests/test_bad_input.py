@@ -9,6 +9,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
+
 CASE = "cases:\n  - name: {name}\n    inputs: {{a: 1, b: 2}}\n    output: {output}\n    expect: {{value: 3}}\n"
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ENGINES, ROOT
+from conftest import ROOT, fixture_engine
 
 from test_report_formats import validate_junit
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
 WORKFLOW = ROOT / "examples" / "github-classroom.yml"
 
@@ -51,7 +53,7 @@ def test_the_workflow_grades_with_junit_and_markdown_and_publishes_the_summary()
 @pytest.mark.parametrize("fixture, fail_under, grade_exit", [
     ("bug_mul_swapped", "100", 1), ("bug_mul_swapped", "50", 0), ("micrograd_full", "90", 0)])
 def test_the_grading_steps_work_on_a_student_repository(tmp_path, fixture, fail_under, grade_exit):
-    shutil.copy(ENGINES / f"{fixture}.py", tmp_path / "engine.py")
+    shutil.copy(fixture_engine(fixture), tmp_path / "engine.py")
     summary = tmp_path / "summary.md"
     summary.write_text("earlier steps' summary\n")
     assert run_step("Grade", tmp_path, summary, FAIL_UNDER=fail_under) == grade_exit

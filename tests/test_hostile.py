@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENGINES, ROOT
+from conftest import ENGINES, ROOT, fixture_engine
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
 CASES = ROOT / "tests" / "cases" / "hostile.yaml"
 NAMES = ["plain_add", "times_three", "output_42", "big_output", "negative_output", "uses_log", "uses_exp",
@@ -152,8 +154,9 @@ def test_noise_never_reaches_the_text_report_or_the_output_file(grade, engine, t
 
 # --- in-process tampering ---------------------------------------------------------------------
 
-def in_a_fresh_python(code: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", code, str(ENGINES), str(CASES)], capture_output=True,
+def in_a_fresh_python(code: str, fixture: str) -> str:
+    """Run code with sys.argv[1] the fixture engine's path and sys.argv[2] the hostile cases."""
+    proc = subprocess.run([sys.executable, "-c", code, str(fixture_engine(fixture)), str(CASES)], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split()
@@ -165,8 +168,8 @@ def test_monkeypatching_the_comparisons_gains_nothing(grade, engine):
         "import runpy, sys\n"
         "from harness.judging import compare\n"
         "from harness.cases.loader import Tolerance\n"
-        "runpy.run_path(sys.argv[1] + '/tamper_monkeypatch.py')\n"
-        "print(compare.close(4.0, 3.0, Tolerance()))\n")
+        "runpy.run_path(sys.argv[1])\n"
+        "print(compare.close(4.0, 3.0, Tolerance()))\n", "tamper_monkeypatch")
     assert patched == ["True"]
     # ...but judging happens in the grader, out of the engine's reach
     result = hostile(grade, engine, "tamper_monkeypatch")
@@ -186,10 +189,11 @@ def test_searching_the_heap_for_expected_values_finds_nothing(grade, engine):
         "from harness.running.runner import Observation\n"
         "from harness.engine_side.worker import run\n"
         "cases = load_suite(sys.argv[2]).cases\n"
-        "engine = MicrogradAdapter(runpy.run_path(sys.argv[1] + '/tamper_gc.py')['Value'], 'tamper_gc')\n"
+        "engine = MicrogradAdapter(runpy.run_path(sys.argv[1])['Value'], 'tamper_gc')\n"
         "for case in cases[:3]:\n"
         "    prog = program.build(case)\n"
-        "    print(compare.judge(case, Observation.from_wire(run(engine, prog.to_wire()), prog)).status)\n")
+        "    print(compare.judge(case, Observation.from_wire(run(engine, prog.to_wire()), prog)).status)\n",
+        "tamper_gc")
     assert looted == ["passed"] * 3
     # ...but no expected value ever enters the engine's process
     result = hostile(grade, engine, "tamper_gc")
@@ -218,22 +222,23 @@ def test_a_detached_process_cannot_outlive_grade_or_rewrite_the_report(grade, en
     result = hostile(grade, engine, "detached_writer", "--output", report,
                      env=dict(env, GRADE_TEST_REPORT=str(report)))
     assert result.code == 0
-    assert processes_with(token) == []  # gone before grade exited
-    time.sleep(2.5)  # past the moment the writer would have started overwriting
+    assert processes_with(token) == []  # gone before grade exited: nothing is left that could write later
     assert json.loads(report.read_text())["engines"][0]["engine"] == "detached_writer"
 
 
-def sigterm_grade(engine, env, wait_until) -> subprocess.Popen:
-    """Start grade on two hanging engines, call wait_until(), send SIGTERM; the finished process."""
+def sigterm_grade(engine, env, wait_until=None, python=(sys.executable, "-m", "harness.cli")) -> subprocess.Popen:
+    """Start grade on two hanging engines, call wait_until() and send SIGTERM (or let ``python`` send it itself);
+    the finished process."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "--engine", engine("hang_in_op"), "--engine",
+        [*python, "--engine", engine("hang_in_op"), "--engine",
          engine("hang_on_import"), "--cases", str(CASES), "-k", "times_three", "--timeout", "60",
          "--load-timeout", "60", "--jobs", "2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until()
-        proc.send_signal(signal.SIGTERM)
-        proc.out, proc.err = proc.communicate(timeout=30)
+        if wait_until:
+            wait_until()
+            proc.send_signal(signal.SIGTERM)
+        proc.out, proc.err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -256,12 +261,33 @@ def test_sigterm_kills_every_engine_process(engine):
     assert processes_with(token) == []
 
 
+# grade, started by a Python that sends itself SIGTERM the moment ``module`` is first imported: a signal landing
+# at that exact point of start-up, every time, whatever the machine's load
+SIGTERM_DURING_IMPORT = """\
+import os, runpy, signal, sys
+module = sys.argv.pop(1)
+class SigtermDuringImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == module:
+            sys.meta_path.remove(self)
+            print(f"test: SIGTERM during the import of {name}", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return None
+sys.meta_path.insert(0, SigtermDuringImport())
+sys.argv[0] = "grade"
+runpy.run_module("harness.cli", run_name="__main__", alter_sys=True)
+"""
+
+
 @linux_only
-@pytest.mark.parametrize("delay", [0.02, 0.06, 0.1, 0.14, 0.2, 0.3])
-def test_sigterm_at_any_moment_of_start_up_exits_130(engine, delay):
+@pytest.mark.parametrize("module", ["harness.sandbox.reaper", "harness.running.runner", "harness.engine_side.guard",
+                                    "pluggy", "yaml", "harness.cases.loader", "concurrent.futures",
+                                    "importlib.metadata"])
+def test_sigterm_at_any_moment_of_start_up_exits_130(engine, module):
     """An interrupt that lands inside an import (which wraps or swallows it) still ends the run cleanly."""
     token, env = token_env()
-    proc = sigterm_grade(engine, env, lambda: time.sleep(delay))
+    proc = sigterm_grade(engine, env, python=(sys.executable, "-c", SIGTERM_DURING_IMPORT, module))
+    assert f"test: SIGTERM during the import of {module}\n" in proc.err, "grade no longer imports it at start-up"
     # before grade installs its handler (while Python starts) SIGTERM simply ends it: nothing ran yet
     assert proc.returncode in (130, -signal.SIGTERM) and proc.out == ""
     assert "Traceback" not in proc.err

@@ -11,15 +11,17 @@ import pytest
 from conftest import ROOT
 from harness.reporting.layout import layered
 
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
+
 SHAPES = ROOT / "tests" / "cases" / "feedback"
 
 
 @pytest.fixture(scope="module")
 def html_report(tmp_path_factory):
-    from conftest import ENGINES, run_grade
+    from conftest import fixture_engine, run_grade
 
     out = tmp_path_factory.mktemp("html") / "report.html"
-    result = run_grade("--engine", ENGINES / "bug_sub_sign.py", "--engine", ENGINES / "micrograd_full.py",
+    result = run_grade("--engine", fixture_engine("bug_sub_sign"), "--engine", fixture_engine("micrograd_full"),
                        "--cases", SHAPES, "--format", "html", "--output", out, "--fuzz", "20", "--seed", "7")
     assert result.code == 1, result.stderr
     assert result.stdout == ""

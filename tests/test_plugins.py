@@ -9,6 +9,8 @@ import pytest
 from harness import hookimpl, plugins
 from harness.errors import HarnessError
 
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
+
 PLUGIN_DIR = os.path.join(os.path.dirname(__file__), "plugins")
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_grade
+from conftest import fixture_engine, run_grade
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
 ENGINES = Path(__file__).resolve().parent / "engines"
 
@@ -64,7 +66,7 @@ def batch(tmp_path_factory):
     shutil.copy(ENGINES / "plugin_engine.py", folder)  # a module of this submission
     two = folder / "two_engines.py"
     two.write_text(TWO_ENGINES)
-    return ["--engine", "reference", "--engine", str(ENGINES / "bug_sub_sign.py"),
+    return ["--engine", "reference", "--engine", str(fixture_engine("bug_sub_sign")),
             "--engine", str(ENGINES / "syntax_error.py"), "--engine", str(two), "-k", "notebook::", "-k", "ops::sub"]
 
 
