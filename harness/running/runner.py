@@ -214,7 +214,8 @@ class Session:
     ``select`` picks an engine by name when the submission registers several (None: the first);
     ``worker`` is a process ``prestart`` spawned for ``spec``.  A program that times out or
     kills the process costs only itself: a fresh process carries on with the rest.  A
-    submission that fails to load gives every program a ``crashed`` observation saying why.
+    submission that fails to load gives every program a ``crashed`` observation saying why, and so
+    does one whose process cannot be started again after a crash (``load_error`` says why).
     """
 
     def __init__(self, spec: str, limits: Limits, select: str | None = None, worker: Worker | None = None):
@@ -260,9 +261,10 @@ class Session:
         while pending:
             if self.worker is None:  # the last one died: a fresh process for the rest
                 self.worker, why = _start(self.spec, self.select, self.limits)
-                if self.worker is None:
+                if self.worker is None:  # e.g. grading was interrupted: later runs start nothing either
                     observations += [Observation(p.id, EngineStatus.CRASHED,
                                                  message=f"the engine failed to restart: {why}") for p, _ in pending]
+                    self.load_error = why
                     break
             self.worker.send([p.to_wire() for p, _ in pending])
             for i, (program, timeout) in enumerate(pending):

@@ -115,6 +115,10 @@ def test_when_no_fresh_process_can_start_the_rest_are_crashed():
         observations = session.run([program("s::die"), program("s::two"), program("s::three")], [5.0] * 3)
     assert [o.status for o in observations] == ["crashed"] * 3
     assert observations[1].message == "the engine failed to restart: grade is stopping"
+    assert session.load_error == "grade is stopping"  # fuzz stops on it; later runs start nothing
+    assert {o.message for o in session.run([program("s::four")], [5.0])} == {
+        "the submission failed to load: grade is stopping"}
+    assert len(FakeWorker.spawned) == 1
 
 
 def test_a_submission_that_fails_to_load_gets_every_case_crashed_with_the_reason():
