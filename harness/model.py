@@ -282,7 +282,8 @@ class RunResult:
     shard: tuple[int, int] | None = None  # (K, N) for a ``--shard K/N`` run
     harness_version: str = ""
     cases_fingerprint: str = ""           # sha256 of the graded case set (harness.cases.fingerprint)
-    sandbox: str = "none"                 # the sandbox the engine processes ran in
+    sandbox: str = "none"                 # the sandbox the engine processes ran in: bwrap | uid | none
+    sandbox_warning: str = ""             # why they were not sandboxed, when --sandbox auto fell back to none
 
     @property
     def all_passed(self) -> bool:

@@ -90,15 +90,16 @@ def test_as_nobody_the_engine_cannot_reach_root_the_secret_or_the_grader(grade, 
     assert result.code == 0
 
 
-def test_without_user_the_same_engine_runs_as_root_and_reaches_everything(grade, shared):
-    result, statuses = reach(grade, shared)
+def test_with_sandbox_none_the_same_engine_runs_as_root_and_reaches_everything(grade, shared):
+    result, statuses = reach(grade, shared, "--sandbox", "none")
     assert statuses == {"add": "failed", "mul": "failed", "sub": "failed", "div": "failed"}
     assert result.code == 1
 
 
 def test_a_secret_readable_by_everyone_is_read_even_as_nobody(grade, shared):
     (shared / "hidden.yaml").chmod(0o644)
-    _, statuses = reach(grade, shared, "--user", str(NOBODY.pw_uid))  # a uid works as well as a name
+    # without namespaces (--sandbox uid), a uid works as well as a name
+    _, statuses = reach(grade, shared, "--user", str(NOBODY.pw_uid), "--sandbox", "uid")
     assert statuses == {"add": "passed", "mul": "failed", "sub": "passed", "div": "passed"}
 
 
@@ -118,7 +119,7 @@ def test_a_submission_nobody_cannot_read_fails_to_load_and_says_how_to_fix_it(gr
     (private if closed == "folder" else engine).chmod(0o700 if closed == "folder" else 0o600)
     if closed == "file":
         private.chmod(0o755)
-    result = grade("--engine", engine, "--format", "json", "--user", "nobody", "-k", "add")
+    result = grade("--engine", engine, "--format", "json", "--user", "nobody", "--sandbox", "uid", "-k", "add")
     assert result.code == 1
     assert set(result.statuses().values()) == {"error"}
     unreadable = private if closed == "folder" else engine

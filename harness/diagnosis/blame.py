@@ -154,7 +154,7 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
         verdicts = {p: _judge_probe(p, *answers[p], it.case.tolerance) for p, _used in plan if p in answers}
         found[it.case.id] += _op_findings(plan, verdicts)
         eng = eng_traces.get(it.case.id)
-        if eng is not None:
+        if eng is not None and ref.trace is not None:  # a plan means the reference traced it
             traces[it.case.id] = (g, ref.trace, eng.trace if eng.status == "ok" else None)
             div = _divergence(g, ref.trace, traces[it.case.id][2], it.case)
             if div:

@@ -11,8 +11,8 @@ import importlib.util
 import os
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from harness import wire
 from harness.engine_side import collector  # before the import policy, which hides the harness from submissions
@@ -82,6 +82,7 @@ def _import_file(path: Path):
     sys.path.insert(0, folder)
     name = path.stem if path.stem not in sys.modules else f"_submission_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None  # a .py file always has a source loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -147,16 +148,17 @@ def find_engines(module, name: str) -> list:
             return found
     undecorated = getattr(module, "register_engines", None)
     if callable(undecorated) and not hooked:
-        found: list = []
-        undecorated(found.append)
-        if found:
-            return found
+        registered: list = []
+        undecorated(registered.append)
+        if registered:
+            return registered
     classes = [c for c in vars(module).values() if isinstance(c, type)]
     graded = [c for c in classes if callable(getattr(c, "backward", None))]
     graded.sort(key=lambda c: (c.__name__ not in LIKELY_CLASSES, getattr(c, "__module__", "") != module.__name__))
     functions = [n for n in ("_add", "_sub", "_mul") if callable(getattr(module, n, None))]
     if functions and graded:
-        cls = getattr(module, "Tensor", None) if isinstance(getattr(module, "Tensor", None), type) else graded[0]
+        tensor = getattr(module, "Tensor", None)
+        cls = tensor if isinstance(tensor, type) else graded[0]
         return [NotebookAdapter(module, cls, name)]
     operators = [c for c in graded if hasattr(c, "__add__") or hasattr(c, "__mul__")]
     if operators:

@@ -103,6 +103,7 @@ def as_dict(run: RunResult) -> dict[str, Any]:
         "harness_version": run.harness_version,
         "cases_fingerprint": run.cases_fingerprint,
         "sandbox": run.sandbox,
+        **({"sandbox_warning": run.sandbox_warning} if run.sandbox_warning else {}),
     }
 
 

@@ -47,7 +47,9 @@ def render(run: RunResult, context: ReportContext) -> str:
         out.append(_paint(summary, "32;1" if ok else "31;1", context))
         out.append("")
     shard = f" (shard {run.shard[0]}/{run.shard[1]})" if run.shard else ""
-    out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}; sandbox: {clean(run.sandbox)}")
+    warning = f" (warning: {clean(run.sandbox_warning)})" if run.sandbox_warning else ""
+    out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}; "
+               f"sandbox: {clean(run.sandbox)}{warning}")
     return "\n".join(out) + "\n"
 
 

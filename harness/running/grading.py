@@ -22,7 +22,7 @@ from harness.running import program as programs
 from harness.running import reference
 from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC
-from harness.running.runner import Limits, Session, Worker, timeout_for
+from harness.running.runner import Limits, Session, Worker, timeout_for, with_hidden
 from harness.sandbox import reaper
 from harness.version import harness_version
 
@@ -154,19 +154,23 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     ``engines`` names the engines to grade in each submission (default: the first it registers).
     """
     start = time.perf_counter()
+    limits = with_hidden(limits, [spec for (spec, _), _ in plan])
     started = dict(started or {})
     early = list(started.values())
     distinct = list({id(c): c for _, cases in plan for c in cases}.values())
-    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits)))
-    plan = [(item, [filled[id(c)] for c in cases]) for item, cases in plan]
+    lost: dict = {}  # cases whose reference expectations died with the reference engine's process
+    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits, lost)))
+    whole = plan
+    plan = [(item, [filled[id(c)] for c in cases if c.id not in lost]) for item, cases in plan]
     built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
     per_item: list = [None] * len(plan)
 
     def job(i: int) -> list:
         (spec, sub), cases = plan[i]
         extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
-        return _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None), [built[id(c)] for c in cases],
-                          engines)
+        results = _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None),
+                             [built[id(c)] for c in cases], engines)
+        return _with_lost(results, whole[i][1], lost) if lost else results
 
     try:
         if jobs <= 1 or len(plan) <= 1:  # one at a time: no thread pool to start (or import)
@@ -185,7 +189,22 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
             worker.kill()
     results = [e for batch in per_item for e in batch]
     return RunResult(results, round(time.perf_counter() - start, 3), harness_version=harness_version(),
-                     cases_fingerprint=fingerprint(distinct))
+                     cases_fingerprint=fingerprint(distinct), sandbox=limits.sandbox,
+                     sandbox_warning=limits.sandbox_warning)
+
+
+def _with_lost(results: list, cases: list, lost: dict) -> list:
+    """Each engine's results with an error for every case the dead reference engine left ungradable,
+    in the order of ``cases``."""
+    for r in results:
+        graded = {c.id: c for c in r.cases}
+        r.cases = [graded[c.id] if c.id in graded else CaseResult(
+            id=c.id, status=Status.ERROR, score=0.0, max_score=float(c.points),
+            message=f"{lost[c.id]}; this case could not be graded, through no fault of the submission",
+            suite=c.suite, name=c.name, description=c.description, tags=c.tags, visibility=c.visibility)
+            for c in cases if c.id in graded or c.id in lost] + [
+            c for c in r.cases if c.id not in {k.id for k in cases}]  # fuzz cases, after the others
+    return results
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,

@@ -22,7 +22,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,7 @@ from harness import wire as protocol
 from harness.engine_side.guard import DEFAULT_FORBIDDEN
 from harness.model import EngineStatus
 from harness.running.observation import Observation
-from harness.sandbox import reaper
+from harness.sandbox import bwrap, reaper, uids
 
 if TYPE_CHECKING:
     from harness.running.program import Program
@@ -51,6 +51,12 @@ class Limits:
     output_mb: int | None = 64     # cap on what the engine process writes (prints, files); None for no cap
     forbidden_imports: tuple = DEFAULT_FORBIDDEN  # modules an untrusted submission may not import
     user: RunAs | None = None      # --user: engine processes drop root to this user before loading
+    sandbox: str = "none"          # bwrap | uid | none (``--sandbox``, resolved by harness.sandbox.modes)
+    sandbox_warning: str = ""      # why --sandbox auto fell back to none, for the report
+    trusted: bool = False          # the reference engine: its own sandbox, which shows reference_engine
+    hide: tuple = ()               # every graded submission: none is ever visible in another's sandbox
+    cpu_s: int | None = 600        # RLIMIT_CPU of an engine process (all its cases), far above the timeouts
+    processes: int | None = 64     # RLIMIT_NPROC when the engine process has a uid of its own
 
 
 def hello_fields(hello) -> tuple[list[str], str, str]:
@@ -77,25 +83,39 @@ class Worker:
 
     def __init__(self, spec: str, select: str | None, limits: Limits, greet: bool = True):
         self.spec, self.select, self.limits, self.killed = spec, select, limits, False
+        self.lease: uids.Lease | None = None
+        self.run_as: RunAs | uids.Lease | None = limits.user
+        if limits.sandbox in ("uid", "bwrap") and limits.user is None and _is_root():
+            self.lease = uids.lease(reference=limits.trusted)  # a uid of its own, never root
+            self.run_as = self.lease
         prog_r, self.prog_w = os.pipe()
         obs_r, obs_w = os.pipe()
         self.output = tempfile.TemporaryFile()  # what the engine prints goes here, never to the report
         self.cwd = tempfile.mkdtemp(prefix="grade-worker-")
-        if limits.user is not None:  # the engine's home and working folder, writable once it drops root
-            os.chown(self.cwd, limits.user.uid, limits.user.gid)
+        if self.run_as is not None and limits.sandbox != "bwrap":  # its home, writable once it drops root
+            os.chown(self.cwd, self.run_as.uid, self.run_as.gid)
         env = dict(os.environ, PYTHONFAULTHANDLER="1")
-        env["PYTHONPATH"] = os.pathsep.join(
-            [HARNESS_ROOT] + [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        extra = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join([HARNESS_ROOT] + extra)
+        argv = [sys.executable, "-P", "-m", "harness.engine_side.worker", str(prog_r), str(obs_w)]
+        if limits.sandbox == "bwrap":
+            # an engine an installed plugin registers is the course's own: it sees what the reference sees
+            trusted = limits.trusted or (not _is_path(spec) and spec in installed_engines())
+            argv = bwrap.command(bwrap.View(
+                harness_root=HARNESS_ROOT, workdir=self.cwd, spec=spec, trusted=trusted, hide=limits.hide,
+                python_path=tuple(p for p in extra if p != HARNESS_ROOT), as_root=_is_root(),
+                tmp_mb=limits.output_mb or 64), argv)
         try:
             self.proc = reaper.spawn(lambda: subprocess.Popen(
-                [sys.executable, "-P", "-m", "harness.engine_side.worker", str(prog_r), str(obs_w)],
-                pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
+                argv, pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
                 stderr=self.output, cwd=self.cwd, env=env, start_new_session=True))
         except BaseException:
             for fd in (prog_r, obs_w, obs_r, self.prog_w):
                 os.close(fd)
             self.output.close()
             shutil.rmtree(self.cwd, ignore_errors=True)
+            if self.lease is not None:
+                uids.release(self.lease)
             raise
         os.close(prog_r)
         os.close(obs_w)
@@ -108,11 +128,14 @@ class Worker:
     def greet(self) -> None:
         """Tell the engine process what to load, and under which limits."""
         # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
-        installed = [] if os.path.exists(self.spec) else list(installed_engines())
-        self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb,
-                                                                "output_mb": self.limits.output_mb},
-                   "installed": installed, "forbid": list(self.limits.forbidden_imports),
-                   "user": self.limits.user.to_wire() if self.limits.user is not None else None})
+        installed = [] if _is_path(self.spec) else list(installed_engines())
+        limits = self.limits
+        self.send({"spec": self.spec, "select": self.select,
+                   "limits": {"memory_mb": limits.memory_mb, "output_mb": limits.output_mb, "cpu_s": limits.cpu_s,
+                              "processes": limits.processes if self.run_as is not None else None},
+                   "installed": installed, "forbid": list(limits.forbidden_imports), "trusted": limits.trusted,
+                   "user": None if self.run_as is None else  # in bwrap the interpreter stays readable: no preload
+                   dict(self.run_as.to_wire(), preload=limits.sandbox != "bwrap")})
 
     def send(self, obj) -> None:
         """Write in the background (one writer thread), so a worker that never reads cannot block the grader."""
@@ -138,6 +161,8 @@ class Worker:
             code = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return "the engine process closed its pipe and stopped answering"
+        if self.limits.sandbox == "bwrap" and 128 < code <= 128 + 64:
+            code = 128 - code  # bwrap exits with 128 + the signal that killed the engine process
         if code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -180,6 +205,23 @@ class Worker:
                 pass
         self.output.close()
         shutil.rmtree(self.cwd, ignore_errors=True)
+        if self.lease is not None:  # nothing left running as its uid before another process gets it
+            uids.release(self.lease)
+
+
+def _is_path(spec: str) -> bool:
+    """Whether ``spec`` names a file or folder (as the engine process's loader decides)."""
+    return spec.endswith(".py") or os.path.exists(spec) or "/" in spec or "\\" in spec
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def with_hidden(limits: Limits, specs) -> Limits:
+    """``limits`` that keep every one of ``specs`` (submissions' paths) out of the others' sandboxes."""
+    paths = tuple(sorted({os.path.abspath(s) for s in specs if os.path.exists(s)} | set(limits.hide)))
+    return limits if paths == limits.hide else replace(limits, hide=paths)
 
 
 @functools.cache
@@ -196,6 +238,7 @@ def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
     The grader becomes a subreaper between their spawn and their hello, before any submission code runs.
     Hand each to ``Session(spec, limits, worker=...)``.
     """
+    limits = with_hidden(limits, specs)
     early = {spec: Worker(spec, None, limits, greet=False) for spec in dict.fromkeys(specs[:max(1, jobs)])}
     reaper.become_subreaper()
     for worker in early.values():
