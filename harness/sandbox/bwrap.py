@@ -42,7 +42,7 @@ from dataclasses import dataclass
 #: The harness modules an engine process imports, besides ``harness/engine_side/``.
 ENGINE_SIDE = ("__init__.py", "wire.py", "ops.py", "hookspecs.py")
 #: Files of the system that the interpreter needs (each bound only if it exists).
-SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime")
 #: At most this many files and packages beside a single-file submission are bound with it.
 MAX_SIBLINGS = 200
 NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net")
