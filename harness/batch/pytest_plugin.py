@@ -161,15 +161,17 @@ class _Grader:
         from harness.diagnosis import blame as blaming
         from harness.judging.compare import case_result, judge
         from harness.running import program
-        from harness.running.runner import run_engine, timeout_for
+        from harness.running.runner import Session, timeout_for
 
         progs = [program.build(i.case) for i in items]
         timeouts = [timeout_for(i.case.timeout, self.limits) for i in items]
-        run = run_engine(self.spec, progs, timeouts, self.limits)[0]  # the first engine the spec provides
+        with Session(self.spec, self.limits) as session:  # the first engine the spec provides
+            observations = session.run(progs, timeouts)
+            name, load_error = session.name, session.load_error
         graded = [blaming.Item(i.case, prog, obs, case_result(i.case, obs, judge(i.case, obs)))
-                  for i, prog, obs in zip(items, progs, run.observations)]
-        if self.blame and not run.load_error:
-            blaming.blame(self.spec, run.name, graded, self.limits)
+                  for i, prog, obs in zip(items, progs, observations)]
+        if self.blame and not load_error:
+            blaming.blame(self.spec, name, graded, self.limits)
         for i, it in zip(items, graded):
             self.results[i.nodeid] = it.result
 
