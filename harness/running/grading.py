@@ -42,11 +42,17 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     """The first engine ``spec`` registers (or each one named in ``engines``), graded on ``cases``
     (``worker``: one spawned early for ``spec``; ``progs``: the cases' programs, when already built)."""
     progs = progs or [programs.build(c) for c in cases]
-    timeouts = [timeout_for(c.timeout, limits) for c in cases]
+    # Visible cases first; hidden and after_due_date ones after them, in a fresh engine process, so that
+    # nothing a student sees (a visible case's numbers or messages) comes from a process that saw them.
+    order = sorted(range(len(cases)), key=lambda i: cases[i].visibility != "visible")
+    fence = sum(c.visibility == "visible" for c in cases)
+    timeouts = [timeout_for(cases[i].timeout, limits) for i in order]
     results = []
-    for run in run_engine(spec, progs, timeouts, limits, worker, engines):
+    for run in run_engine(spec, [progs[i] for i in order], timeouts, limits, worker, engines, fence):
+        by_index = dict(zip(order, run.observations, strict=True))
+        observations = [by_index[i] for i in range(len(cases))]
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
-                 for case, prog, obs in zip(cases, progs, run.observations)]
+                 for case, prog, obs in zip(cases, progs, observations)]
         engine = EngineResult(run.name, run.source, [it.result for it in items], run.load_error,
                               ignored_engines=tuple(run.ignored))
         if not run.load_error:
@@ -71,8 +77,12 @@ def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.It
             case = replace(o.case, name=f"minimal-{n}")
             minimal[sig] = blaming.Item(case, replace(o.program, id=case.id), o.observation,
                                         case_result(case, o.observation, o.verdict))
-    if feedback.blame:
-        blaming.blame(spec, name, items + fuzz_items, limits, feedback.reference, extra=list(minimal.values()))
+    if feedback.blame:  # hidden cases are probed apart, so that no visible case's blame comes from them
+        shown = [it for it in items if it.case.visibility == "visible"]
+        kept = [it for it in items if it.case.visibility != "visible"]
+        blaming.blame(spec, name, shown + fuzz_items, limits, feedback.reference, extra=list(minimal.values()))
+        if kept:
+            blaming.blame(spec, name, kept, limits, feedback.reference)
     for it in fuzz_items:
         sig = signatures.get(it.case.id)
         if sig in minimal:

@@ -282,9 +282,13 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
 
 
 def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
-               worker: Worker | None = None, engines: tuple = ()) -> list:
+               worker: Worker | None = None, engines: tuple = (), fence: int | None = None) -> list:
     """Run every program against one engine of ``spec``: the first it registers, or each engine named in
-    ``engines`` (``worker``: spawned early for it).  Each run lists the registered engines left ungraded."""
+    ``engines`` (``worker``: spawned early for it).  Each run lists the registered engines left ungraded.
+
+    ``fence``: the programs from this index on run in a fresh engine process, after the ones before it
+    are answered (hidden cases after visible ones, so no visible answer can carry a hidden case's numbers).
+    """
     worker, hello = _start(spec, None, limits, worker)
     if worker is None:
         name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
@@ -310,7 +314,7 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
             w, h, worker = worker, hello, None  # the engine the first process loaded
         else:
             w, h = _start(spec, name, limits)
-        obs = (_run_all(w, spec, name, programs, timeouts, limits) if w is not None else
+        obs = (_run_all(w, spec, name, programs, timeouts, limits, fence) if w is not None else
                [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {h}") for p in programs])
         runs.append(EngineRun(name, spec, obs, ignored=ignored))
     if worker is not None:
@@ -318,8 +322,14 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
     return runs
 
 
-def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
-    observations, worker = _run_batch(worker, spec, select, programs, timeouts, limits)
+def _run_all(worker, spec, select, programs, timeouts, limits, fence: int | None = None) -> list:
+    fence = len(programs) if fence is None or fence <= 0 else fence
+    observations, worker = _run_batch(worker, spec, select, programs[:fence], timeouts[:fence], limits)
+    if fence < len(programs):  # the rest in a process that never answered a program before the fence
+        if worker is not None:
+            worker.kill()
+        more, worker = _run_batch(None, spec, select, programs[fence:], timeouts[fence:], limits)
+        observations += more
     if worker is not None:
         worker.kill()
     return observations
