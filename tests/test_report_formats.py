@@ -303,7 +303,7 @@ def register_engines(register):
 def test_terminal_escapes_in_an_engine_name_reach_no_report(tmp_path, fmt):
     engine = tmp_path / "red_engine.py"
     engine.write_text(RED_NAME_ENGINE)
-    shutil.copy(ENGINES / "plugin_engine.py", tmp_path)  # beside it: a sandbox shows only the submission's folder
+    shutil.copy(ENGINES / "plugin_engine.py", tmp_path)  # beside it: a sandbox shows the submission's folder only
     result = run_grade("--engine", engine, "-k", "notebook::a_plus_b_times_c", "-k", "ops::sub_two_leaves",
                        "--format", fmt)
     assert result.code == 0, result.stderr
