@@ -166,7 +166,8 @@ class GraphPicture:
     nodes: tuple[PictureNode, ...] = ()
     edges: tuple[PictureEdge, ...] = ()
     output: str = ""
-    first_divergent: str | None = None   # the node to highlight
+    first_divergent: str | None = None   # the first node, from the output down, whose grad is wrong
+    culprit: str | None = None           # the op node that handed it the wrong grad (the highlight)
     traced: bool = False                 # node by node from traced runs (else only the named grads)
 
 

@@ -259,7 +259,7 @@ def _graph(g: dict) -> GraphPicture:
                   for n in g["nodes"])
     edges = tuple(PictureEdge(str(a), str(b), int(pos)) for a, b, pos in g["edges"])
     return GraphPicture(True, nodes=nodes, edges=edges, output=str(g["output"]),
-                        first_divergent=g.get("first_divergent"), traced=bool(g.get("traced")))
+                        first_divergent=g.get("first_divergent"), culprit=g.get("culprit"), traced=bool(g.get("traced")))
 
 
 def _shrunk(s: dict) -> Shrunk:

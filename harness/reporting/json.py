@@ -53,7 +53,7 @@ def graph_dict(g: GraphPicture) -> dict[str, Any]:
         return {"drawn": False, "why": g.why}
     return {"drawn": True, "nodes": [dataclasses.asdict(n) for n in g.nodes],
             "edges": [[e.source, e.target, e.position] for e in g.edges], "output": g.output,
-            "first_divergent": g.first_divergent, "traced": g.traced}
+            "first_divergent": g.first_divergent, "culprit": g.culprit, "traced": g.traced}
 
 
 def shrunk_dict(s: Shrunk) -> dict[str, Any]:
