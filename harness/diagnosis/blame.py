@@ -44,8 +44,9 @@ from harness.model import (
 from harness.reporting.common import fmt
 from harness.running.observation import Observation
 from harness.running.program import Program
-from harness.running.reference import REFERENCE_SPEC, trusted
+from harness.running.reference import REFERENCE_SPEC
 from harness.running.runner import Limits, run_programs, timeout_for
+from harness.running.shared import ReferenceCache
 
 TRACE_CAP = 2000      # cases with more nodes are not traced node by node
 DRAW_CAP = 60         # cases with more nodes are not drawn
@@ -99,11 +100,14 @@ class Probe:
 
 
 def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
-          reference: str = REFERENCE_SPEC, extra: Sequence[Item] = ()) -> None:
+          reference: str = REFERENCE_SPEC, extra: Sequence[Item] = (), shared: ReferenceCache | None = None) -> None:
     """Add diagnoses, and a drawable graph, to the results of the failing cases in ``items``.
 
-    ``extra`` cases are probed first but are left out of the patterns across the run.
+    ``extra`` cases are probed first but are left out of the patterns across the run.  The reference
+    engine's side (traced runs, probe answers) comes from ``shared``, the batch's reference work
+    (default: this call's own).
     """
+    shared = shared if shared is not None else ReferenceCache(enabled=False)
     failing = [it for it in list(extra) + items if it.result.status not in (Status.PASSED, Status.UNSUPPORTED)]
     if not failing:
         return
@@ -111,7 +115,7 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
     traces: dict[str, tuple] = {}
     targets = [it for it in failing if it.probe and _worth_probing(it)][:MAX_CASES]
     if targets:
-        _probe(spec, select, targets, limits, reference, found, traces)
+        _probe(spec, select, targets, limits, reference, found, traces, shared)
     records = [_record(it) for it in items]
     for diagnosis, ids in patterns.find(records):
         for case_id in ids:
@@ -121,7 +125,8 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
         _annotate(it, _merge(found[it.case.id]), traces.get(it.case.id))
 
 
-def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict) -> None:
+def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict,
+           shared: ReferenceCache) -> None:
     """Trace the target cases in both engines, probe their ops, and add what that shows to ``found``."""
     built = [(it, graphs.build(it.program, TRACE_CAP)) for it in targets]
     built = [(it, g) for it, g in built if any(n.op != "leaf" for n in g.nodes)]
@@ -129,8 +134,8 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
         return
     # The reference's trace gives the operand values of the probes, even for a graph too big to
     # trace whole (its first TRACE_CAP nodes); the engine's is needed only for whole graphs.
-    ref_traces = run_programs(reference, None, [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built],
-                              [timeout_for(it.case.timeout, limits) for it, _ in built], trusted(limits))
+    ref_traces: list = shared.run(reference, [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built],
+                            [timeout_for(it.case.timeout, limits) for it, _ in built], limits)
     plans = {it.case.id: _probes(g, ref.trace["values"]) for (it, g), ref in zip(built, ref_traces)
              if ref.status == "ok" and ref.trace is not None}
     probes = _budget(plans)
@@ -140,7 +145,7 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
     probe_programs = [p.program(pid) for p, pid in probes.items()]
     probe_timeouts = [min(limits.timeout, PROBE_TIMEOUT)] * len(probe_programs)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        ref_job = pool.submit(run_programs, reference, None, probe_programs, probe_timeouts, trusted(limits))
+        ref_job = pool.submit(shared.run, reference, probe_programs, probe_timeouts, limits)
         eng_job = pool.submit(run_programs, spec, select, trace_programs + probe_programs,
                               trace_timeouts + probe_timeouts, limits)
         ref_probes, eng_all = ref_job.result(), eng_job.result()

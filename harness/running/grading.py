@@ -22,6 +22,7 @@ from harness.running import program as programs
 from harness.running import reference
 from harness.running.reference import REFERENCE_SPEC
 from harness.running.runner import Limits, Worker, run_engine, timeout_for, with_hidden
+from harness.running.shared import ReferenceCache, sharing_enabled
 from harness.sandbox import reaper
 from harness.version import harness_version
 
@@ -34,13 +35,16 @@ class Feedback:
     fuzz: int = 0           # number of random expressions (0: no fuzzing)
     seed: int = 0
     reference: str = REFERENCE_SPEC   # the engine whose answers are expected (blame, fuzz)
+    share: bool = True      # reference work computed once per batch (off: per submission, same results)
 
 
 def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Feedback(),
                  worker: Worker | None = None, progs: list | None = None,
-                 engines: tuple = ()) -> list[EngineResult]:
+                 engines: tuple = (), shared: ReferenceCache | None = None) -> list[EngineResult]:
     """The first engine ``spec`` registers (or each one named in ``engines``), graded on ``cases``
-    (``worker``: one spawned early for ``spec``; ``progs``: the cases' programs, when already built)."""
+    (``worker``: one spawned early for ``spec``; ``progs``: the cases' programs, when already built;
+    ``shared``: the batch's reference work)."""
+    shared = shared if shared is not None else ReferenceCache(enabled=sharing_enabled(feedback.share))
     progs = progs or [programs.build(c) for c in cases]
     timeouts = [timeout_for(c.timeout, limits) for c in cases]
     results = []
@@ -50,18 +54,18 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
         engine = EngineResult(run.name, run.source, [it.result for it in items], run.load_error,
                               ignored_engines=tuple(run.ignored))
         if not run.load_error:
-            _feedback(spec, run.name, engine, items, limits, feedback)
+            _feedback(spec, run.name, engine, items, limits, feedback, shared)
         results.append(engine)
     return results
 
 
 def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.Item], limits: Limits,
-              feedback: Feedback) -> None:
+              feedback: Feedback, shared: ReferenceCache) -> None:
     fuzz_items: list[blaming.Item] = []
     minimal: dict[str, blaming.Item] = {}
     signatures: dict[str, str | None] = {}
     if feedback.fuzz:
-        fz = fuzzing.run(spec, name, feedback.fuzz, feedback.seed, limits, feedback.reference)
+        fz = fuzzing.run(spec, name, feedback.fuzz, feedback.seed, limits, feedback.reference, shared)
         engine.fuzz = fz.summary
         for o in fz.outcomes:
             fuzz_items.append(blaming.Item(o.case, o.program, o.observation,
@@ -72,7 +76,8 @@ def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.It
             minimal[sig] = blaming.Item(case, replace(o.program, id=case.id), o.observation,
                                         case_result(case, o.observation, o.verdict))
     if feedback.blame:
-        blaming.blame(spec, name, items + fuzz_items, limits, feedback.reference, extra=list(minimal.values()))
+        blaming.blame(spec, name, items + fuzz_items, limits, feedback.reference, extra=list(minimal.values()),
+                      shared=shared)
     for it in fuzz_items:
         sig = signatures.get(it.case.id)
         if sig in minimal:
@@ -105,14 +110,18 @@ def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
 
 def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[int, int], None] | None = None,
                feedback: Feedback = Feedback(), started: dict | None = None,
-               fuzz_here: Callable[[int], bool] | None = None, engines: tuple = ()) -> RunResult:
+               fuzz_here: Callable[[int], bool] | None = None, engines: tuple = (),
+               shared: ReferenceCache | None = None) -> RunResult:
     """Grade each ((spec, submission id), cases) item of ``plan`` (in parallel up to ``jobs``), in its order.
 
     Expectations written as ``reference`` are computed first, by the reference engine in its own process.
     ``started`` maps a spec to a worker that ``prestart`` spawned for it; each is used once.
     ``fuzz_here(i)`` says whether item i fuzzes (default: all), so a sharded submission is fuzzed once.
     ``engines`` names the engines to grade in each submission (default: the first it registers).
+    ``shared`` holds the batch's reference work (blame's traced runs and probes, fuzz corpora); by
+    default a new one, shared unless ``feedback.share`` or $GRADE_SHARE_REFERENCE turns it off.
     """
+    shared = shared if shared is not None else ReferenceCache(enabled=sharing_enabled(feedback.share))
     start = time.perf_counter()
     limits = with_hidden(limits, [spec for (spec, _), _ in plan])
     started = dict(started or {})
@@ -129,7 +138,7 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         (spec, sub), cases = plan[i]
         extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
         results = _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None),
-                             [built[id(c)] for c in cases], engines)
+                             [built[id(c)] for c in cases], engines, shared)
         return _with_lost(results, whole[i][1], lost) if lost else results
 
     try:
@@ -188,10 +197,11 @@ def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
 
 def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits,
                feedback: Feedback = Feedback(), worker: Worker | None = None,
-               progs: list | None = None, engines: tuple = ()) -> list[EngineResult]:
+               progs: list | None = None, engines: tuple = (),
+               shared: ReferenceCache | None = None) -> list[EngineResult]:
     """One submission's results; a failure of the harness itself costs only this submission."""
     try:
-        results = grade_engine(spec, cases, limits, feedback, worker, progs, engines)
+        results = grade_engine(spec, cases, limits, feedback, worker, progs, engines, shared)
     except Exception as e:  # e.g. no more processes or file descriptors: grade the rest anyway
         why = f"the harness could not grade this submission: {type(e).__name__}: {e}"
         results = [EngineResult(submission or spec, spec, [
