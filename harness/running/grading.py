@@ -148,7 +148,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
                 if progress is not None:
                     progress(i + 1, len(plan))
         else:
-            _in_parallel(job, per_item, jobs, progress)
+            fuzzed = [feedback.fuzz if fuzz_here is None or fuzz_here(i) else 0 for i in range(len(plan))]
+            _in_parallel(job, per_item, jobs, progress, [len(cases) + n for (_, cases), n in zip(plan, fuzzed)])
     except BaseException:  # interrupted: kill the engine processes so that nothing outlives grading
         reaper.stop_all()
         raise
@@ -177,13 +178,18 @@ def _with_lost(results: list, cases: list, lost: dict) -> list:
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
-                 progress: Callable[[int, int], None] | None) -> None:
-    """results[i] = job(i) for every i, ``jobs`` at a time, each in its own thread."""
+                 progress: Callable[[int, int], None] | None, sizes: list | None = None) -> None:
+    """results[i] = job(i) for every i, ``jobs`` at a time, each in its own thread.
+
+    The longest jobs by ``sizes`` (an estimate: cases and fuzz expressions) start first, so that a long
+    one does not start last and leave the other slots idle; a slot takes the next job as soon as it is free.
+    """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
+    order = longest_first(sizes) if sizes is not None else list(range(len(results)))
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(job, i): i for i in range(len(results))}
+        futures = {pool.submit(job, i): i for i in order}
         for done, future in enumerate(as_completed(futures), 1):
             results[futures[future]] = future.result()
             if progress is not None:
@@ -193,6 +199,11 @@ def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def longest_first(sizes: list) -> list[int]:
+    """Indices of ``sizes``, largest first (ties keep their order)."""
+    return sorted(range(len(sizes)), key=lambda i: -sizes[i])
 
 
 def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits,

@@ -160,3 +160,9 @@ def test_n_identical_failing_submissions_run_the_reference_work_once(jobs):
     assert once[0] > 0 and once[1] == 1
     assert counted[4, True] == once
     assert counted[4, False] == (4 * once[0], 4)
+
+
+def test_long_submissions_start_first():
+    from harness.running.grading import longest_first
+
+    assert longest_first([3, 30, 3, 330, 30]) == [3, 1, 4, 0, 2]
