@@ -26,7 +26,7 @@ from dataclasses import replace
 from harness.model import EngineStatus
 from harness.running.observation import Observation
 from harness.running.reference import trusted
-from harness.running.runner import Limits, run_programs
+from harness.running.runner import Limits, Session
 
 #: Set to 0 to compute reference work per submission (the identity test compares both ways).
 ENV_SWITCH = "GRADE_SHARE_REFERENCE"
@@ -35,6 +35,12 @@ ENV_SWITCH = "GRADE_SHARE_REFERENCE"
 def sharing_enabled(requested: bool = True) -> bool:
     """Whether a batch shares its reference work: ``requested`` and not turned off in the environment."""
     return requested and os.environ.get(ENV_SWITCH, "1").strip() not in ("0", "no", "false", "off")
+
+
+def run_programs(spec: str, select: str | None, programs: list, timeouts: list, limits: Limits) -> list:
+    """Observations of ``programs`` from one engine process of ``spec``."""
+    with Session(spec, limits, select) as session:
+        return session.run(programs, timeouts)
 
 
 def _key(reference: str, program, timeout: float) -> str:
