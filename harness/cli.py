@@ -24,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
                "2 the command could not run",
     )
     p.add_argument("--engine", action="append", default=[], metavar="SPEC",
-                   help="a .py file, a package folder, a module name or an installed engine name "
-                        "(repeatable)")
+                   help="a .py file, a notebook (.ipynb), a folder (a package or a repository), "
+                        "DIR::module[:Class], a module name or an installed engine name (repeatable)")
     p.add_argument("--submissions", action="append", default=[], metavar="DIR",
                    help="a folder whose every child folder or .py file is one submission, "
                         "named after it (repeatable)")
@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per case unless the case sets its own (default: 10)")
     p.add_argument("--load-timeout", type=_positive, default=20.0, metavar="S",
                    help="seconds to import a submission (default: 20)")
+    p.add_argument("--notebook-mode", choices=["defs", "all"], default="defs",
+                   help="notebooks and scripts exported from them: run only the statements that define "
+                        "names (defs: no training loops, plots or asserts; whole cells if that finds no "
+                        "engine) or every cell (all) (default: defs)")
     p.add_argument("--memory-mb", type=_positive_int, default=2048, metavar="MB",
                    help="address-space cap of each engine process, 0 for none (default: 2048)")
     p.add_argument("--max-output-mb", type=_positive_int, default=64, metavar="MB",
@@ -276,7 +280,7 @@ def _limits(args):
     return Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
                   output_mb=args.max_output_mb or None,
                   forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))),
-                  user=user)
+                  user=user, notebook_mode=args.notebook_mode)
 
 
 def _graded(args) -> tuple[list, list, list]:
@@ -445,6 +449,7 @@ def _build_gradescope(args, cases: list) -> int:
 
     options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
                "--memory-mb", str(args.memory_mb), "--max-output-mb", str(args.max_output_mb)]
+    options += ["--notebook-mode", args.notebook_mode] if args.notebook_mode != "defs" else []
     options += [o for k in args.keyword for o in ("-k", k)] + [o for t in args.tag for o in ("--tag", t)]
     options += (["--fuzz", str(args.fuzz), "--seed", str(args.seed)] if args.fuzz else []) + (
         [] if args.blame else ["--no-blame"])

@@ -38,6 +38,8 @@ class EngineResult:
     load_error: str = ""
     submission: str = ""    # the submission id: a --submissions child's name, else the engine's name
     fuzz: dict | None = None   # with --fuzz: seed, forms fuzzed, forms left out, minimal failures
+    origin: str = ""        # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
+    load_notes: list = field(default_factory=list)  # what loading skipped (cells, IPython syntax) or chose
 
     @property
     def score(self) -> float:

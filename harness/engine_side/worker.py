@@ -42,8 +42,13 @@ def main(argv: list[str]) -> int:
             _become(run_as, hello["spec"], LoadError)
         guard.install(policy)
 
+    notes: list = []
     try:
-        engines, _trusted = load(hello["spec"], hello.get("installed"), guard=before_submission)
+        if hello.get("unreadable"):  # the grader could not read the submission (a corrupt notebook, ...)
+            raise LoadError(str(hello["unreadable"]))
+        engines, _trusted = load(hello["spec"], hello.get("installed"), guard=before_submission,
+                                 notebook=hello.get("notebook"), mode=hello.get("notebook_mode", "defs"),
+                                 notes=notes)
         if run_as and not _dropped:  # a trusted installed engine, loaded without the guard
             _become(run_as, hello["spec"], LoadError)
     except LoadError as e:
@@ -58,7 +63,8 @@ def main(argv: list[str]) -> int:
     names = [str(getattr(e, "name", "engine")) for e in engines]
     select = hello.get("select")
     engine = engines[names.index(select)] if select in names else engines[0]
-    protocol.write(fd_out, {"ready": True, "engines": names, "engine": str(getattr(engine, "name", "engine"))})
+    protocol.write(fd_out, {"ready": True, "engines": names, "engine": str(getattr(engine, "name", "engine")),
+                            "origin": str(getattr(engine, "origin", "") or ""), "notes": notes})
     while True:
         batch = protocol.read_blocking(fd_in)
         if batch is None:

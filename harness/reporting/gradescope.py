@@ -22,6 +22,9 @@ def as_dict(run: RunResult) -> dict:
     several = len(run.engines) > 1
     tests, notes = [], []
     for label, e in zip(run.labels(), run.engines):
+        if e.origin or e.load_notes:
+            loaded = ([f"graded: {e.origin}"] if e.origin else []) + [f"- {n}" for n in e.load_notes]
+            notes.append((f"{label}: " if several else "") + "\n".join(loaded))
         if e.load_error:
             notes.append(f"{label + ': ' if several else ''}your submission could not be loaded, "
                          f"so every test below is an error:\n{e.load_error}")

@@ -16,6 +16,8 @@ def as_dict(run: RunResult) -> dict:
             {"engine": e.engine, "source": e.source, "submission": e.submission, "score": e.score,
              "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
              **({"load_error": e.load_error} if e.load_error else {}),
+             **({"origin": e.origin} if e.origin else {}),
+             **({"load_notes": list(e.load_notes)} if e.load_notes else {}),
              **({"fuzz": e.fuzz} if e.fuzz is not None else {}),
              "cases": [
                  {"id": c.id, "status": c.status, "score": c.score, "max_score": c.max_score,

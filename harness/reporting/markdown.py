@@ -34,6 +34,12 @@ def render(run: RunResult, context: ReportContext) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
         out.append(f"engine {cell(e.engine)} from {cell(e.source)}: {counts}")
         out.append("")
+        if e.origin:
+            out.append(f"graded: {cell(e.origin)}")
+            out.append("")
+        if e.load_notes:
+            out.extend(f"- {cell(note)}" for note in e.load_notes)
+            out.append("")
         if e.load_error:
             out.append("> **The submission failed to load:**<br>" + cell(e.load_error))
             out.append("")

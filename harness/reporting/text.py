@@ -20,6 +20,7 @@ def render(run: RunResult, context: ReportContext) -> str:
     for name, e in zip(run.labels(), run.engines):
         title = f"{name} ({e.source})" if name == e.engine else f"{name}: {e.engine} ({e.source})"
         out.append(_paint(f"== {title}", "1", context))
+        out.extend(load_lines(e))
         if e.load_error:
             out.append("   the submission failed to load:")
             out.extend(f"   | {line}" for line in e.load_error.splitlines())
@@ -40,6 +41,15 @@ def render(run: RunResult, context: ReportContext) -> str:
     shard = f" (shard {run.shard[0]}/{run.shard[1]})" if run.shard else ""
     out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}")
     return "\n".join(out) + "\n"
+
+
+def load_lines(e) -> list[str]:
+    """Where the graded engine was defined, and what loading skipped or chose."""
+    lines = [f"   graded: {e.origin}"] if e.origin else []
+    if e.load_notes:
+        lines.append("   while loading:")
+        lines.extend(f"   - {note}" for note in e.load_notes)
+    return lines
 
 
 def culprit_lines(cases: list, most: int = 3) -> list[str]:

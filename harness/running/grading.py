@@ -55,7 +55,8 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     for run in run_engine(spec, progs, timeouts, limits, worker):
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
                  for case, prog, obs in zip(cases, progs, run.observations)]
-        engine = EngineResult(run.name, run.source, [it.result for it in items], run.load_error)
+        engine = EngineResult(run.name, run.source, [it.result for it in items], run.load_error,
+                              origin=run.origin, load_notes=list(run.notes))
         if not run.load_error:
             _feedback(spec, run.name, engine, items, limits, feedback)
         results.append(engine)

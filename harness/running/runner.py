@@ -48,6 +48,7 @@ class Limits:
     output_mb: int | None = 64     # cap on what the engine process writes (prints, files); None for no cap
     forbidden_imports: tuple = DEFAULT_FORBIDDEN  # modules an untrusted submission may not import
     user: RunAs | None = None      # --user: engine processes drop root to this user before loading
+    notebook_mode: str = "defs"    # --notebook-mode: run a notebook's definitions only, or all of it
 
 
 @dataclass
@@ -121,6 +122,8 @@ class EngineRun:
     source: str
     observations: list
     load_error: str = ""
+    origin: str = ""               # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
+    notes: list = field(default_factory=list)  # what the load skipped or chose, one line each
 
 
 class Worker:
@@ -159,11 +162,14 @@ class Worker:
     def greet(self) -> None:
         """Tell the engine process what to load, and under which limits."""
         # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
+        from harness.intake.notebook import hello_fields
+
         installed = [] if os.path.exists(self.spec) else list(installed_engines())
         self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb,
                                                                 "output_mb": self.limits.output_mb},
                    "installed": installed, "forbid": list(self.limits.forbidden_imports),
-                   "user": self.limits.user.to_wire() if self.limits.user is not None else None})
+                   "user": self.limits.user.to_wire() if self.limits.user is not None else None,
+                   **hello_fields(self.spec, self.limits.notebook_mode)})
 
     def send(self, obj) -> None:
         """Write in the background (one writer thread), so a worker that never reads cannot block the grader."""
@@ -289,13 +295,24 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
                   for p in programs]
         return [EngineRun(name, spec, failed, load_error=hello)]
     names = [str(n) for n in hello.get("engines", [])][:50] or [str(hello.get("engine"))]
-    runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits))]
+    origin, notes = load_notes(hello)
+    runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits),
+                      origin=origin, notes=notes)]
     for other in names[1:]:
         w, h = _start(spec, other, limits)
         obs = (_run_all(w, spec, other, programs, timeouts, limits) if w is not None else
                [Observation(p.id, "crashed", message=f"the submission failed to load: {h}") for p in programs])
-        runs.append(EngineRun(other, spec, obs))
+        origin, notes = load_notes(h) if w is not None else ("", [])
+        runs.append(EngineRun(other, spec, obs, origin=origin, notes=notes))
     return runs
+
+
+def load_notes(hello: dict) -> tuple[str, list]:
+    """The validated origin and load notes of an engine process's hello (at most 60 lines of 500 chars)."""
+    origin = hello.get("origin")
+    notes = hello.get("notes")
+    notes = [n[:500] for n in notes[:60] if isinstance(n, str)] if isinstance(notes, list) else []
+    return (origin[:300] if isinstance(origin, str) else ""), notes
 
 
 def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
