@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a .py file, a notebook (.ipynb), a folder (a package or a repository), "
                         "DIR::module[:Class], a module name or an installed engine name (repeatable)")
     p.add_argument("--submissions", action="append", default=[], metavar="DIR",
-                   help="a folder whose every child folder or .py file is one submission, "
+                   help="a folder whose every child folder, .py or .ipynb file is one submission, "
                         "named after it (repeatable)")
     p.add_argument("--cases", action="append", default=[], metavar="PATH",
                    help="a case file or a folder of them (repeatable; replaces the built-in suites)")
@@ -332,7 +332,7 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
     if not written:
         if args.submissions:
             raise HarnessError(f"no submissions in {', '.join(args.submissions)}: expected child "
-                               "folders or .py files")
+                               "folders, .py or .ipynb files")
         parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference') "
                      "or --submissions DIR")
     _check_unique(ids)
@@ -411,7 +411,7 @@ def _report(run, render, args) -> int:
 
 
 def submissions(folder: str) -> list[str]:
-    """The submissions in ``folder``: its child folders and .py files, by name.
+    """The submissions in ``folder``: its child folders, .py and .ipynb files, by name.
 
     Names starting with ``.`` or ``_`` (``__pycache__``, ``__MACOSX``) are skipped.
     """
@@ -419,11 +419,11 @@ def submissions(folder: str) -> list[str]:
     if not path.is_dir():
         raise HarnessError(f"--submissions {folder}: no such folder")
     return [str(p) for p in sorted(path.iterdir(), key=lambda p: p.name)
-            if not p.name.startswith((".", "_")) and (p.is_dir() or (p.is_file() and p.suffix == ".py"))]
+            if not p.name.startswith((".", "_")) and (p.is_dir() or (p.is_file() and p.suffix in (".py", ".ipynb")))]
 
 
 def submission_id(path: str) -> str:
-    """A submission's id: its folder's name, or its file's name without ``.py``."""
+    """A submission's id: its folder's name, or its file's name without ``.py`` or ``.ipynb``."""
     p = Path(path)
     return p.stem if p.is_file() else p.name
 
