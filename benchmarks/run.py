@@ -2,7 +2,7 @@
 
     python benchmarks/run.py               # everything (a few minutes)
     python benchmarks/run.py --only engine,fuzz
-    python benchmarks/run.py --markdown    # the table for README.md
+    python benchmarks/run.py --markdown    # the table for benchmarks/README.md
 
 Needs the `bench` extra (pip install -e '.[bench]') for micrograd and the
 scaling plot.  The exit code is 1 when a target is missed.

@@ -1,21 +1,104 @@
-"""Grading harness for scalar autograd engines.
+"""Grading harness for scalar autograd engines: the public API, and nothing else.
 
-The public plugin API is what a submission may import: ``hookimpl`` (the
-marker for ``register_engines`` and the other hooks) and ``Unsupported``
-(raised by an engine for an op it lacks).
+What a plugin or a submission may import from here:
+
+- ``hookimpl`` (and ``hookspec``): the pluggy markers of the hooks in ``harness.hookspecs``;
+- ``Engine`` (and ``StructuredEngine``): what an engine object offers the grader;
+- ``Reporter``: what a report format registered through ``register_reporters`` is;
+- ``Unsupported``: raised by an engine's ``apply`` for an op it lacks;
+- ``OpSpec``: an extra op, registered through ``register_ops``;
+- ``OPS``: the names of the built-in ops (the table is ``harness.ops``).
+
+Importing ``harness`` stays cheap: it runs in every engine process, and pluggy
+is imported only when a marker is first used.
 """
 
-__all__ = ["hookimpl", "hookspec", "Unsupported", "OPS"]
+from __future__ import annotations
 
-#: The built-in ops an engine may be asked to ``apply``.
-OPS = ("add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "relu", "sigmoid")
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from harness.ops import NAMES as OPS
+from harness.ops import OpSpec
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from harness.model import ReportContext, RunResult
+
+    hookimpl: pluggy.HookimplMarker
+    hookspec: pluggy.HookspecMarker
+
+__all__ = ["hookimpl", "hookspec", "Engine", "StructuredEngine", "Reporter", "Unsupported", "OpSpec", "OPS"]
 
 
 class Unsupported(Exception):
-    """Raised by an engine's ``apply`` for an op it does not implement."""
+    """Raised by an engine's ``apply`` for an op it does not implement: the case is ``unsupported``."""
 
 
-def __getattr__(name: str):
+class Engine(Protocol):
+    """What the grader asks of an engine: a builder of graphs of scalar nodes.
+
+    - One engine object serves every case in an engine process: it must not keep
+      state from one graph to the next (each case builds its own leaves).
+    - ``apply`` receives nodes or plain numbers (Python ints and floats: the
+      constants of an expression such as ``x * 2``), and may receive plain
+      numbers only (``2 * 3``); it returns a node either way.
+    - A second ``backward()`` on the same output adds: every gradient it reaches
+      is accumulated again, as in PyTorch (``backward: 2`` doubles them).
+    - ``grad()`` of intermediate nodes, not only of the leaves, lets blame walk
+      the graph node by node and name the first node whose gradient diverges
+      from the reference engine's, i.e. the op whose local derivative is wrong.
+
+    The optional members are in ``StructuredEngine``.
+    """
+
+    name: str
+
+    def leaf(self, value: float) -> Any:
+        """A new differentiable input node holding ``value``."""
+        ...
+
+    def apply(self, op: str, *operands: Any) -> Any:
+        """A new node: ``op`` (a name in ``OPS`` or a plugin op) over nodes or plain numbers.
+
+        Raises ``Unsupported`` for an op the engine lacks."""
+        ...
+
+    def backward(self, node: Any) -> None:
+        """Backpropagate from ``node``, adding d(node)/d(x) to every node x it depends on."""
+        ...
+
+    def value(self, node: Any) -> float:
+        """The node's value."""
+        ...
+
+    def grad(self, node: Any) -> float | None:
+        """The accumulated d(output)/d(node), or None before any backward reached it."""
+        ...
+
+
+@runtime_checkable
+class StructuredEngine(Engine, Protocol):
+    """An engine that also shows a node's operands, for the ``args`` and ``local_derivatives`` checks."""
+
+    def args(self, node: Any) -> list[float]:
+        """The values of the node's operands, in order."""
+        ...
+
+    def local_derivatives(self, node: Any) -> list[float]:
+        """d(node)/d(operand) for each operand, in order."""
+        ...
+
+
+class Reporter(Protocol):
+    """A report format: ``register(name, render)`` in ``register_reporters``; the text is written whole."""
+
+    def __call__(self, run: RunResult, context: ReportContext) -> str:
+        """The report of ``run`` (every engine's typed results) shown as ``context`` says."""
+        ...
+
+
+def __getattr__(name: str) -> Any:
     # pluggy is imported on first use of a marker, not by every engine process.
     if name in ("hookimpl", "hookspec"):
         import pluggy

@@ -57,9 +57,9 @@ class ReferenceEngine:
 @functools.cache
 def _plugin_ops() -> dict:
     """Ops that installed plugins register, with their forward and derivative functions."""
-    from harness import plugins
+    from harness.engine_side import collector  # runs in the engine process: nothing grader-side
 
-    return plugins.ops(plugins.installed_manager())
+    return collector.ops(collector.installed_manager())
 
 
 @hookimpl

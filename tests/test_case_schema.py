@@ -24,7 +24,7 @@ def test_the_schema_is_a_valid_draft_2020_12_schema():
 
 
 def test_the_schema_ships_inside_the_package():
-    assert SCHEMA_PATH.parent.parent == ROOT / "harness"
+    assert SCHEMA_PATH.parent.parent == ROOT / "harness" / "cases"
     assert json.loads(SCHEMA_PATH.read_text()) == SCHEMA
 
 

@@ -14,10 +14,9 @@ import types
 from pathlib import Path
 from typing import Callable
 
-from harness import plugins  # before the import policy, which hides the harness from submissions
+from harness.engine_side import collector  # before the import policy, which hides the harness from submissions
 from harness.engine_side.adapters import MicrogradAdapter, NotebookAdapter, optional_float, to_float
 from harness.engine_side.cells import Cell, CellRunner, looks_exported, new_module, split_script
-from harness.errors import HarnessError
 from harness.engine_side.guard import ForbiddenImport
 
 #: In a folder that is not a package, the files most likely to hold the engine come first.
@@ -33,7 +32,7 @@ REGISTER_HINT = (
 )
 
 
-class LoadError(HarnessError):
+class LoadError(Exception):
     """The submission could not be loaded as an engine."""
 
 
@@ -70,7 +69,10 @@ def load(spec: str, installed=None, guard: Callable[[], None] | None = None, not
         raise LoadError(f"no such file or folder: {spec}")
     names = list(installed or [])
     if installed is None or spec in installed:
-        engines = plugins.engines(plugins.installed_manager(builtins=False))
+        try:
+            engines = collector.engines(collector.installed_manager())
+        except collector.PluginError as e:
+            raise LoadError(str(e)) from None
         chosen = [e for e in engines if getattr(e, "name", None) == spec]
         if chosen:
             return chosen, True
@@ -147,15 +149,15 @@ def _find_in_package(module, name: str) -> list:
 
 def find_engines(module, name: str, notes: list | None = None) -> list:
     """Engines in a module: registered through hooks, else the zero-glue candidate that passes a smoke probe."""
-    hooked = [f for f in vars(module).values() if callable(f) and hasattr(f, "harness_impl")]
+    hooked = collector.hook_functions(module)
     if hooked:
-        pm = plugins.new_manager()
+        pm = collector.new_manager()
         pm.register(module, f"submission:{name}")
         try:
-            plugins.check(pm)
-        except HarnessError as e:
+            collector.check(pm)
+        except collector.PluginError as e:
             raise LoadError(str(e)) from None
-        found = plugins.engines(pm)
+        found = collector.engines(pm)
         if found:
             return found
     undecorated = getattr(module, "register_engines", None)

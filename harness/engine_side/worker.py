@@ -14,8 +14,7 @@ import time
 
 from harness import Unsupported
 from harness import wire as protocol
-from harness.engine_side import guard
-from harness.sandbox import privileges
+from harness.engine_side import guard, privileges
 from harness.engine_side.adapters import is_number, optional_float, to_float
 from harness.engine_side.guard import DEFAULT_FORBIDDEN, PUBLIC_API, ImportPolicy
 
