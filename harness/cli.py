@@ -287,8 +287,14 @@ def _graded(args) -> tuple[list, list, list]:
     """The submissions to grade: (specs, as written, submission ids)."""
     written = list(args.engine) + [path for folder in args.submissions for path in submissions(folder)]
     ids = [None] * len(args.engine) + [submission_id(p) for p in written[len(args.engine):]]
-    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in written]
+    specs = [_absolute(s) for s in written]
     return specs, written, ids
+
+
+def _absolute(spec: str) -> str:
+    """A spec with its path made absolute (DIR::module: the folder), as the engine processes need it."""
+    folder, sep, target = spec.partition("::")
+    return os.path.abspath(folder) + sep + target if os.path.exists(folder) else spec
 
 
 def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:

@@ -14,15 +14,13 @@ import types
 from pathlib import Path
 from typing import Callable
 
-from harness.engine_side import collector  # before the import policy, which hides the harness from submissions
+from harness.engine_side import collector, discovery  # before the import policy, which hides the harness from submissions
 from harness.engine_side.adapters import MicrogradAdapter, NotebookAdapter, optional_float, to_float
 from harness.engine_side.cells import Cell, CellRunner, looks_exported, new_module, split_script
 from harness.engine_side.guard import ForbiddenImport
 
-#: In a folder that is not a package, the files most likely to hold the engine come first.
-LIKELY_FILES = ("engine", "autograd", "tensor", "value", "micrograd", "grad", "main")
 _HARNESS_DIR = str(Path(__file__).resolve().parent.parent) + os.sep
-LIKELY_CLASSES = ("Value", "Tensor", "Scalar", "Var", "Variable", "Node")
+LIKELY_CLASSES = discovery.LIKELY_CLASSES
 REGISTER_HINT = (
     "To register an engine explicitly, add:\n"
     "    from harness import hookimpl\n\n"
@@ -37,14 +35,16 @@ class LoadError(Exception):
 
 
 def load(spec: str, installed=None, guard: Callable[[], None] | None = None, notebook: dict | None = None,
-         mode: str = "defs", notes: list | None = None) -> tuple[list, bool]:
+         mode: str = "defs", notes: list | None = None, notebooks: list | None = None) -> tuple[list, bool]:
     """The engines behind ``spec``, and whether they come from a trusted installed plugin.
 
     ``installed`` holds the names of the installed engines when the grader
     already knows them (None: load the installed plugins here to find out).
     ``guard`` runs just before untrusted code (the submission) is imported.
     ``notebook`` holds the code cells of a ``.ipynb`` spec, read by the grader
-    (``{"name": ..., "cells": [[number, source], ...]}``), run in ``mode`` (defs or all).
+    (``{"name": ..., "cells": [[number, source], ...]}``), run in ``mode`` (defs or all);
+    ``notebooks`` those of the notebooks in a folder spec, tried when no .py file holds an engine.
+    ``DIR::module`` and ``DIR::module:Class`` import ``module`` from ``DIR`` (and grade ``Class``).
     What the load skipped or chose is appended to ``notes``.
     """
     guard = guard or (lambda: None)
@@ -54,6 +54,10 @@ def load(spec: str, installed=None, guard: Callable[[], None] | None = None, not
         guard()
         cells = [Cell(int(n), str(src)) for n, src in notebook.get("cells", [])]
         return _load_cells(cells, str(notebook.get("name") or path.name), str(path), mode, notes), False
+    if "::" in spec:
+        folder, _, target = spec.partition("::")
+        guard()
+        return _load_target(Path(folder), target, notes), False
     if spec.endswith(".py") or path.exists() or "/" in spec or "\\" in spec:
         guard()
         if path.is_file() and path.suffix.lower() == ".ipynb":
@@ -65,7 +69,7 @@ def load(spec: str, installed=None, guard: Callable[[], None] | None = None, not
                 return _load_cells(exported, path.name, str(path), mode, notes), False
             return _chosen(find_engines(_import_file(path), path.stem, notes), notes, path.parent), False
         if path.is_dir():
-            return _load_folder(path), False
+            return _load_folder(path, mode, notes, notebooks or []), False
         raise LoadError(f"no such file or folder: {spec}")
     names = list(installed or [])
     if installed is None or spec in installed:
@@ -106,26 +110,115 @@ def _import_file(path: Path):
     return module
 
 
-def _load_folder(path: Path) -> list:
-    if (path / "__init__.py").is_file():
-        sys.path.insert(0, str(path.resolve().parent))
+def _load_folder(path: Path, mode: str, notes: list, notebooks: list) -> list:
+    """The engine of a folder (a package or a repository), found by reading its source, not running it.
+
+    Only the modules defining the likeliest candidates are imported (at most MAX_MODULES), and scripts
+    never; a candidate that fails the smoke probe gives way to the next module's.  With no candidate
+    in a .py file, the folder's notebooks are tried.
+    """
+    found = discovery.scan(path)
+    package_name = path.name if (path / "__init__.py").is_file() else None
+    tried: list[str] = []
+    fallback = None
+    for module_path in list(dict.fromkeys(c.path for c in found.candidates))[:MAX_MODULES]:
+        candidate = next(c for c in found.candidates if c.path == module_path)
+        local: list = []
         try:
-            module = importlib.import_module(path.name)
-        except BaseException as e:
-            raise LoadError(_describe_import_error(e, str(path))) from None
-        return _find_in_package(module, path.name)
-    files = sorted((p for p in path.glob("*.py") if not p.name.startswith(("test", "_"))),
-                   key=lambda p: (p.stem not in LIKELY_FILES, LIKELY_FILES.index(p.stem)
-                                  if p.stem in LIKELY_FILES else 0, p.name))
-    if not files:
-        raise LoadError(f"the folder {path} holds no .py file to grade")
-    problems = []
-    for f in files:
-        try:
-            return find_engines(_import_file(f), f.stem)
+            engines = _load_candidate(candidate, path, package_name or candidate.path.stem, mode, local)
         except LoadError as e:
-            problems.append(str(e))
-    raise LoadError(f"no engine found in any file of {path}:\n" + "\n".join(problems))
+            tried.append(f"{candidate.describe()}: {str(e).splitlines()[0]}")
+            continue
+        why = smoke_probe(engines[0]) if len(engines) == 1 and getattr(engines[0], "cls", None) else None
+        if why is not None and len(found.candidates) > 1:
+            tried.append(f"{candidate.describe()}: the smoke probe L = 2 * 3 + 1 {why}")
+            fallback = fallback or (engines, local)
+            continue
+        if tried:
+            local.insert(0, f"graded {engines[0].origin or candidate.describe()} (before it: {'; '.join(tried)})")
+        notes.extend(local)
+        return engines
+    if fallback is not None:
+        notes.append(f"no candidate passed the smoke probe; graded the likeliest ({'; '.join(tried)})")
+        notes.extend(fallback[1])
+        return fallback[0]
+    for nb in notebooks:
+        name = str(nb.get("name", "notebook.ipynb"))
+        local = []
+        try:
+            cells = [Cell(int(n), str(src)) for n, src in nb.get("cells", [])]
+            engines = _load_cells(cells, name, str(path / name), mode, local)
+        except LoadError as e:
+            tried.append(f"{name}: {str(e).splitlines()[0]}")
+            continue
+        notes.extend(local)
+        return engines
+    if not found.files and not notebooks:
+        raise LoadError(f"the folder {path} holds no .py file or notebook to grade")
+    lines = [f"no engine found in {path}: looked at {found.looked_at()}"
+             + (f" and {len(notebooks)} notebook(s)" if notebooks else "")]
+    if tried:
+        lines.append("candidates tried: " + "; ".join(tried))
+    else:
+        lines.append("no class with backward() and operators (micrograd style), or with backward() next to "
+                     "functions _add, _sub, _mul (notebook style), outside scripts")
+    hidden = discovery.scripts_with_engines(path, found)
+    if hidden:
+        lines.append(f"found in scripts, which are never run to find the engine: {', '.join(hidden)}; move the "
+                     f"engine into a module of its own, or name it: --engine '{path}::MODULE:CLASS'")
+    lines.append(REGISTER_HINT)
+    raise LoadError("\n".join(lines))
+
+
+MAX_MODULES = 5
+
+
+def _load_candidate(candidate, folder: Path, name: str, mode: str, notes: list) -> list:
+    """Import the module of a discovered candidate (a notebook export: run its cells) and find its engine."""
+    if candidate.exported:
+        cells = _exported_cells(candidate.path) or []
+        notes.append(f"{candidate.rel} is a script exported from a notebook: loaded cell by cell")
+        return _load_cells(cells, candidate.rel, str(candidate.path), mode, notes)
+    top = candidate.module.split(".")[0]
+    clash = top in sys.modules and not str(getattr(sys.modules[top], "__file__", "") or "").startswith(
+        str(folder.resolve()))
+    if candidate.module and not clash:
+        for entry in (str(candidate.path.parent.resolve()), str(candidate.root.resolve())):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        try:
+            module = importlib.import_module(candidate.module)
+        except BaseException as e:
+            raise LoadError(_describe_import_error(e, candidate.rel)) from None
+    else:
+        module = _import_file(candidate.path)
+    return _chosen(find_engines(module, name, notes), notes, folder)
+
+
+def _load_target(folder: Path, target: str, notes: list) -> list:
+    """``DIR::module[:Class]``: import ``module`` from ``DIR`` and grade ``Class`` (or find the engine in it)."""
+    modname, _, clsname = target.partition(":")
+    spec = f"{folder}::{target}"
+    if not folder.is_dir():
+        raise LoadError(f"{spec}: no such folder {folder}")
+    if not all(p.isidentifier() for p in modname.split(".")) or (clsname and not clsname.isidentifier()):
+        raise LoadError(f"{spec}: expected DIR::package.module or DIR::package.module:ClassName")
+    sys.path.insert(0, str(folder.resolve()))
+    try:
+        module = importlib.import_module(modname)
+    except BaseException as e:
+        raise LoadError(_describe_import_error(e, spec)) from None
+    name = modname.rsplit(".", 1)[-1]
+    if not clsname:
+        return _chosen(find_engines(module, name, notes), notes, folder)
+    cls = getattr(module, clsname, None)
+    if not isinstance(cls, type):
+        raise LoadError(f"{spec}: {modname} has no class {clsname}")
+    candidates = [c for c in candidates_in(module, name, most=100) if c.cls is cls]
+    if not candidates:
+        raise LoadError(f"{spec}: class {clsname} is not an engine: it needs backward() and operators "
+                        "(micrograd style), or backward() next to functions _add, _sub, _mul (notebook style)")
+    return _chosen([choose(candidates, notes)], notes, folder)
 
 
 def _find_in_package(module, name: str) -> list:

@@ -47,7 +47,8 @@ def main(argv: list[str]) -> int:
             raise LoadError(str(hello["unreadable"]))
         engines, _trusted = load(hello["spec"], hello.get("installed"), guard=before_submission,
                                  notebook=hello.get("notebook"), mode=hello.get("notebook_mode", "defs"),
-                                 notes=notes)
+                                 notes=notes, notebooks=hello.get("notebooks"))
+        notes[:0] = [str(n) for n in hello.get("notebook_notes", [])]
         if run_as and not _dropped:  # a trusted installed engine, loaded without the guard
             _become(run_as, hello["spec"], LoadError)
     except LoadError as e:
@@ -83,6 +84,7 @@ _dropped: list = []
 
 def _become(run_as: dict, spec: str, error) -> None:
     """Run as ``run_as`` from now on (once); ``error`` if the drop failed or the submission is unreadable."""
+    spec = spec.partition("::")[0]  # DIR::module[:Class]: the folder must be readable
     if not _dropped:
         try:
             privileges.drop(run_as)

@@ -87,12 +87,47 @@ def _first_line(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+MAX_FOLDER_NOTEBOOKS = 5
+
+
 def hello_fields(spec: str, mode: str) -> dict:
-    """What the engine process needs beyond the spec: a notebook's cells, or why it cannot be read."""
+    """What the engine process needs beyond the spec: a notebook's cells, or why it cannot be read;
+    for a folder, the cells of the notebooks in it (tried when no .py file holds an engine)."""
     fields: dict = {"notebook_mode": mode}
     if spec.lower().endswith(".ipynb") and os.path.isfile(spec):
         try:
             fields["notebook"] = {"name": Path(spec).name, "cells": read_cells(spec)}
         except NotebookError as e:
             fields["unreadable"] = str(e)
+    elif os.path.isdir(spec):
+        found, notes = [], []
+        for path in folder_notebooks(Path(spec))[:MAX_FOLDER_NOTEBOOKS]:
+            rel = path.relative_to(spec).as_posix()
+            try:
+                found.append({"name": rel, "cells": read_cells(path)})
+            except NotebookError as e:
+                notes.append(f"{rel}: skipped, {str(e).split(': ', 1)[-1]}")
+        if found:
+            fields["notebooks"] = found
+        if notes:
+            fields["notebook_notes"] = notes
     return fields
+
+
+def folder_notebooks(folder: Path, most_files: int = 5000, depth: int = 6) -> list[Path]:
+    """The notebooks under ``folder``, shallowest first (hidden folders and .ipynb_checkpoints left out)."""
+    found: list[Path] = []
+    seen = 0
+    base = len(folder.parts)
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")) and len(here.parts) - base < depth)
+        for name in sorted(filenames):
+            seen += 1
+            path = here / name
+            if name.lower().endswith(".ipynb") and not name.startswith(".") and path.is_file() \
+                    and not path.is_symlink():
+                found.append(path)
+        if seen > most_files:
+            break
+    return sorted(found, key=lambda p: (len(p.parts), p.as_posix()))

@@ -164,7 +164,7 @@ class Worker:
         # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
         from harness.intake.notebook import hello_fields
 
-        installed = [] if os.path.exists(self.spec) else list(installed_engines())
+        installed = [] if os.path.exists(self.spec.partition("::")[0]) else list(installed_engines())
         self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb,
                                                                 "output_mb": self.limits.output_mb},
                    "installed": installed, "forbid": list(self.limits.forbidden_imports),
