@@ -27,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a .py file, a notebook (.ipynb), a folder (a package or a repository), "
                         "DIR::module[:Class], a module name or an installed engine name (repeatable)")
     p.add_argument("--submissions", action="append", default=[], metavar="DIR",
-                   help="a folder whose every child folder, .py or .ipynb file is one submission, "
-                        "named after it (repeatable)")
+                   help="a folder whose every child folder, .py, .ipynb or .zip file is one submission, "
+                        "named after it, or a Canvas, Moodle or Blackboard 'download all submissions' "
+                        "folder or zip, one submission per student (repeatable)")
     p.add_argument("--cases", action="append", default=[], metavar="PATH",
                    help="a case file or a folder of them (repeatable; replaces the built-in suites)")
     p.add_argument("--format", default="text", metavar="FORMAT",
@@ -266,6 +267,10 @@ def _run(parser: argparse.ArgumentParser, args) -> int:
     finally:
         for worker in early.values():
             worker.kill()
+        if getattr(args, "_workdir", None):  # LMS downloads and archives unpacked for this run
+            import shutil
+
+            shutil.rmtree(args._workdir, ignore_errors=True)
 
 
 def _limits(args):
@@ -284,11 +289,30 @@ def _limits(args):
 
 
 def _graded(args) -> tuple[list, list, list]:
-    """The submissions to grade: (specs, as written, submission ids)."""
-    written = list(args.engine) + [path for folder in args.submissions for path in submissions(folder)]
-    ids = [None] * len(args.engine) + [submission_id(p) for p in written[len(args.engine):]]
-    specs = [_absolute(s) for s in written]
+    """The submissions to grade: (specs, as written, submission ids); --submissions is expanded once."""
+    if getattr(args, "_expanded", None) is None:
+        args._expanded = [s for target in args.submissions for s in _expand(target, args)]
+    written = list(args.engine) + [s.source for s in args._expanded]
+    ids = [None] * len(args.engine) + [s.id for s in args._expanded]
+    specs = [_absolute(s) for s in args.engine] + [os.path.abspath(s.path) for s in args._expanded]
     return specs, written, ids
+
+
+def _expand(target: str, args) -> list:
+    """The submissions of one --submissions folder or zip (an LMS download's grouped per student)."""
+    import tempfile
+
+    from harness import intake
+    from harness.intake import lms
+
+    if getattr(args, "_workdir", None) is None:
+        args._workdir = tempfile.mkdtemp(prefix="grade-submissions-")
+        os.chmod(args._workdir, 0o711)  # an engine process that dropped root (--user) reads its files
+    found = lms.expand(target, Path(args._workdir))
+    for s in found:
+        if s.problem:
+            intake.PROBLEMS[os.path.abspath(s.path)] = s.problem
+    return found
 
 
 def _absolute(spec: str) -> str:
@@ -338,7 +362,7 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
     if not written:
         if args.submissions:
             raise HarnessError(f"no submissions in {', '.join(args.submissions)}: expected child "
-                               "folders, .py or .ipynb files")
+                               "folders, .py, .ipynb or .zip files, or an LMS download")
         parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference') "
                      "or --submissions DIR")
     _check_unique(ids)
@@ -414,24 +438,6 @@ def _report(run, render, args) -> int:
     if args.fail_under is not None:
         return EXIT_OK if all(e.percent >= args.fail_under for e in run.engines) else EXIT_FAILED
     return EXIT_OK if run.all_passed else EXIT_FAILED
-
-
-def submissions(folder: str) -> list[str]:
-    """The submissions in ``folder``: its child folders, .py and .ipynb files, by name.
-
-    Names starting with ``.`` or ``_`` (``__pycache__``, ``__MACOSX``) are skipped.
-    """
-    path = Path(folder)
-    if not path.is_dir():
-        raise HarnessError(f"--submissions {folder}: no such folder")
-    return [str(p) for p in sorted(path.iterdir(), key=lambda p: p.name)
-            if not p.name.startswith((".", "_")) and (p.is_dir() or (p.is_file() and p.suffix in (".py", ".ipynb")))]
-
-
-def submission_id(path: str) -> str:
-    """A submission's id: its folder's name, or its file's name without ``.py`` or ``.ipynb``."""
-    p = Path(path)
-    return p.stem if p.is_file() else p.name
 
 
 def _check_unique(ids: list) -> None:

@@ -91,7 +91,7 @@ def looks_exported(text: str) -> bool:
 def split_script(text: str) -> list[Cell]:
     """The cells of an exported script: split at ``# In[ ]:`` / ``# %%`` markers, else one cell."""
     cells: list[Cell] = []
-    start, lines = 1, []
+    start, lines = 1, []  # type: int, list[str]
     for number, line in enumerate(text.splitlines(keepends=True), 1):
         if _CELL_MARKER.match(line):
             if "".join(lines).strip():
@@ -178,7 +178,7 @@ def chunks(source: str) -> list[tuple[int, str]]:
     lines, so one cell that does not parse costs only its own chunk.
     """
     out: list[tuple[int, str]] = []
-    start, current, blank = 1, [], False
+    start, current, blank = 1, [], False  # type: int, list[str], bool
     for number, line in enumerate(source.splitlines(keepends=True), 1):
         if blank and line.strip() and not line[0].isspace() and current and not line.startswith(("#", ")", "]", "}")):
             out.append((start, "".join(current)))

@@ -101,6 +101,8 @@ def _import_file(path: Path):
     sys.path.insert(0, folder)
     name = path.stem if path.stem not in sys.modules else f"_submission_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"{path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -255,10 +257,10 @@ def find_engines(module, name: str, notes: list | None = None) -> list:
             return found
     undecorated = getattr(module, "register_engines", None)
     if callable(undecorated) and not hooked:
-        found: list = []
-        undecorated(found.append)
-        if found:
-            return found
+        registered: list = []
+        undecorated(registered.append)
+        if registered:
+            return registered
     candidates = candidates_in(module, name)
     if not candidates:
         classes = [c for c in vars(module).values() if isinstance(c, type)]
@@ -324,7 +326,7 @@ def choose(candidates: list, notes: list):
     """The first candidate that passes the smoke probe (the first one when only one, or none, passes)."""
     if len(candidates) == 1:
         return candidates[0]
-    failures = []
+    failures: list[str] = []
     for adapter in candidates:
         why = smoke_probe(adapter)
         if why is None:

@@ -93,8 +93,12 @@ MAX_FOLDER_NOTEBOOKS = 5
 def hello_fields(spec: str, mode: str) -> dict:
     """What the engine process needs beyond the spec: a notebook's cells, or why it cannot be read;
     for a folder, the cells of the notebooks in it (tried when no .py file holds an engine)."""
+    from harness.intake import PROBLEMS
+
     fields: dict = {"notebook_mode": mode}
-    if spec.lower().endswith(".ipynb") and os.path.isfile(spec):
+    if spec in PROBLEMS:
+        fields["unreadable"] = PROBLEMS[spec]
+    elif spec.lower().endswith(".ipynb") and os.path.isfile(spec):
         try:
             fields["notebook"] = {"name": Path(spec).name, "cells": read_cells(spec)}
         except NotebookError as e:
