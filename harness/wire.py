@@ -1,6 +1,10 @@
-"""Length-prefixed JSON frames between the grader and an engine process.
+"""Length-prefixed JSON frames between the grader and an engine process, and their size caps.
 
-JSON, not pickle: the grader must never unpickle what untrusted code sent.
+JSON, not pickle: the grader must never unpickle what untrusted code sent.  Every
+frame an engine process sends has a cap that the grader enforces before reading
+its body (see docs/security.md, "Caps on what an engine process sends"); the
+engine side clips its texts to the same caps so that an honest engine never
+hits them.
 """
 
 from __future__ import annotations
@@ -12,7 +16,33 @@ import struct
 import time
 
 _HEADER = struct.Struct("!I")
-MAX_FRAME = 64 << 20  # a reply larger than this is a protocol error
+MAX_FRAME = 64 << 20  # the grader's programs; also the default cap of a frame read
+MAX_HELLO = 64 << 10  # the engine process's first frame: ready and its engine names, or the load error
+MAX_LOAD_ERROR = 4000  # characters of a load error (4000 x 12 bytes of JSON escapes < MAX_HELLO)
+MAX_TEXT = 2000  # characters of an observation's message, error type, phase and place
+MAX_NAME = 80  # characters of an engine's name
+MAX_ENGINES = 32  # engine names a hello may list
+MAX_NOTES = 30  # load notes a hello may carry (cells skipped, IPython syntax left out, the candidate chosen)
+MAX_NOTE = 240  # characters of a load note, and of the graded engine's origin
+MAX_OPERANDS = 64  # args and local derivatives read back for a structure check
+MAX_LOCALS = 16  # local derivatives per traced node
+_REPLY_BASE = 128 << 10  # an observation's fixed part: 4 texts of MAX_TEXT characters, escaped
+_PER_NUMBER = 32  # a number in JSON, with its separator (repr of a float is at most 24 characters)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    note = f"... [cut: {len(text):,} characters in all]"
+    return text[:max(0, limit - len(note))] + note
+
+
+def reply_limit(grads: list, structure: bool, trace: int) -> int:
+    """The most bytes an observation of a program may take (its grads, structure and trace)."""
+    names = sum(len(n) * 6 + 8 for n in grads)  # a name, JSON-escaped, with quotes and colon
+    return (_REPLY_BASE + names + _PER_NUMBER * len(grads) + (2 * MAX_OPERANDS * _PER_NUMBER if structure else 0)
+            + trace * (3 + MAX_LOCALS) * _PER_NUMBER)
 
 
 class ProtocolError(Exception):
@@ -64,11 +94,13 @@ class FrameReader:
         self.fd = fd
         self.buf = bytearray()
 
-    def read(self, timeout: float):
-        """The next frame; raise TimeoutError, EOFError or ProtocolError."""
+    def read(self, timeout: float, limit: int = MAX_FRAME):
+        """The next frame, of at most ``limit`` bytes; raise TimeoutError, EOFError or ProtocolError.
+
+        A larger frame is refused from its header, before its body is read."""
         deadline = time.monotonic() + timeout
         while True:
-            frame = self._take()
+            frame = self._take(limit)
             if frame is not None:
                 return frame
             left = deadline - time.monotonic()
@@ -77,17 +109,17 @@ class FrameReader:
             ready, _, _ = select.select([self.fd], [], [], left)
             if not ready:
                 raise TimeoutError
-            chunk = os.read(self.fd, 1 << 20)
+            chunk = os.read(self.fd, 1 << 16)
             if not chunk:
                 raise EOFError
             self.buf += chunk
 
-    def _take(self):
+    def _take(self, limit: int):
         if len(self.buf) < _HEADER.size:
             return None
         (size,) = _HEADER.unpack_from(self.buf)
-        if size > MAX_FRAME:
-            raise ProtocolError(f"reply of {size} bytes is larger than the {MAX_FRAME}-byte limit")
+        if size > limit:
+            raise ProtocolError(f"a reply of {size:,} bytes is larger than its {limit:,}-byte cap")
         end = _HEADER.size + size
         if len(self.buf) < end:
             return None

@@ -153,14 +153,14 @@ def test_a_defaulted_case_gets_the_schema_defaults(tmp_path):
         defaults["points"]["default"], defaults["backward"]["default"], defaults["visibility"]["default"])
 
 
-def test_readme_documents_every_field():
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("### All fields"):]
+def test_the_docs_document_every_field():
+    page = (ROOT / "docs" / "cases.md").read_text()
+    table = page[page.index("## All fields"):]
     for field in CASE_FIELDS:
-        assert re.search(rf"^\| `{field}` ", table, re.M), f"README's field table lacks {field}"
+        assert re.search(rf"^\| `{field}` ", table, re.M), f"docs/cases.md's field table lacks {field}"
     for field in EXPECT_FIELDS:
-        assert f"`expect.{field}`" in table, f"README's field table lacks expect.{field}"
-    assert "yaml-language-server: $schema=" in readme
+        assert f"`expect.{field}`" in table, f"docs/cases.md's field table lacks expect.{field}"
+    assert "yaml-language-server: $schema=" in page
 
 
 def test_grade_schema_prints_the_schema_path(grade):

@@ -169,8 +169,9 @@ def test_gradescope_maps_points_and_visibility_per_case():
     assert tests["statuses::second_backward_doubles_output_grad"]["max_score"] == 3.0
     assert tests["statuses::exp_is_unsupported"]["visibility"] == "after_due_date"
     assert tests["statuses::sub_then_mul"]["tags"] == ["ci", "backprop"]
-    # The top-level output is shown to students: it counts visible tests only.
-    assert doc["output"] == "2 of 4 visible tests passed; 2 more tests are hidden or shown after the due date"
+    # The top-level output is shown to students: it counts visible tests only, then says what was graded.
+    assert doc["output"] == ("2 of 4 visible tests passed; 2 more tests are hidden or shown after the due date\n\n"
+                             "graded: notebook_verbatim.py: class Tensor")
 
 
 def test_gradescope_output_explains_a_submission_that_does_not_load():

@@ -29,7 +29,7 @@ import types
 from dataclasses import dataclass, field
 
 MODES = ("defs", "all")
-MAX_NOTES = 40
+MAX_NOTES = 25  # the hello carries at most wire.MAX_NOTES, with the loader's own notes
 
 #: IPython-only lines: %magic, !shell, x = !shell, x = %magic, get_ipython() calls (nbconvert), obj? help.
 _SHELL_OR_MAGIC = re.compile(r"^(\s*)(?:[!%]|[\w.]+(?:\s*,\s*[\w.]+)*\s*=\s*[!%]|[\w.]*\?{1,2}\s*$|\?)")

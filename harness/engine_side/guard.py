@@ -17,7 +17,7 @@ from dataclasses import dataclass
 #: Forbidden by default: the reference engine, and the harness itself...
 DEFAULT_FORBIDDEN = ("reference_engine", "harness")
 #: ...except its public plugin API: ``hookimpl`` and ``Unsupported`` (in ``harness``) and the adapters.
-PUBLIC_API = ("harness", "harness.engine_side.adapters")
+PUBLIC_API = ("harness", "harness.engine_side", "harness.engine_side.adapters")
 
 
 class ForbiddenImport(ImportError):

@@ -14,6 +14,7 @@ import types
 from pathlib import Path
 from typing import Callable
 
+from harness import wire
 from harness.engine_side import collector, discovery  # before the import policy, which hides the harness from submissions
 from harness.engine_side.adapters import MicrogradAdapter, NotebookAdapter, optional_float, to_float
 from harness.engine_side.cells import Cell, CellRunner, looks_exported, new_module, split_script
@@ -457,7 +458,7 @@ def _nothing_found(module, name, classes, functions) -> str:
 
 def _describe_import_error(e: BaseException, where: str) -> str:
     if isinstance(e, SyntaxError):
-        text = (e.text or "").rstrip()
+        text = wire.clip((e.text or "").rstrip(), 300)
         src = f"\n    {text}" if text else ""
         return f"syntax error in {e.filename or where}, line {e.lineno}: {e.msg}{src}"
     import traceback
@@ -468,5 +469,14 @@ def _describe_import_error(e: BaseException, where: str) -> str:
     if isinstance(e, ForbiddenImport):
         return f"importing {where}{at}: {e}"
     if isinstance(e, SystemExit):
-        return f"importing {where} called sys.exit({e.code!r}){at}"
-    return f"importing {where} raised {type(e).__name__}: {e}{at}"
+        return f"importing {where} called sys.exit({_clipped(e.code, repr)}){at}"
+    return f"importing {where} raised {type(e).__name__}: {_clipped(e)}{at}"
+
+
+def _clipped(obj, to_text=str) -> str:
+    """A submission's exception (or exit code) as bounded text: its ``__str__`` may raise or return megabytes."""
+    try:
+        text = to_text(obj)
+    except Exception as e:
+        return f"<unprintable: its {to_text.__name__}() raised {type(e).__name__}>"
+    return wire.clip(text, wire.MAX_LOAD_ERROR // 2) if type(text) is str else "<unprintable>"

@@ -52,19 +52,21 @@ def main(argv: list[str]) -> int:
         if run_as and not _dropped:  # a trusted installed engine, loaded without the guard
             _become(run_as, hello["spec"], LoadError)
     except LoadError as e:
-        protocol.write(fd_out, {"ready": False, "error": str(e)})
+        protocol.write(fd_out, {"ready": False, "error": protocol.clip(str(e), protocol.MAX_LOAD_ERROR)})
         return 0
     except BaseException as e:  # e.g. the submission's own register_engines raised
         d = describe(e)
         at = f" (at {d['where']})" if d["where"] else ""
-        protocol.write(fd_out, {"ready": False, "error": f"loading the engine raised {d['error_type']}{at}: "
-                                                          f"{d['message']}"})
+        error = f"loading the engine raised {d['error_type']}{at}: {d['message']}"
+        protocol.write(fd_out, {"ready": False, "error": protocol.clip(error, protocol.MAX_LOAD_ERROR)})
         return 0
-    names = [str(getattr(e, "name", "engine")) for e in engines]
+    names = [protocol.clip(safe_str(getattr(e, "name", "engine")), protocol.MAX_NAME) for e in engines]
     select = hello.get("select")
     engine = engines[names.index(select)] if select in names else engines[0]
-    protocol.write(fd_out, {"ready": True, "engines": names, "engine": str(getattr(engine, "name", "engine")),
-                            "origin": str(getattr(engine, "origin", "") or ""), "notes": notes})
+    origin = protocol.clip(safe_str(getattr(engine, "origin", "") or ""), protocol.MAX_NOTE)
+    protocol.write(fd_out, {"ready": True, "engines": names[:protocol.MAX_ENGINES],
+                            "engine": names[engines.index(engine)], "origin": origin,
+                            "notes": [protocol.clip(n, protocol.MAX_NOTE) for n in _capped(notes)]})
     while True:
         batch = protocol.read_blocking(fd_in)
         if batch is None:
@@ -77,6 +79,13 @@ def main(argv: list[str]) -> int:
                 obs["message"] = (f"the engine wrote more than {output_mb} MB (prints or files), the cap of an "
                                   "engine process (--max-output-mb): print less")
             protocol.write(fd_out, obs)
+
+
+def _capped(notes: list) -> list:
+    """At most wire.MAX_NOTES notes, the last saying how many were left out."""
+    if len(notes) <= protocol.MAX_NOTES:
+        return notes
+    return notes[:protocol.MAX_NOTES - 1] + [f"... and {len(notes) - protocol.MAX_NOTES + 1} more"]
 
 
 _dropped: list = []
@@ -147,7 +156,7 @@ def run(engine, program: dict) -> dict:
             obs["trace"] = engine.read()
         obs["status"] = "ok"
     except (Unsupported, NotImplementedError) as e:
-        obs.update(status="unsupported", message=str(e) or type(e).__name__)
+        obs.update(status="unsupported", message=protocol.clip(safe_str(e) or type(e).__name__, protocol.MAX_TEXT))
     except BaseException as e:  # the engine's failure is an observation, not the worker's
         obs.update(status="error", phase=phase, **describe(e))
     obs["duration_s"] = time.perf_counter() - start
@@ -244,10 +253,18 @@ def describe(e: BaseException) -> dict:
 
     frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(_HARNESS_DIR)]
     where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
-    message = str(e) if not isinstance(e, SystemExit) else f"sys.exit({e.code!r}) was called"
-    if len(message) > 500:
-        message = message[:500] + "..."
-    return {"error_type": type(e).__name__, "message": message, "where": where}
+    message = safe_str(e) if not isinstance(e, SystemExit) else f"sys.exit({safe_str(e.code, repr)}) was called"
+    return {"error_type": protocol.clip(type(e).__name__, protocol.MAX_NAME),
+            "message": protocol.clip(message, 500), "where": protocol.clip(where, protocol.MAX_TEXT)}
+
+
+def safe_str(obj, to_text=str) -> str:
+    """``str(obj)`` (or ``to_text``) for a submission's object, whose ``__str__`` may raise or return anything."""
+    try:
+        text = to_text(obj)
+    except Exception as e:
+        return f"<unprintable {type(obj).__name__}: its {to_text.__name__}() raised {type(e).__name__}>"
+    return text if type(text) is str else f"<unprintable {type(obj).__name__}>"
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def _first_line(e: BaseException) -> str:
 MAX_FOLDER_NOTEBOOKS = 5
 
 
-def hello_fields(spec: str, mode: str) -> dict:
+def submission_fields(spec: str, mode: str) -> dict:
     """What the engine process needs beyond the spec: a notebook's cells, or why it cannot be read;
     for a folder, the cells of the notebooks in it (tried when no .py file holds an engine)."""
     from harness.intake import PROBLEMS

@@ -22,9 +22,6 @@ def as_dict(run: RunResult) -> dict:
     several = len(run.engines) > 1
     tests, notes = [], []
     for label, e in zip(run.labels(), run.engines):
-        if e.origin or e.load_notes:
-            loaded = ([f"graded: {e.origin}"] if e.origin else []) + [f"- {n}" for n in e.load_notes]
-            notes.append((f"{label}: " if several else "") + "\n".join(loaded))
         if e.load_error:
             notes.append(f"{label + ': ' if several else ''}your submission could not be loaded, "
                          f"so every test below is an error:\n{e.load_error}")
@@ -45,6 +42,10 @@ def as_dict(run: RunResult) -> dict:
         if later:
             summary += f"; {later} more tests are hidden or shown after the due date"
         notes.append(f"{label}: {summary}" if several else summary)
+    for label, e in zip(run.labels(), run.engines):  # which class or cell was graded, what loading skipped
+        if e.origin or e.load_notes:
+            loaded = ([f"graded: {e.origin}"] if e.origin else []) + [f"- {n}" for n in e.load_notes]
+            notes.append((f"{label}: " if several else "") + "\n".join(loaded))
     return {
         "score": sum(e.score for e in run.engines),
         "execution_time": max(0, round(run.duration_s)),

@@ -78,7 +78,7 @@ class Observation:
                 raise ValueError(f"unknown status {status!r}")
             obs = cls(id=program.id, status=status, duration_s=_num(reply.get("duration_s", 0.0)))
             for key in ("message", "error_type", "phase", "where"):
-                obs.__dict__[key] = str(reply.get(key, ""))[:2000]
+                obs.__dict__[key] = _text(reply.get(key, ""), protocol.MAX_TEXT)
             if status == "ok":
                 obs.value = _num(reply["value"])
                 grads = reply["grads"]
@@ -86,7 +86,7 @@ class Observation:
                 if program.structure:
                     s = reply.get("structure")
                     obs.structure = None if s is None else {
-                        k: [_num(x) for x in s[k]] for k in ("args", "local_derivatives")}
+                        k: [_num(x) for x in s[k][:protocol.MAX_OPERANDS]] for k in ("args", "local_derivatives")}
                 if program.trace:
                     obs.trace = _trace(reply.get("trace"), program.trace)
             return obs
@@ -105,7 +105,33 @@ def _trace(t, cap: int) -> dict:
     opt = lambda x: None if x is None else _num(x)  # noqa: E731
     return {"created": t["created"], "values": [opt(x) for x in t["values"]],
             "grads": [opt(x) for x in t["grads"]],
-            "locals": [None if d is None else [_num(x) for x in d][:16] for d in t["locals"]]}
+            "locals": [None if d is None else [_num(x) for x in d[:protocol.MAX_LOCALS]] for d in t["locals"]]}
+
+
+def _text(x, limit: int) -> str:
+    """An untrusted text field: a string (anything else is malformed), cut to ``limit`` characters."""
+    if not isinstance(x, str):
+        raise ValueError(f"not a text: {type(x).__name__}")
+    return protocol.clip(x, limit)
+
+
+def hello_fields(hello) -> tuple[list[str], str, str]:
+    """(engine names, the engine loaded, the load error) of an untrusted hello, each capped.
+
+    A hello that is not ready has no engines and a load error; a ready one names at least its engine.
+    """
+    if not isinstance(hello, dict):
+        return [], "", "the engine process sent a malformed reply while loading (not an object)"
+    if hello.get("ready") is not True:
+        error = hello.get("error")
+        error = error if isinstance(error, str) and error else "the engine could not be loaded"
+        return [], "", protocol.clip(error, protocol.MAX_LOAD_ERROR)
+    raw = hello.get("engines")
+    raw = raw[:protocol.MAX_ENGINES] if isinstance(raw, list) else []
+    names = [protocol.clip(n, protocol.MAX_NAME) for n in raw if isinstance(n, str)]
+    engine = hello.get("engine")
+    engine = protocol.clip(engine, protocol.MAX_NAME) if isinstance(engine, str) else (names or ["engine"])[0]
+    return names or [engine], engine, ""
 
 
 def _num(x) -> float:
@@ -162,14 +188,14 @@ class Worker:
     def greet(self) -> None:
         """Tell the engine process what to load, and under which limits."""
         # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
-        from harness.intake.notebook import hello_fields
+        from harness.intake.notebook import submission_fields
 
         installed = [] if os.path.exists(self.spec.partition("::")[0]) else list(installed_engines())
         self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb,
                                                                 "output_mb": self.limits.output_mb},
                    "installed": installed, "forbid": list(self.limits.forbidden_imports),
                    "user": self.limits.user.to_wire() if self.limits.user is not None else None,
-                   **hello_fields(self.spec, self.limits.notebook_mode)})
+                   **submission_fields(self.spec, self.limits.notebook_mode)})
 
     def send(self, obj) -> None:
         """Write in the background (one writer thread), so a worker that never reads cannot block the grader."""
@@ -185,8 +211,9 @@ class Worker:
             except OSError:
                 return  # the worker is gone; reading its reply reports why
 
-    def receive(self, timeout: float):
-        return self.reader.read(timeout)
+    def receive(self, timeout: float, limit: int = protocol.MAX_FRAME):
+        """The next frame from the engine process, of at most ``limit`` bytes."""
+        return self.reader.read(timeout, limit)
 
     def death(self) -> str:
         """Why the process ended, in words."""
@@ -266,7 +293,7 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
         except reaper.Stopping as e:
             return None, str(e)
     try:
-        hello = worker.receive(limits.load_timeout)
+        hello = worker.receive(limits.load_timeout, protocol.MAX_HELLO)
     except TimeoutError:
         worker.kill()
         return None, (f"loading the engine did not finish within {limits.load_timeout:g} s "
@@ -278,11 +305,12 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
     except protocol.ProtocolError as e:
         worker.kill()
         return None, f"the engine process sent a malformed reply while loading ({e})"
-    if not isinstance(hello, dict) or not hello.get("ready"):
+    names, engine, error = hello_fields(hello)
+    if error:
         worker.kill()
-        message = hello.get("error") if isinstance(hello, dict) else None
-        return None, str(message or "the engine could not be loaded")
-    return worker, hello
+        return None, error
+    origin, notes = load_notes(hello)
+    return worker, {"ready": True, "engines": names, "engine": engine, "origin": origin, "notes": notes}
 
 
 def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
@@ -294,26 +322,25 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
         failed = [Observation(p.id, "crashed", message=f"the submission failed to load: {hello}")
                   for p in programs]
         return [EngineRun(name, spec, failed, load_error=hello)]
-    names = [str(n) for n in hello.get("engines", [])][:50] or [str(hello.get("engine"))]
-    origin, notes = load_notes(hello)
+    names = hello["engines"]
     runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits),
-                      origin=origin, notes=notes)]
+                      origin=hello["origin"], notes=hello["notes"])]
     for other in names[1:]:
         w, h = _start(spec, other, limits)
         obs = (_run_all(w, spec, other, programs, timeouts, limits) if w is not None else
                [Observation(p.id, "crashed", message=f"the submission failed to load: {h}") for p in programs])
-        origin, notes = load_notes(h) if w is not None else ("", [])
-        runs.append(EngineRun(other, spec, obs, origin=origin, notes=notes))
+        runs.append(EngineRun(other, spec, obs, origin=h["origin"] if w is not None else "",
+                              notes=h["notes"] if w is not None else []))
     return runs
 
 
 def load_notes(hello: dict) -> tuple[str, list]:
-    """The validated origin and load notes of an engine process's hello (at most 60 lines of 500 chars)."""
+    """The origin and load notes of an untrusted ready hello, each capped (wire.MAX_NOTES, MAX_NOTE)."""
     origin = hello.get("origin")
     notes = hello.get("notes")
-    notes = [n[:500] for n in notes[:60] if isinstance(n, str)] if isinstance(notes, list) else []
-    return (origin[:300] if isinstance(origin, str) else ""), notes
-
+    notes = [protocol.clip(n, protocol.MAX_NOTE) for n in notes[:protocol.MAX_NOTES]
+             if isinstance(n, str)] if isinstance(notes, list) else []
+    return (protocol.clip(origin, protocol.MAX_NOTE) if isinstance(origin, str) else ""), notes
 
 def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
     observations, worker = _run_batch(worker, spec, select, programs, timeouts, limits)
@@ -393,7 +420,7 @@ class Session:
 def _receive(worker: Worker, program: Program, timeout: float):
     """(observation, whether the worker must be replaced)."""
     try:
-        reply = worker.receive(timeout)
+        reply = worker.receive(timeout, protocol.reply_limit(program.grads, program.structure, program.trace))
     except TimeoutError:
         return Observation(program.id, "timeout", message=f"no answer within {timeout:g} s"), True
     except EOFError:

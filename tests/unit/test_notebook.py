@@ -14,7 +14,7 @@ import notebooks  # noqa: E402  (tests/notebooks.py: the fixture notebooks)
 from harness.engine_side import cells as C  # noqa: E402
 from harness.engine_side.adapters import MicrogradAdapter, NotebookAdapter  # noqa: E402
 from harness.engine_side.loading import LoadError, load  # noqa: E402
-from harness.intake.notebook import NotebookError, hello_fields, read_cells  # noqa: E402
+from harness.intake.notebook import NotebookError, read_cells, submission_fields  # noqa: E402
 
 
 # -- reading a .ipynb, grader side ---------------------------------------------------------------
@@ -54,7 +54,7 @@ def test_a_corrupt_notebook_is_one_line_naming_the_file(tmp_path, text, reason):
     with pytest.raises(NotebookError) as e:
         read_cells(tmp_path / "student.ipynb")
     assert str(e.value) == reason
-    assert hello_fields(str(tmp_path / "student.ipynb"), "defs") == {"notebook_mode": "defs", "unreadable": reason}
+    assert submission_fields(str(tmp_path / "student.ipynb"), "defs") == {"notebook_mode": "defs", "unreadable": reason}
 
 
 def test_a_notebook_too_large_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
