@@ -372,7 +372,10 @@ def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
                      started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases))
     reaper.sweep()  # the report is written last, when no process of a submission is left
     if args.shard:
+        from harness.cases.fingerprint import fingerprint
+
         run.shard = (args.shard.index, args.shard.count)
+        run.cases_fingerprint = fingerprint(cases)  # every shard: the whole selection, not its part
     _restore_sources(run, dict(zip(specs, written)))
     return _report(run, reporters[fmt], args)
 

@@ -1,31 +1,242 @@
-"""Graded results: what every reporter renders (verdicts -> report)."""
+"""The typed result model: what judging, diagnosis and fuzzing produce and what every reporter renders.
+
+This module sits at the bottom of the import graph: it imports only the
+standard library, so a reporter (a third-party one included) never pulls in
+the process supervisor.  Records hold facts (statuses, numbers, names); the
+reporters compose them into text once (``harness.reporting.common``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from harness.judging.compare import STATUSES
+
+class EngineStatus(StrEnum):
+    """What an engine process reported for one program (an observation's status)."""
+
+    OK = "ok"
+    ERROR = "error"               # the engine raised
+    UNSUPPORTED = "unsupported"   # the engine lacks an op
+    TIMEOUT = "timeout"           # no answer in time: the process was killed
+    CRASHED = "crashed"           # the process died, broke the protocol or failed to load
+
+
+class Status(StrEnum):
+    """A case's verdict (the ``status`` of the JSON report)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    UNSUPPORTED = "unsupported"
+
+
+#: Every verdict status, in report order.
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+#: The fixed leading columns of the CSV gradebook (the case ids follow).
+CSV_COLUMNS: tuple[str, ...] = ("submission", "engine", "source", "score", "max_score", "percent", *STATUSES,
+                                "load_error")
+
+
+class MismatchKind(StrEnum):
+    """Which quantity of a case differs from its expectation."""
+
+    VALUE = "value"
+    GRAD = "grad"
+    ARGS = "args"
+    LOCAL_DERIVATIVES = "local_derivatives"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One quantity that is not within tolerance.
+
+    ``name`` is the input or step whose gradient differs (kind GRAD); ``index`` is the operand
+    position (kinds ARGS and LOCAL_DERIVATIVES), or None when the number of operands differs.
+    ``got`` None means the engine gave no number (no gradient).
+    """
+
+    kind: MismatchKind
+    expected: float
+    got: float | None
+    name: str = ""
+    index: int | None = None
+
+    @property
+    def quantity(self) -> str:
+        """The quantity's name as reports show it: ``value``, ``grad of b``, ``args[0]``, ``number of args``."""
+        if self.kind == MismatchKind.GRAD:
+            return f"grad of {self.name}"
+        if self.kind == MismatchKind.VALUE:
+            return "value"
+        return f"number of {self.kind}" if self.index is None else f"{self.kind}[{self.index}]"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judge's outcome of one case for one engine.
+
+    ``message`` is the judge's own words when mismatches do not say it all (an error, a
+    timeout, a note); ``hint`` its quick guess at the cause; ``show_case`` whether the case's
+    inputs and expression help to read it.
+    """
+
+    status: Status
+    message: str = ""
+    mismatches: tuple[Mismatch, ...] = ()
+    hint: str = ""
+    show_case: bool = False
+
+
+class Confidence(StrEnum):
+    """How sure a diagnosis is."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+#: Strongest first.
+CONFIDENCE_RANK = {Confidence.HIGH: 0, Confidence.MEDIUM: 1, Confidence.LOW: 2}
+
+
+class DiagnosisKind(StrEnum):
+    """How a diagnosis was found."""
+
+    OP = "op"                   # an op run alone (a probe) disagrees with the reference
+    DIVERGENCE = "divergence"   # node by node, the first value or grad that differs
+    PATTERN = "pattern"         # across the run's cases
+    CASE = "case"               # the case's own expectations disagree with the reference (a suspect case)
+
+
+@dataclass(frozen=True)
+class Where:
+    """A place in the submission's source."""
+
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A likely culprit, in words, with how sure the harness is and why.
+
+    ``culprit`` is an op name, or accumulation | recursion | exponential | stale_grads | reset |
+    backward | forward.  ``from_shrunk``: found on the case's shrunk expression (fuzz cases).
+    """
+
+    kind: DiagnosisKind
+    culprit: str
+    message: str
+    confidence: Confidence
+    evidence: tuple[str, ...] = ()
+    where: Where | None = None
+    from_shrunk: bool = False
+
+
+@dataclass(frozen=True)
+class PictureNode:
+    """One box of a failing case's graph: an input, an op or a constant (op ``const``)."""
+
+    id: str
+    op: str
+    label: str
+    value: float | None = None
+    expected_grad: float | None = None
+    got_grad: float | None = None
+    divergent: bool = False
+
+
+@dataclass(frozen=True)
+class PictureEdge:
+    """Operand ``source`` feeds operand slot ``position`` (from 0) of ``target``."""
+
+    source: str
+    target: str
+    position: int
+
+
+@dataclass(frozen=True)
+class GraphPicture:
+    """A failing case's graph, for drawing; ``drawn`` False (with ``why``) when it is not drawn."""
+
+    drawn: bool
+    why: str = ""
+    nodes: tuple[PictureNode, ...] = ()
+    edges: tuple[PictureEdge, ...] = ()
+    output: str = ""
+    first_divergent: str | None = None   # the node to highlight
+    traced: bool = False                 # node by node from traced runs (else only the named grads)
+
+
+@dataclass(frozen=True)
+class Shrunk:
+    """A fuzz case's minimal expression that fails the same way, with its verdict and blame."""
+
+    expression: str
+    ops: int
+    status: Status
+    message: str = ""
+    mismatches: tuple[Mismatch, ...] = ()
+    diagnosis: tuple[Diagnosis, ...] = ()
+
+
+@dataclass(frozen=True)
+class MinimalFailure:
+    """One kind of fuzz failure (``value``, ``grad``, ``error ValueError``, ...) shrunk to an expression."""
+
+    failure: str
+    expression: str
+    ops: int
+
+
+@dataclass
+class FuzzSummary:
+    """What ``--fuzz`` did for one engine."""
+
+    seed: int
+    requested: int
+    forms: tuple[str, ...] = ()          # the op forms fuzzed, e.g. "sub (x - y)"
+    skipped: tuple[str, ...] = ()        # the forms left out, with why
+    generated: int = 0
+    rejected: int = 0                    # expressions outside safe territory
+    stopped: str = ""                    # why generating or shrinking stopped early
+    minimal: tuple[MinimalFailure, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """What a case asked, for reading its verdict: inputs, output expression, backward() calls, tolerance."""
+
+    inputs: dict[str, float]
+    output: str
+    backward: int
+    tolerance_abs: float
+    tolerance_rel: float
 
 
 @dataclass
 class CaseResult:
-    """One case's verdict for one engine."""
+    """One case's verdict for one engine, with what diagnosis found."""
 
     id: str
-    status: str
+    status: Status
     score: float
     max_score: float
-    message: str = ""
+    message: str = ""                   # the verdict's own words (see Verdict)
     duration_s: float = 0.0
     suite: str = ""
     name: str = ""
     description: str = ""
-    tags: tuple = ()
+    tags: tuple[str, ...] = ()
     visibility: str = "visible"
-    mismatches: list = field(default_factory=list)
-    diagnosis: list = field(default_factory=list)   # likely culprits: kind, culprit, message, confidence, evidence
-    graph: dict | None = None                       # a failing case's graph, for drawing
-    shrunk: dict | None = None                      # fuzz cases: the minimal expression failing the same way
+    mismatches: list[Mismatch] = field(default_factory=list)
+    hint: str = ""                      # the judge's quick guess; blame replaces it
+    context: CaseContext | None = None  # shown under the message when set
+    diagnosis: list[Diagnosis] = field(default_factory=list)
+    graph: GraphPicture | None = None
+    shrunk: Shrunk | None = None
 
 
 @dataclass
@@ -34,23 +245,24 @@ class EngineResult:
 
     engine: str
     source: str
-    cases: list
+    cases: list[CaseResult]
     load_error: str = ""
     submission: str = ""    # the submission id: a --submissions child's name, else the engine's name
-    fuzz: dict | None = None   # with --fuzz: seed, forms fuzzed, forms left out, minimal failures
+    fuzz: FuzzSummary | None = None
     origin: str = ""        # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
-    load_notes: list = field(default_factory=list)  # what loading skipped (cells, IPython syntax) or chose
-
-    @property
-    def score(self) -> float:
-        return sum(c.score for c in self.cases)
+    load_notes: list[str] = field(default_factory=list)  # what loading skipped (cells, IPython syntax) or chose
 
     @property
     def max_score(self) -> float:
         return sum(c.max_score for c in self.cases)
 
     @property
-    def counts(self) -> dict:
+    def score(self) -> float:
+        """The points of the passed cases, never more than ``max_score`` nor less than 0."""
+        return min(max(0.0, sum(c.score for c in self.cases)), self.max_score)
+
+    @property
+    def counts(self) -> dict[str, int]:
         """Number of cases per status, every status present."""
         counts = dict.fromkeys(STATUSES, 0)
         for c in self.cases:
@@ -64,21 +276,32 @@ class EngineResult:
 
 @dataclass
 class RunResult:
-    """One grading run: every engine's results."""
+    """One grading run: every engine's results, and what they were graded with."""
 
-    engines: list
+    engines: list[EngineResult]
     duration_s: float = 0.0
-    shard: tuple | None = None  # (K, N) for a ``--shard K/N`` run
+    shard: tuple[int, int] | None = None  # (K, N) for a ``--shard K/N`` run
+    harness_version: str = ""
+    cases_fingerprint: str = ""           # sha256 of the graded case set (harness.cases.fingerprint)
+    sandbox: str = "none"                 # the sandbox the engine processes ran in
 
     @property
     def all_passed(self) -> bool:
-        return all(c.status == "passed" for e in self.engines for c in e.cases)
+        return all(c.status == Status.PASSED for e in self.engines for c in e.cases)
+
+    @property
+    def score(self) -> float:
+        """The run's total: per submission, its engines' points capped at one engine's maximum."""
+        per: dict[tuple[str, str], list[EngineResult]] = {}
+        for e in self.engines:
+            per.setdefault((e.submission or e.engine, e.source), []).append(e)
+        return sum(min(sum(e.score for e in es), max(e.max_score for e in es)) for es in per.values())
 
     def labels(self) -> list[str]:
         """A short name per engine for reports: its submission id, plus the engine's name when
         one submission registered several engines."""
         subs = [e.submission or e.engine for e in self.engines]
-        return [f"{s}/{e.engine}" if subs.count(s) > 1 else s for s, e in zip(subs, self.engines)]
+        return [f"{s}/{e.engine}" if subs.count(s) > 1 else s for s, e in zip(subs, self.engines, strict=True)]
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,7 @@ cases:
     assert "value: expected 0, got nan" in result.case("nan::nan_is_not_zero")["message"]
     # strict JSON: non-finite numbers are strings
     assert result.case("nan::inf_sign_matters")["mismatches"] == [
-        {"quantity": "value", "expected": "-inf", "got": "inf"}]
+        {"quantity": "value", "kind": "value", "expected": "-inf", "got": "inf"}]
 
 
 def test_text_report_ends_with_what_to_fix_first(grade):

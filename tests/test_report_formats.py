@@ -268,3 +268,34 @@ def test_unknown_format_lists_the_new_ones():
     assert result.code == 2
     assert "did you mean 'junit'?" in result.stderr
     assert "csv, dot, gradescope, html, json, junit, markdown, text" in result.stderr
+
+
+RED_NAME_ENGINE = f'''
+import sys
+sys.path.insert(0, {str(ENGINES)!r})
+from harness import hookimpl
+from plugin_engine import TapeEngine
+
+
+class Red(TapeEngine):
+    name = "\\x1b[31mred\\x1b[0m\\u202e"
+
+
+@hookimpl
+def register_engines(register):
+    register(Red())
+'''
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html", "junit", "csv", "gradescope", "json"])
+def test_terminal_escapes_in_an_engine_name_reach_no_report(tmp_path, fmt):
+    engine = tmp_path / "red_engine.py"
+    engine.write_text(RED_NAME_ENGINE)
+    result = run_grade("--engine", engine, "-k", "notebook::a_plus_b_times_c", "-k", "ops::sub_two_leaves",
+                       "--format", fmt)
+    assert result.code == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    if fmt == "json":  # JSON escapes them itself; the name stays as the engine gave it
+        assert json.loads(result.stdout)["engines"][0]["engine"] == "\x1b[31mred\x1b[0m\u202e"
+    elif fmt != "gradescope":  # which names the engine only when a run grades several
+        assert "x1b" in result.stdout and "u202e" in result.stdout

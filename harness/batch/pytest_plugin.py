@@ -90,8 +90,8 @@ class _Grader:
         return self._call_ops
 
     def verdict(self, item: "CaseItem"):
-        """The judge's verdict on ``item``'s case."""
-        from harness.judging.compare import judge
+        """The judge's verdict on ``item``'s case, as a case result."""
+        from harness.judging.compare import case_result, judge
 
         if item.nodeid not in self.observations:
             if hasattr(item.config, "workerinput"):  # a pytest-xdist worker runs only some of the items
@@ -101,7 +101,8 @@ class _Grader:
                          and i.nodeid not in self.observations]
                 batch = batch if item in batch else [item]
             self._run(batch)
-        return judge(item.case, self.observations[item.nodeid])
+        obs = self.observations[item.nodeid]
+        return case_result(item.case, obs, judge(item.case, obs))
 
     def _run(self, items: list) -> None:
         from harness.running import program
@@ -160,11 +161,13 @@ class CaseItem(pytest.Item):
         self.extra_keyword_matches.update(case.tags)  # so that -k TAG selects by tag
 
     def runtest(self) -> None:
-        verdict = self.config.stash[_GRADER].verdict(self)
-        if verdict.status == "unsupported":  # reported at the case's line, not this one
-            raise pytest.skip.Exception(verdict.message, _use_item_location=True)
-        if verdict.status != "passed":
-            raise CaseFailed(verdict.status, verdict.message)
+        from harness.reporting.common import case_text
+
+        result = self.config.stash[_GRADER].verdict(self)
+        if result.status == "unsupported":  # reported at the case's line, not this one
+            raise pytest.skip.Exception(case_text(result), _use_item_location=True)
+        if result.status != "passed":
+            raise CaseFailed(result.status, case_text(result))
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, CaseFailed):

@@ -15,11 +15,32 @@ import io
 import json
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
-from harness.model import CaseResult, EngineResult, RunResult
+from harness.model import (
+    CSV_COLUMNS,
+    STATUSES,
+    CaseContext,
+    CaseResult,
+    Confidence,
+    Diagnosis,
+    DiagnosisKind,
+    EngineResult,
+    FuzzSummary,
+    GraphPicture,
+    MinimalFailure,
+    Mismatch,
+    MismatchKind,
+    PictureEdge,
+    PictureNode,
+    RunResult,
+    Shrunk,
+    Status,
+    Where,
+)
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
@@ -78,27 +99,45 @@ def merge(paths: list) -> RunResult:
     sharded = [(p, r["shard"]) for p, r in reports if r.get("shard") is not None]
     if sharded:
         reports = _in_shard_order(reports, sharded)
-    engines: dict = {}
-    seen: dict = {}
+    engines: dict[tuple, EngineResult] = {}
+    seen: dict[tuple, str] = {}
     duration = 0.0
     for path, report in reports:
         duration += _number(report.get("duration_s", 0.0), path)
         for e in report["engines"]:
             key = (e["engine"], e["source"], e.get("submission"))
-            merged = engines.setdefault(key, _engine(e))
-            for name, value in _engine(e).__dict__.items():  # e.g. the fuzz summary, from the shard that fuzzed
-                if name != "cases" and value and not getattr(merged, name):
-                    setattr(merged, name, value)
+            read = _engine(e, path)
+            merged = engines.setdefault(key, read)
+            if merged is not read:  # e.g. the fuzz summary, from the shard that fuzzed
+                merged.load_error = merged.load_error or read.load_error
+                merged.submission = merged.submission or read.submission
+                merged.fuzz = merged.fuzz or read.fuzz
             for c in e["cases"]:
                 if (key, c["id"]) in seen:
                     raise HarnessError(f"{path}: case {c['id']} of engine {e['engine']} ({e['source']}) "
                                        f"is also in {seen[key, c['id']]}; merge each shard's report once")
                 seen[key, c["id"]] = path
-                merged.cases.append(_case(c))
-    return RunResult(list(engines.values()), round(duration, 3))
+                merged.cases.append(_case(c, path))
+    return RunResult(list(engines.values()), round(duration, 3),
+                     harness_version=_agreed(reports, "harness_version", sharded),
+                     cases_fingerprint=_agreed(reports, "cases_fingerprint", sharded),
+                     sandbox=_agreed(reports, "sandbox", sharded) or "none")
 
 
-def _read(path) -> dict:
+def _agreed(reports: list, key: str, sharded: list) -> str:
+    """What the reports say under ``key``: one value when they agree, else every value, joined by commas.
+
+    The shards of one run must agree on the case set they graded.
+    """
+    values = list(dict.fromkeys(str(r.get(key) or "") for _, r in reports))
+    known = [v for v in values if v]
+    if key == "cases_fingerprint" and sharded and len(known) > 1:
+        raise HarnessError(f"the shard reports graded different case sets ({', '.join(known)}); merge the "
+                           "shards of one run")
+    return ",".join(known)
+
+
+def _read(path: str | Path) -> dict:
     try:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
@@ -113,10 +152,8 @@ def _read(path) -> dict:
     return report
 
 
-def _shape_problem(report) -> str:
+def _shape_problem(report: Any) -> str:
     """What keeps ``report`` from being a JSON report of grade, or ''."""
-    from harness.judging.compare import STATUSES
-
     if not isinstance(report, dict) or not isinstance(report.get("engines"), list):
         return "missing 'engines'"
     for e in report["engines"]:
@@ -161,37 +198,99 @@ def _in_shard_order(reports: list, sharded: list) -> list:
     return [reports[i] for i in order]
 
 
-_CASE_FIELDS = {f.name for f in fields(CaseResult)}
-_ENGINE_FIELDS = {f.name for f in fields(EngineResult)} - {"cases"}
-
-
-def _engine(e: dict) -> EngineResult:
+def _engine(e: dict, path: str) -> EngineResult:
     """An engine's result, without its cases yet, from its entry in a JSON report."""
-    return EngineResult(**{k: v for k, v in e.items() if k in _ENGINE_FIELDS}, cases=[])
+    fuzz = e.get("fuzz")
+    return EngineResult(e["engine"], e["source"], [], load_error=str(e.get("load_error") or ""),
+                        submission=str(e.get("submission") or ""),
+                        fuzz=_read_part(_fuzz, fuzz, path, "fuzz") if fuzz is not None else None,
+                        origin=str(e.get("origin") or ""),
+                        load_notes=[str(n) for n in e.get("load_notes") or []])
 
 
-def _case(c: dict) -> CaseResult:
-    data = {k: v for k, v in c.items() if k in _CASE_FIELDS}
-    data["tags"] = tuple(data.get("tags", ()))
-    data["mismatches"] = [{k: _float(v) for k, v in m.items()} for m in data.get("mismatches", [])]
-    return CaseResult(**data)
+def _case(c: dict, path: str) -> CaseResult:
+    """A case's result from its entry in a JSON report (the fields its message is composed from)."""
+    context, graph, shrunk = c.get("context"), c.get("graph"), c.get("shrunk")
+    return CaseResult(
+        id=c["id"], status=Status(c["status"]), score=float(c["score"]), max_score=float(c["max_score"]),
+        message=str(c.get("detail", c.get("message", ""))), duration_s=float(c.get("duration_s", 0.0)),
+        suite=str(c.get("suite", "")), name=str(c.get("name", "")), description=str(c.get("description", "")),
+        tags=tuple(c.get("tags", ())), visibility=str(c.get("visibility", "visible")),
+        mismatches=[_read_part(_mismatch, m, path, c["id"]) for m in c.get("mismatches", [])],
+        hint=str(c.get("hint", "")),
+        context=None if context is None else _read_part(_context, context, path, c["id"]),
+        diagnosis=[_read_part(_diagnosis, d, path, c["id"]) for d in c.get("diagnosis", [])],
+        graph=None if graph is None else _read_part(_graph, graph, path, c["id"]),
+        shrunk=None if shrunk is None else _read_part(_shrunk, shrunk, path, c["id"]))
 
 
-def _float(x):
+def _read_part(read: Any, data: Any, path: str, where: str) -> Any:
+    """``read(data)``, or a one-line error naming the report and the case when ``data`` is malformed."""
+    try:
+        return read(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise HarnessError(f"{path}: {where}: a malformed entry in the report ({type(e).__name__}: {e}); "
+                           "write shard reports with --format json --output FILE") from None
+
+
+def _mismatch(m: dict) -> Mismatch:
+    return Mismatch(MismatchKind(m["kind"]), _float(m["expected"]), _float(m["got"]), name=str(m.get("name", "")),
+                    index=m.get("index"))
+
+
+def _context(c: dict) -> CaseContext:
+    return CaseContext({str(k): _float(v) for k, v in c["inputs"].items()}, str(c["output"]), int(c["backward"]),
+                       float(c["tolerance_abs"]), float(c["tolerance_rel"]))
+
+
+def _diagnosis(d: dict) -> Diagnosis:
+    where = d.get("where")
+    return Diagnosis(DiagnosisKind(d["kind"]), str(d["culprit"]), str(d["message"]), Confidence(d["confidence"]),
+                     tuple(str(x) for x in d.get("evidence", ())),
+                     where=None if where is None else Where(str(where["file"]), int(where["line"])),
+                     from_shrunk=bool(d.get("from_shrunk", False)))
+
+
+def _graph(g: dict) -> GraphPicture:
+    if not g["drawn"]:
+        return GraphPicture(False, str(g.get("why", "")))
+    nodes = tuple(PictureNode(str(n["id"]), str(n["op"]), str(n["label"]), _float(n.get("value")),
+                              _float(n.get("expected_grad")), _float(n.get("got_grad")), bool(n["divergent"]))
+                  for n in g["nodes"])
+    edges = tuple(PictureEdge(str(a), str(b), int(pos)) for a, b, pos in g["edges"])
+    return GraphPicture(True, nodes=nodes, edges=edges, output=str(g["output"]),
+                        first_divergent=g.get("first_divergent"), traced=bool(g.get("traced")))
+
+
+def _shrunk(s: dict) -> Shrunk:
+    return Shrunk(str(s["expression"]), int(s["ops"]), Status(s.get("status", Status.FAILED)),
+                  str(s.get("detail", s.get("message", ""))),
+                  tuple(_mismatch(m) for m in s.get("mismatches", ())),
+                  tuple(_diagnosis(d) for d in s.get("diagnosis", ())))
+
+
+def _fuzz(f: dict) -> FuzzSummary:
+    return FuzzSummary(
+        seed=int(f["seed"]), requested=int(f.get("requested", 0)), forms=tuple(f.get("forms", ())),
+        skipped=tuple(f.get("skipped", ())), generated=int(f.get("generated", 0)),
+        rejected=int(f.get("rejected", 0)), stopped=str(f.get("stopped") or ""),
+        minimal=tuple(MinimalFailure(str(m["failure"]), str(m["expression"]), int(m["ops"]))
+                      for m in f.get("minimal", ())))
+
+
+def _float(x: Any) -> Any:
     """Undo the JSON report's strings for non-finite numbers."""
     return float(x) if x in ("nan", "inf", "-inf") else x
 
 
-def _number(x, path) -> float:
+def _number(x: Any, path: str) -> float:
     if type(x) not in (int, float) or not math.isfinite(x):
         raise HarnessError(f"{path}: 'duration_s' is not a number")
     return float(x)
 
 
-def kind(path) -> str:
+def kind(path: str | Path) -> str:
     """"json" or "csv": what sort of report ``path`` holds."""
-    from harness.reporting.csv import FIXED_COLUMNS
-
     try:
         with open(path, encoding="utf-8") as f:
             head = f.read(4096)
@@ -201,7 +300,7 @@ def kind(path) -> str:
         head = ""
     if head.lstrip().startswith("{"):
         return "json"
-    if head.startswith(",".join(FIXED_COLUMNS[:3])):
+    if head.startswith(",".join(CSV_COLUMNS[:3])):
         return "csv"
     raise HarnessError(f"{path}: not a JSON report or a CSV gradebook from grade; write shard reports with "
                        "--format json --output FILE")
@@ -220,16 +319,11 @@ class CsvRow:
 
     @property
     def all_passed(self) -> bool:
-        from harness.judging.compare import STATUSES
-
         return all(int(self.cells[s]) == 0 for s in STATUSES if s != "passed")
 
 
 def merge_csv(paths: list) -> tuple[str, list]:
     """One CSV gradebook from the gradebooks of the shards (in the order given), and its rows."""
-    from harness.judging.compare import STATUSES
-    from harness.reporting.csv import FIXED_COLUMNS
-
     case_ids: dict = {}
     rows: dict = {}
     for path in paths:
@@ -237,15 +331,15 @@ def merge_csv(paths: list) -> tuple[str, list]:
             table = list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8"), newline="")))
         except (OSError, ValueError, csv.Error) as e:
             raise HarnessError(f"{path}: not a CSV gradebook ({e})") from None
-        if not table or tuple(table[0][:len(FIXED_COLUMNS)]) != FIXED_COLUMNS:
+        if not table or tuple(table[0][:len(CSV_COLUMNS)]) != CSV_COLUMNS:
             raise HarnessError(f"{path}: not a CSV gradebook from grade --format csv (its header should "
-                               f"start with {','.join(FIXED_COLUMNS)})")
-        ids = table[0][len(FIXED_COLUMNS):]
+                               f"start with {','.join(CSV_COLUMNS)})")
+        ids = table[0][len(CSV_COLUMNS):]
         case_ids.update(dict.fromkeys(ids))
         for n, line in enumerate(table[1:], 2):
             if len(line) != len(table[0]):
                 raise HarnessError(f"{path}:{n}: expected {len(table[0])} cells, found {len(line)}")
-            cells = dict(zip(FIXED_COLUMNS, line))
+            cells = dict(zip(CSV_COLUMNS, line))
             key = (cells["submission"], cells["engine"], cells["source"])
             row = rows.setdefault(key, CsvRow({**cells, "score": "0", "max_score": "0",
                                                **{s: "0" for s in STATUSES}}, {}))
@@ -256,7 +350,7 @@ def merge_csv(paths: list) -> tuple[str, list]:
             except ValueError:
                 raise HarnessError(f"{path}:{n}: a score or count is not a number") from None
             row.cells["load_error"] = row.cells["load_error"] or cells["load_error"]
-            for case_id, status in zip(ids, line[len(FIXED_COLUMNS):]):
+            for case_id, status in zip(ids, line[len(CSV_COLUMNS):]):
                 if status and row.statuses.get(case_id):
                     raise HarnessError(f"{path}:{n}: case {case_id} of {key[0]} is already in another "
                                        "report; merge each shard's gradebook once")
@@ -264,9 +358,9 @@ def merge_csv(paths: list) -> tuple[str, list]:
                     row.statuses[case_id] = status
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*FIXED_COLUMNS, *case_ids])
+    writer.writerow([*CSV_COLUMNS, *case_ids])
     for row in rows.values():
         score, max_score = float(row.cells["score"]), float(row.cells["max_score"])
         row.cells["percent"] = f"{100.0 * score / max_score if max_score else 100.0:.2f}"
-        writer.writerow([*(row.cells[c] for c in FIXED_COLUMNS), *(row.statuses.get(i, "") for i in case_ids)])
+        writer.writerow([*(row.cells[c] for c in CSV_COLUMNS), *(row.statuses.get(i, "") for i in case_ids)])
     return out.getvalue(), list(rows.values())

@@ -22,19 +22,30 @@ from __future__ import annotations
 
 import dataclasses
 import string
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from harness.cases.expr import render
+from harness.cases.loader import Case, Tolerance
 from harness.diagnosis import graph as graphs
 from harness.diagnosis import patterns
-from harness.cases.loader import Case, Tolerance
-from harness.judging.compare import close, fmt
-from harness.cases.expr import render
-from harness.diagnosis.patterns import Diagnosis
+from harness.judging.compare import close
+from harness.model import (
+    CONFIDENCE_RANK,
+    CaseResult,
+    Confidence,
+    Diagnosis,
+    DiagnosisKind,
+    GraphPicture,
+    MismatchKind,
+    Status,
+)
+from harness.reporting.common import fmt
+from harness.running.observation import Observation
 from harness.running.program import Program
 from harness.running.reference import REFERENCE_SPEC, trusted
-from harness.model import CaseResult
-from harness.running.runner import Limits, Observation, run_programs, timeout_for
+from harness.running.runner import Limits, run_programs, timeout_for
 
 TRACE_CAP = 2000      # cases with more nodes are not traced node by node
 DRAW_CAP = 60         # cases with more nodes are not drawn
@@ -42,7 +53,8 @@ MAX_CASES = 100       # failing cases probed per engine
 MAX_PROBES = 300      # probe programs per engine
 PER_FORM = 2          # places at which one op (with the same kinds of operands) is probed in a case
 PROBE_TIMEOUT = 5.0
-_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+HIGH, MEDIUM = Confidence.HIGH, Confidence.MEDIUM
+OP, DIVERGENCE = DiagnosisKind.OP, DiagnosisKind.DIVERGENCE
 
 
 @dataclass
@@ -87,12 +99,12 @@ class Probe:
 
 
 def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
-          reference: str = REFERENCE_SPEC, extra: list[Item] = ()) -> None:
+          reference: str = REFERENCE_SPEC, extra: Sequence[Item] = ()) -> None:
     """Add diagnoses, and a drawable graph, to the results of the failing cases in ``items``.
 
     ``extra`` cases are probed first but are left out of the patterns across the run.
     """
-    failing = [it for it in list(extra) + items if it.result.status not in ("passed", "unsupported")]
+    failing = [it for it in list(extra) + items if it.result.status not in (Status.PASSED, Status.UNSUPPORTED)]
     if not failing:
         return
     found: dict[str, list[Diagnosis]] = {it.case.id: [] for it in failing}
@@ -149,8 +161,8 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
         if not found[it.case.id] and all(verdicts.get(p) == "ok" for p, _used in plan):
             n = len(plan)
             found[it.case.id].append(Diagnosis(
-                "op", "backward", "every op of this case matches the reference when run alone "
-                f"({n} probe{'s' * (n != 1)}): the fault is in how backward() combines them", "medium"))
+                OP, "backward", "every op of this case matches the reference when run alone "
+                f"({n} probe{'s' * (n != 1)}): the fault is in how backward() combines them", MEDIUM))
 
 
 def _budget(plans: dict) -> dict:
@@ -217,23 +229,23 @@ def _judge_probe(p: Probe, ref: Observation, eng: Observation, tol: Tolerance):
         return None
     where = f"{p.op} alone at {p.at()}" if p.at() else f"{p.op} alone"
     if eng.status == "error":
-        return True, Diagnosis("op", p.op, f"{p.op}: {p.text()} raised {eng.error_type} ({where})", "high",
+        return True, Diagnosis(OP, p.op, f"{p.op}: {p.text()} raised {eng.error_type} ({where})", HIGH,
                                (eng.message[:200],))
     got, want = eng.grads.get("out"), ref.grads.get("out")
     if got is not None and want is not None and not close(got, want, tol):
-        return False, Diagnosis("op", "backward", f"backward() on {p.text()} alone leaves the output's own grad "
+        return False, Diagnosis(OP, "backward", f"backward() on {p.text()} alone leaves the output's own grad "
                                                   f"at {fmt(got)}, expected {fmt(want)}: it must start from 1 "
-                                                  "(and add 1 on each call)", "high")
-    if not close(eng.value, ref.value, tol):
-        return False, Diagnosis("op", p.op, f"{p.op}: {p.text()} is {fmt(eng.value)}, "
-                                            f"expected {fmt(ref.value)} ({where})", "high")
+                                                  "(and add 1 on each call)", HIGH)
+    if ref.value is not None and not close(eng.value, ref.value, tol):
+        return False, Diagnosis(OP, p.op, f"{p.op}: {p.text()} is {fmt(eng.value)}, "
+                                          f"expected {fmt(ref.value)} ({where})", HIGH)
     for name in p.names:
         got, want = eng.grads.get(name), ref.grads.get(name)
         if want is None or (got is None and want == 0):
             continue
         if not close(got, want, tol):
-            return False, Diagnosis("op", p.op, f"{p.op}: d({p.text()})/d{name} is {fmt(got)}, "
-                                                f"expected {fmt(want)} ({where})", "high")
+            return False, Diagnosis(OP, p.op, f"{p.op}: d({p.text()})/d{name} is {fmt(got)}, "
+                                              f"expected {fmt(want)} ({where})", HIGH)
     return "ok"
 
 
@@ -249,7 +261,7 @@ def _op_findings(probes: list[tuple[Probe, bool]], verdicts: dict) -> list[Diagn
         if isinstance(v, tuple) and (used or not v[0]):
             by_op.setdefault(v[1].culprit, []).append(v[1])
     out = []
-    for op, ds in by_op.items():
+    for ds in by_op.values():
         others = tuple(d.message for d in ds[1:4])
         out.append(dataclasses.replace(ds[0], evidence=ds[0].evidence + others))
     return out
@@ -265,15 +277,16 @@ def _divergence(g: graphs.Graph, ref: dict, eng: dict | None, case: Case):
         if not close(eng["values"][i], ref["values"][i], tol) and ref["values"][i] is not None:
             node = g.nodes[i]
             what = "input" if node.op == "leaf" else node.op
-            return Diagnosis("divergence", node.op if node.op != "leaf" else "forward",
+            return Diagnosis(DIVERGENCE, node.op if node.op != "leaf" else "forward",
                              f"first wrong value: {g.label(i)} ({what}) is {fmt(eng['values'][i])}, "
-                             f"expected {fmt(ref['values'][i])}", "high")
+                             f"expected {fmt(ref['values'][i])}", HIGH)
     if not case.backward:
         return None
     ops = [i for i in reach if g.nodes[i].op != "leaf"]
     if ops and all(eng["grads"][i] is None for i in ops):
         return None  # the engine does not expose intermediate grads
     users = g.users()
+    assert g.output is not None  # a complete graph with reachable nodes has a node as its output
     out = g.output[1]
     for i in sorted(reach, reverse=True):
         want, got = ref["grads"][i], eng["grads"][i]
@@ -288,9 +301,9 @@ def _divergence(g: graphs.Graph, ref: dict, eng: dict | None, case: Case):
 def _explain(g, i, out, got, want, ref, eng, users, reach, case) -> Diagnosis:
     head = f"first wrong grad from the output down: {g.label(i)} has grad {fmt(got)}, expected {fmt(want)}"
     if i == out:
-        return Diagnosis("divergence", "backward",
+        return Diagnosis(DIVERGENCE, "backward",
                          f"{head}: it is the output, whose grad after backward() x{case.backward} must be "
-                         f"{fmt(want)}", "high")
+                         f"{fmt(want)}", HIGH)
     into = [(u, pos) for u, pos in users[i] if u in reach]
     if len(into) == 1:
         u, pos = into[0]
@@ -301,8 +314,8 @@ def _explain(g, i, out, got, want, ref, eng, users, reach, case) -> Diagnosis:
         if g_user and local is not None and got is not None:
             detail += (f": its local derivative for operand {pos + 1} comes out {fmt(got / g_user)}, "
                        f"expected {fmt(local)}")
-        return Diagnosis("divergence", op, head + detail, "medium")
-    contributions = []
+        return Diagnosis(DIVERGENCE, op, head + detail, MEDIUM)
+    contributions: list[tuple[int, float]] = []
     for u, pos in into:
         local = ref["locals"][u][pos] if ref["locals"][u] and pos < len(ref["locals"][u]) else None
         if local is None or ref["grads"][u] is None:
@@ -312,34 +325,33 @@ def _explain(g, i, out, got, want, ref, eng, users, reach, case) -> Diagnosis:
     kept = [u for u, c in contributions if got is not None and close(got, c, case.tolerance)]
     if contributions and kept and not close(sum(c for _, c in contributions), got, case.tolerance):
         u = kept[0]
-        return Diagnosis("divergence", "accumulation",
+        return Diagnosis(DIVERGENCE, "accumulation",
                          f"{head}: it feeds {len(into)} operands, and its grad is only the part that "
                          f"{g.nodes[u].op} ({g.label(u)}) passed down: gradient not accumulated "
-                         "(= instead of +=)", "high")
+                         "(= instead of +=)", HIGH)
     ops = sorted({g.nodes[u].op for u, _ in into})
-    return Diagnosis("divergence", "backward",
-                     f"{head}; it gets gradients from {len(into)} operand slots ({', '.join(ops)})", "medium")
+    return Diagnosis(DIVERGENCE, "backward",
+                     f"{head}; it gets gradients from {len(into)} operand slots ({', '.join(ops)})", MEDIUM)
 
 
 def _merge(found: list[Diagnosis]) -> list[Diagnosis]:
     """Fold a divergence into the probe finding it agrees with (or cannot add to); strongest first."""
-    probed = {d.culprit for d in found if d.kind == "op"}
+    probed = {d.culprit for d in found if d.kind == OP}
 
     def folded(d: Diagnosis) -> bool:
-        vague = d.culprit == "backward" and d.confidence != "high" and bool(probed)
-        return d.kind == "divergence" and (d.culprit in probed or vague)
+        vague = d.culprit == "backward" and d.confidence != HIGH and bool(probed)
+        return d.kind == DIVERGENCE and (d.culprit in probed or vague)
 
     kept = [d for d in found if not folded(d)]
     confirmed = [d for d in found if folded(d)]
     out = []
-    first_op = next((d for d in kept if d.kind == "op"), None)
+    first_op = next((d for d in kept if d.kind == OP), None)
     for d in kept:
-        extra = tuple(c.message for c in confirmed if d.kind == "op" and (
+        extra = tuple(c.message for c in confirmed if d.kind == OP and (
             c.culprit == d.culprit or (c.culprit not in probed and d is first_op)))
         out.append(dataclasses.replace(d, evidence=d.evidence + extra) if extra else d)
-    rank = {"high": 0, "medium": 1, "low": 2}
     seen, unique = set(), []
-    for d in sorted(out, key=lambda d: rank[d.confidence]):
+    for d in sorted(out, key=lambda d: CONFIDENCE_RANK[d.confidence]):
         if d.message not in seen:
             seen.add(d.message)
             unique.append(d)
@@ -347,66 +359,23 @@ def _merge(found: list[Diagnosis]) -> list[Diagnosis]:
 
 
 def _record(it: Item) -> patterns.Record:
-    grads = [(m["quantity"], m["expected"], m["got"]) for m in it.result.mismatches
-             if m["quantity"].startswith("grad of ")]
+    grads = tuple(m for m in it.result.mismatches if m.kind == MismatchKind.GRAD)
     return patterns.Record(
         id=it.case.id, status=it.result.status, backward=it.case.backward,
-        checks_grads=bool(it.program.grads), shape=graphs.shape(it.program), mismatches=tuple(grads),
+        checks_grads=bool(it.program.grads), shape=graphs.shape(it.program), mismatches=grads,
         error_type=it.observation.error_type, phase=it.observation.phase)
 
 
-def _annotate(it: Item, found: list[Diagnosis], traced) -> None:
-    res = it.result
-    res.diagnosis = [d.to_dict() for d in found]
-    if found:  # the blame replaces the judge's quick guess
-        lines = [line for line in res.message.splitlines() if not line.startswith("likely: ")]
-        for d in found:
-            because = f" ({'; '.join(d.evidence)})" if d.evidence and d.kind == "pattern" else ""
-            lines.append(f"blame ({d.confidence} confidence): {d.message}{because}")
-        res.message = "\n".join(lines)
-    res.graph = picture(it, traced)
+def _annotate(it: Item, found: list[Diagnosis], traced: tuple | None) -> None:
+    """Give a failing case its diagnoses (they replace the judge's quick guess) and its picture."""
+    it.result.diagnosis = list(found)
+    it.result.graph = picture(it, traced)
 
 
-def picture(it: Item, traced=None) -> dict:
-    """A failing case's graph for drawing: nodes with op, value, expected and got grads; edges."""
+def picture(it: Item, traced: tuple | None = None) -> GraphPicture:
+    """A failing case's graph for drawing: from the traced runs when there are any, else from the
+    case's own expectations and the engine's grads of the named nodes."""
     g, ref, eng = traced if traced else (graphs.build(it.program, DRAW_CAP + 1), None, None)
-    reach = g.reachable() if g.complete else set()
-    if not g.complete or len(reach) > DRAW_CAP:
-        return {"drawn": False, "why": f"more than {DRAW_CAP} nodes"}
-    if not reach:
-        return {"drawn": False, "why": "the output is a plain number"}
-    last_named: dict[str, int] = {}
-    for i, node in enumerate(g.nodes):
-        if node.name:
-            last_named[node.name] = i
     expected = it.case.expect.grad if isinstance(it.case.expect.grad, dict) else {}
-    got_by_name = it.observation.grads or {}
-    nodes, edges = [], []
-    first = None
-    for i in sorted(reach):
-        node = g.nodes[i]
-        named = node.name if node.name and last_named.get(node.name) == i else None
-        want = ref["grads"][i] if ref else (expected.get(named) if named else None)
-        got = eng["grads"][i] if eng else (got_by_name.get(named) if named else None)
-        if want is None and not ref and named in expected:
-            want = expected[named]
-        wrong = want is not None and (got is not None or want != 0) and not close(got, want, it.case.tolerance)
-        nodes.append({"id": f"n{i}", "op": node.op, "label": g.label(i, 24),
-                      "value": ref["values"][i] if ref else None,
-                      "expected_grad": want, "got_grad": got, "divergent": wrong})
-        for pos, (kind, x) in enumerate(node.operands):
-            if kind == "node":
-                edges.append([f"n{x}", f"n{i}", pos])
-            else:
-                cid = f"c{i}_{pos}"
-                nodes.append({"id": cid, "op": "const", "label": fmt(x), "value": x,
-                              "expected_grad": None, "got_grad": None, "divergent": False})
-                edges.append([cid, f"n{i}", pos])
-    if len(nodes) > 2 * DRAW_CAP:  # constants count too
-        return {"drawn": False, "why": f"more than {2 * DRAW_CAP} boxes"}
-    for n in reversed(nodes):  # the first divergence from the output down
-        if n["divergent"] and n["op"] != "const":
-            first = n["id"]
-            break
-    return {"drawn": True, "nodes": nodes, "edges": edges, "output": f"n{g.output[1]}",
-            "first_divergent": first, "traced": bool(ref)}
+    return graphs.picture(g, ref, eng, expected, it.observation.grads or {},
+                          lambda got, want: close(got, want, it.case.tolerance), DRAW_CAP)

@@ -13,11 +13,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from harness.cases.loader import REFERENCE, Assign, Case, Repeat
+from harness.judging.compare import judge
+from harness.reporting.common import fmt, summary
 from harness.running import program as programs
 from harness.running import reference
-from harness.cases.loader import REFERENCE, Assign, Case, Repeat
-from harness.judging.compare import fmt, judge
-from harness.running.runner import Limits, Observation, timeout_for
+from harness.running.observation import Observation
+from harness.running.program import Program
+from harness.running.runner import Limits, timeout_for
 
 #: Relative finite-difference step: h = FD_STEP * max(1, |x|), and also FD_STEP * |x| when 0 < |x| < 1.
 FD_STEP = 1e-6
@@ -61,7 +64,10 @@ class _Target:
 def check(cases: list, limits: Limits) -> CheckReport:
     """Check every expectation of ``cases``; see the module docstring."""
     report = CheckReport(list(cases))
-    first, first_timeouts, at_case, probes = [], [], [], {}
+    first: list[Program] = []
+    first_timeouts: list[float] = []
+    at_case: list[int] = []
+    probes: dict[tuple[str, str], int] = {}
     for case in cases:
         at_case.append(len(first))
         first.append(programs.build(case))
@@ -74,7 +80,9 @@ def check(cases: list, limits: Limits) -> CheckReport:
                 first_timeouts.append(timeout_for(case.timeout, limits))
     seen = reference.observe(first, first_timeouts, limits)
 
-    second, second_timeouts, plans = [], [], []
+    second: list[Program] = []
+    second_timeouts: list[float] = []
+    plans: list[tuple] = []
     for case, at in zip(cases, at_case):
         obs = seen[at]
         if obs.status == "ok" and reference.needs_reference(case):
@@ -215,7 +223,7 @@ def _against_reference(case: Case, obs: Observation, limits: Limits, report: Che
         report.disagreements.append(Finding(
             case, m.quantity, f"expected {fmt(m.expected)}, the reference engine computes {fmt(m.got)}"))
     if verdict.status != "passed" and not verdict.mismatches:
-        report.disagreements.append(Finding(case, "reference engine", verdict.message.splitlines()[0]))
+        report.disagreements.append(Finding(case, "reference engine", summary(verdict)))
     return obs.status == "ok" and not case.expect.raises
 
 

@@ -24,13 +24,16 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from harness.diagnosis import graph as graphs
-from harness.running import program as programs
-from harness.cases.loader import Assign, Case, Expect
-from harness.judging.compare import Verdict, fmt, judge
 from harness.cases.expr import Expr, render
+from harness.cases.loader import Assign, Case, Expect
+from harness.diagnosis import graph as graphs
+from harness.judging.compare import judge
+from harness.model import FuzzSummary, MinimalFailure, MismatchKind, Status, Verdict
+from harness.reporting.common import fmt
+from harness.running import program as programs
+from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC, trusted
-from harness.running.runner import Limits, Observation, Session
+from harness.running.runner import Limits, Session
 
 MAX_OPS = 8
 FUZZ_TIMEOUT = 1.0          # seconds per expression (capped by --timeout); the reference needs microseconds
@@ -92,11 +95,11 @@ class Outcome:
     @property
     def signature(self) -> str | None:
         """The kind of failure, or None when the engine agreed (or lacked an op)."""
-        if not self.valid or self.verdict.status in ("passed", "unsupported"):
+        if not self.valid or self.verdict is None or self.verdict.status in (Status.PASSED, Status.UNSUPPORTED):
             return None
-        if self.verdict.status == "failed":
-            return "value" if any(m.quantity == "value" for m in self.verdict.mismatches) else "grad"
-        if self.verdict.status == "error" and self.observation.error_type:
+        if self.verdict.status == Status.FAILED:
+            return "value" if any(m.kind == MismatchKind.VALUE for m in self.verdict.mismatches) else "grad"
+        if self.verdict.status == Status.ERROR and self.observation is not None and self.observation.error_type:
             return f"error {self.observation.error_type}"
         return self.verdict.status
 
@@ -107,7 +110,7 @@ class FuzzRun:
 
     outcomes: list = field(default_factory=list)
     minimal: dict = field(default_factory=dict)   # signature -> Outcome of the shrunk expression
-    summary: dict = field(default_factory=dict)
+    summary: FuzzSummary = field(default_factory=lambda: FuzzSummary(seed=0, requested=0))
 
 
 class _Mismatch(Exception):
@@ -222,6 +225,7 @@ class Fuzzer:
         key = json.dumps({**prog.to_wire(), "id": ""}, sort_keys=True)
         if key in self.cache:
             cached = self.cache[key]
+            assert cached.case is not None and cached.program is not None
             return Outcome(replace(cached.case, name=str(k)), replace(cached.program, id=f"fuzz::{k}"),
                            cached.observation, cached.verdict, cached.valid, key)
         self.live_runs += 1
@@ -239,7 +243,7 @@ class Fuzzer:
 def supported_forms(fuzzer: Fuzzer) -> tuple[list[Form], list[str]]:
     """The op forms the engine handles (tried once each), and why the others are left out."""
     probes = []
-    for i, form in enumerate(ALL_FORMS):
+    for form in ALL_FORMS:
         values = iter((1.5, 0.75))
         operands = tuple(("in", n) if kind == "node" else ("const", 2) for n, kind in enumerate(form.kinds))
         inputs = tuple(next(values) for _ in form.kinds)
@@ -306,32 +310,32 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
         reference: str = REFERENCE_SPEC) -> FuzzRun:
     """Generate ``count`` expressions from ``seed``, run them in both engines, shrink the failures."""
     timeout = min(limits.timeout, FUZZ_TIMEOUT)
-    out = FuzzRun(summary={"seed": seed, "requested": count})
+    out = FuzzRun(summary=FuzzSummary(seed=seed, requested=count))
+    summary = out.summary
     with _lock, Session(spec, select, limits) as eng, Session(reference, None, trusted(limits)) as ref, _home():
         fuzzer = Fuzzer(eng, ref, timeout)
         forms, skipped = supported_forms(fuzzer)
-        out.summary.update(forms=[str(f) for f in forms], skipped=skipped)
+        summary.forms, summary.skipped = tuple(str(f) for f in forms), tuple(skipped)
         if eng.load_error or ref.load_error or not forms:
-            out.summary["generated"] = 0
-            out.summary["stopped"] = (f"the reference engine failed to load: {ref.load_error}" if ref.load_error
+            summary.generated = 0
+            summary.stopped = (f"the reference engine failed to load: {ref.load_error}" if ref.load_error
                                       else "the engine failed to load" if eng.load_error
                                       else "the engine supports none of the ops")
             return out
         outcomes: list[Outcome] = []
         _search(strategy(forms), count, seed, fuzzer, record=outcomes)
         out.outcomes = outcomes
-        out.summary["generated"] = len(outcomes)
-        out.summary["rejected"] = fuzzer.rejected
+        summary.generated = len(outcomes)
+        summary.rejected = fuzzer.rejected
         if fuzzer.out_of_time:
-            out.summary["stopped"] = f"generating stopped after {RUN_BUDGET:g} s"
+            summary.stopped = f"generating stopped after {RUN_BUDGET:g} s"
         if any(o.shrinkable for o in outcomes) and not (eng.load_error or ref.load_error):
             out.minimal = _search(strategy(forms), count, seed, fuzzer, record=None)
             if fuzzer.shrink_cut:
                 cut = f"shrinking stopped after {SHRINK_BUDGET:g} s (the expressions may not be minimal)"
-                out.summary["stopped"] = "; ".join(filter(None, [out.summary.get("stopped"), cut]))
-        out.summary["minimal"] = [
-            {"failure": sig, "expression": o.case.description, "ops": op_count(o.case)}
-            for sig, o in out.minimal.items()]
+                summary.stopped = "; ".join(filter(None, [summary.stopped, cut]))
+        summary.minimal = tuple(MinimalFailure(sig, o.case.description, op_count(o.case))
+                                for sig, o in out.minimal.items())
     return out
 
 
@@ -347,7 +351,7 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
     from hypothesis import seed as seeded
     from hypothesis.errors import HypothesisException
 
-    shrinking_since = [None]
+    shrinking_since: list[float | None] = [None]
     seen: set[str] = set()
     started = time.monotonic()
 
@@ -381,7 +385,7 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
                 record.append(outcome)
                 if len(record) >= count:
                     raise _Enough
-        elif outcome.shrinkable:
+        elif outcome.shrinkable and outcome.signature is not None:
             if shrinking_since[0] is None:
                 shrinking_since[0] = time.monotonic()
             raise _mismatch_class(outcome.signature)(outcome)
@@ -395,9 +399,9 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
     except _Mismatch as e:
         found[e.outcome.signature] = e.outcome
     except BaseExceptionGroup as group:
-        for e in _leaves(group):
-            if isinstance(e, _Mismatch):
-                found.setdefault(e.outcome.signature, e.outcome)
+        for leaf in _leaves(group):
+            if isinstance(leaf, _Mismatch):
+                found.setdefault(leaf.outcome.signature, leaf.outcome)
     except HypothesisException:
         pass  # e.g. no valid expression could be generated; the report shows what ran
     return found

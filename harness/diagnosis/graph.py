@@ -10,9 +10,13 @@ node's operands always come before it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.cases.expr import render
+from harness.model import GraphPicture, PictureEdge, PictureNode
+from harness.reporting.common import fmt
 
 #: Stop following a program past this many nodes (its shape is then a lower bound).
 SHAPE_CAP = 50_000
@@ -201,3 +205,48 @@ def shape(program, cap: int = SHAPE_CAP) -> Shape:
         reuse=any(uses[i] > 1 for i in reach),
         complete=g.complete,
     )
+
+
+def picture(g: Graph, ref: dict[str, Any] | None, eng: dict[str, Any] | None, expected: dict[str, Any],
+            got_by_name: dict[str, float | None], close: Callable[[float | None, float], bool],
+            cap: int) -> GraphPicture:
+    """A case's graph for drawing: each reachable node with its op, value, expected and got grads.
+
+    ``ref`` and ``eng`` are traced runs of the reference and the engine (node by node); without
+    them only the named nodes get grads, from ``expected`` and ``got_by_name``.  ``close(got,
+    want)`` says whether a grad is right.  Graphs of more than ``cap`` nodes are not drawn.
+    """
+    reach = g.reachable() if g.complete else set()
+    if not g.complete or len(reach) > cap:
+        return GraphPicture(False, f"more than {cap} nodes")
+    if not reach:
+        return GraphPicture(False, "the output is a plain number")
+    last_named: dict[str, int] = {}
+    for i, node in enumerate(g.nodes):
+        if node.name:
+            last_named[node.name] = i
+    nodes: list[PictureNode] = []
+    edges: list[PictureEdge] = []
+    for i in sorted(reach):
+        node = g.nodes[i]
+        named = node.name if node.name and last_named.get(node.name) == i else None
+        want = ref["grads"][i] if ref else (expected.get(named) if named else None)
+        got = eng["grads"][i] if eng else (got_by_name.get(named) if named else None)
+        if want is None and not ref and named in expected:
+            want = expected[named]
+        wrong = want is not None and (got is not None or want != 0) and not close(got, want)
+        nodes.append(PictureNode(f"n{i}", node.op, g.label(i, 24), ref["values"][i] if ref else None,
+                                 want, got, wrong))
+        for pos, (kind, x) in enumerate(node.operands):
+            if kind == "node":
+                edges.append(PictureEdge(f"n{x}", f"n{i}", pos))
+            else:
+                cid = f"c{i}_{pos}"
+                nodes.append(PictureNode(cid, "const", fmt(x), x))
+                edges.append(PictureEdge(cid, f"n{i}", pos))
+    if len(nodes) > 2 * cap:  # constants count too
+        return GraphPicture(False, f"more than {2 * cap} boxes")
+    first = next((n.id for n in reversed(nodes) if n.divergent and n.op != "const"), None)  # from the output down
+    output = g.output[1] if g.output else 0
+    return GraphPicture(True, nodes=tuple(nodes), edges=tuple(edges), output=f"n{output}",
+                        first_divergent=first, traced=bool(ref))

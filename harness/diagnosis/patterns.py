@@ -11,24 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.judging.compare import fmt
 from harness.diagnosis.graph import Shape
+from harness.model import Confidence, Diagnosis, DiagnosisKind, Mismatch, Status
+from harness.reporting.common import fmt
 
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """A likely culprit, in words, with how sure the harness is and why."""
-
-    kind: str              # "op" (a probe), "divergence" (node by node) or "pattern" (across cases)
-    culprit: str           # an op name, or accumulation | recursion | exponential | stale_grads | reset | backward
-    message: str
-    confidence: str        # high | medium | low
-    evidence: tuple = ()
-
-    def to_dict(self) -> dict:
-        """The diagnosis as plain data, for reports."""
-        return {"kind": self.kind, "culprit": self.culprit, "message": self.message,
-                "confidence": self.confidence, "evidence": list(self.evidence)}
+HIGH, MEDIUM = Confidence.HIGH, Confidence.MEDIUM
+PATTERN = DiagnosisKind.PATTERN
 
 
 @dataclass(frozen=True)
@@ -36,16 +24,19 @@ class Record:
     """One case's outcome, as the rules see it."""
 
     id: str
-    status: str
+    status: Status
     backward: int
     checks_grads: bool
     shape: Shape
-    mismatches: tuple = ()     # (quantity, expected, got) of the grads
+    mismatches: tuple[Mismatch, ...] = ()     # of the grads
     error_type: str = ""
     phase: str = ""
 
 
-def find(records: list[Record]) -> list[tuple[Diagnosis, list[str]]]:
+Hit = tuple[Diagnosis, list[str]]
+
+
+def find(records: list[Record]) -> list[Hit]:
     """Every pattern the run shows, each with the ids of the cases it explains."""
     found = []
     for rule in (_accumulation, _recursion, _exponential, _stale, _reset):
@@ -56,14 +47,15 @@ def find(records: list[Record]) -> list[tuple[Diagnosis, list[str]]]:
 
 
 def _ratios(r: Record) -> list[float]:
-    return [got / want for _, want, got in r.mismatches if got is not None and want and math.isfinite(got)]
+    return [m.got / m.expected for m in r.mismatches
+            if m.got is not None and m.expected and math.isfinite(m.got)]
 
 
-def _grad_cases(records, backward=None):
+def _grad_cases(records: list[Record], backward: int | None = None) -> list[Record]:
     return [r for r in records if r.checks_grads and (backward is None or r.backward == backward)]
 
 
-def _accumulation(records):
+def _accumulation(records: list[Record]) -> Hit | None:
     single = _grad_cases(records, backward=1)
     undercount = [r for r in single if r.shape.reuse and r.status == "failed" and r.mismatches
                   and all(0 <= x < 1 - 1e-9 for x in _ratios(r)) and len(_ratios(r)) == len(r.mismatches)]
@@ -72,14 +64,14 @@ def _accumulation(records):
     if not undercount or not control or other:
         return None
     return (Diagnosis(
-        "pattern", "accumulation", "gradient not accumulated on a reused node (= instead of +=)", "high",
+        PATTERN, "accumulation", "gradient not accumulated on a reused node (= instead of +=)", HIGH,
         (f"{len(undercount)} case(s) that use a node more than once get too small a gradient "
          f"(e.g. {undercount[0].id})",
          f"{len(control)} gradient case(s) where every node is used once pass")),
         [r.id for r in undercount])
 
 
-def _recursion(records):
+def _recursion(records: list[Record]) -> Hit | None:
     hits = [r for r in records if r.status == "error" and r.error_type == "RecursionError"]
     if not hits:
         return None
@@ -91,14 +83,14 @@ def _recursion(records):
                 f"graphs up to {depth:,} ops deep (e.g. {hits[0].id})"]
     if control:
         evidence.append(f"{len(control)} shallower case(s) pass")
-    sure = "high" if control and len(deep) == len(hits) else "medium"
+    sure = HIGH if control and len(deep) == len(hits) else MEDIUM
     where = "backward" if "backward()" in phases or not phases else "building the graph"
     message = (f"{where} recursed too deeply: walk the graph with an explicit stack "
                "(an iterative topological sort) instead of recursion")
-    return Diagnosis("pattern", "recursion", message, sure, tuple(evidence)), [r.id for r in hits]
+    return Diagnosis(PATTERN, "recursion", message, sure, tuple(evidence)), [r.id for r in hits]
 
 
-def _exponential(records):
+def _exponential(records: list[Record]) -> Hit | None:
     hits = [r for r in records if r.status == "timeout" and r.shape.exponential]
     if not hits:
         return None
@@ -113,15 +105,15 @@ def _exponential(records):
         evidence.append(f"{big.id} has {big.shape.nodes:,} nodes and few paths, and it finished ({big.status})")
     message = ("backward follows every path (exponential): visit each node once, after all the nodes "
                "that use it (a topological order), instead of recursing into every path")
-    return Diagnosis("pattern", "exponential", message, "high" if control else "medium",
+    return Diagnosis(PATTERN, "exponential", message, HIGH if control else MEDIUM,
                      tuple(evidence)), [h.id for h in hits]
 
 
-def _multi(records):
+def _multi(records: list[Record]) -> list[Record]:
     return [r for r in _grad_cases(records) if r.backward >= 2 and r.status == "failed" and r.mismatches]
 
 
-def _single_control(records):
+def _single_control(records: list[Record]) -> list[Record] | None:
     """Single-backward() gradient cases that pass, or None when one fails (then other bugs muddy the ratios)."""
     single = _grad_cases(records, backward=1)
     if any(r.status == "failed" for r in single):
@@ -129,7 +121,7 @@ def _single_control(records):
     return [r for r in single if r.status == "passed"]
 
 
-def _stale(records):
+def _stale(records: list[Record]) -> Hit | None:
     over = [r for r in _multi(records) if any(x > 1 + 1e-9 for x in _ratios(r))]
     control = _single_control(records)
     if not over or control is None:
@@ -142,11 +134,11 @@ def _stale(records):
         evidence.append(f"{len(control)} single-backward() case(s) pass")
     message = ("a second backward() re-propagates stale intermediate grads: each call must add exactly one "
                "more gradient (compute this pass's grads separately, then add them)")
-    return Diagnosis("pattern", "stale_grads", message, "high" if control else "medium",
+    return Diagnosis(PATTERN, "stale_grads", message, HIGH if control else MEDIUM,
                      tuple(evidence)), [x.id for x in over]
 
 
-def _reset(records):
+def _reset(records: list[Record]) -> Hit | None:
     reset = [r for r in _multi(records) if _ratios(r) and len(_ratios(r)) == len(r.mismatches)
              and all(abs(x - 1 / r.backward) < 1e-6 for x in _ratios(r))]
     control = _single_control(records)
@@ -157,5 +149,5 @@ def _reset(records):
     if control:
         evidence.append(f"{len(control)} single-backward() case(s) pass")
     message = "grads reset on every backward(): a second call must add to the grads, not start again from 0"
-    return Diagnosis("pattern", "reset", message, "high" if control else "medium",
+    return Diagnosis(PATTERN, "reset", message, HIGH if control else MEDIUM,
                      tuple(evidence)), [x.id for x in reset]

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 
-from harness import hookimpl
-from harness.judging.compare import STATUSES
-from harness.model import ReportContext, RunResult
+from harness import Reporter, hookimpl
+from harness.model import CSV_COLUMNS, STATUSES, ReportContext, RunResult
+from harness.reporting.common import clean
 
-FIXED_COLUMNS = ("submission", "engine", "source", "score", "max_score", "percent", *STATUSES, "load_error")
+#: The fixed leading columns (the case ids follow); kept under its old name for importers.
+FIXED_COLUMNS = CSV_COLUMNS
 
 
 def safe_cell(text: str) -> str:
-    """A text cell that spreadsheets will not run as a formula (a leading = + - @ gets a quote)."""
+    """A text cell that spreadsheets will not run as a formula (a leading = + - @ gets a quote), with
+    control characters escaped."""
+    text = clean(text)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
@@ -24,8 +28,8 @@ def render(run: RunResult, context: ReportContext) -> str:
         case_ids.extend(c.id for c in e.cases if c.id not in case_ids)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*FIXED_COLUMNS, *case_ids])
-    for label, e in zip(run.labels(), run.engines):
+    writer.writerow([*CSV_COLUMNS, *case_ids])
+    for label, e in zip(run.labels(), run.engines, strict=True):
         status = {c.id: c.status for c in e.cases}
         counts = e.counts
         writer.writerow([safe_cell(label), safe_cell(e.engine), safe_cell(e.source), f"{e.score:g}",
@@ -35,5 +39,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("csv", render)

@@ -4,53 +4,59 @@ Each case is one test with ``name``, ``score``, ``max_score``, ``status``
 (``passed`` or ``failed``), ``output``, ``visibility`` and ``tags``; the case's
 ``points`` are its ``max_score`` (partial credit per case) and its
 ``visibility`` (visible, hidden, after_due_date) is the test's.  The top-level
-``score`` is the sum of the tests' scores.  The format is meant for one
-submission per run; with several engines, each test's name starts with the
-engine's label.
+``score`` is the sum of the tests' scores, at most one engine's maximum per
+submission.  The format is meant for one submission per run; with several
+engines, each test's name starts with the engine's label.  The top-level
+``extra_data`` says which harness version, case set and sandbox graded it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
-from harness import hookimpl
-from harness.reporting.json import strict
-from harness.model import ReportContext, RunResult
+from harness import Reporter, hookimpl
+from harness.model import ReportContext, RunResult, Status
+from harness.reporting.common import case_text, clean, strict
 
-def as_dict(run: RunResult) -> dict:
+
+def as_dict(run: RunResult) -> dict[str, Any]:
     """The results.json document as plain data."""
     several = len(run.engines) > 1
     tests, notes = [], []
-    for label, e in zip(run.labels(), run.engines):
+    for label, e in zip(run.labels(), run.engines, strict=True):
         if e.load_error:
-            notes.append(f"{label + ': ' if several else ''}your submission could not be loaded, "
-                         f"so every test below is an error:\n{e.load_error}")
+            notes.append(f"{clean(label) + ': ' if several else ''}your submission could not be loaded, "
+                         f"so every test below is an error:\n{clean(e.load_error)}")
         for c in e.cases:
-            output = "" if c.status == "passed" else f"{c.status}: {c.message}"
+            output = "" if c.status == Status.PASSED else clean(f"{c.status}: {case_text(c)}")
             tests.append({
-                "name": f"{label}: {c.id}" if several else c.id,
+                "name": f"{clean(label)}: {c.id}" if several else c.id,
                 "score": c.score, "max_score": c.max_score,
-                "status": "passed" if c.status == "passed" else "failed",
+                "status": "passed" if c.status == Status.PASSED else "failed",
                 "output": output, "visibility": c.visibility, "tags": list(c.tags),
-                "extra_data": {"harness_status": c.status, "duration_s": c.duration_s},
+                "extra_data": {"harness_status": str(c.status), "duration_s": c.duration_s},
             })
-    for label, e in zip(run.labels(), run.engines):
+    for label, e in zip(run.labels(), run.engines, strict=True):
         shown = [c for c in e.cases if c.visibility == "visible"]
-        passed = sum(c.status == "passed" for c in shown)
+        passed = sum(c.status == Status.PASSED for c in shown)
         later = len(e.cases) - len(shown)
         summary = f"{passed} of {len(shown)} visible tests passed"
         if later:
             summary += f"; {later} more tests are hidden or shown after the due date"
-        notes.append(f"{label}: {summary}" if several else summary)
+        notes.append(f"{clean(label)}: {summary}" if several else summary)
     for label, e in zip(run.labels(), run.engines):  # which class or cell was graded, what loading skipped
         if e.origin or e.load_notes:
             loaded = ([f"graded: {e.origin}"] if e.origin else []) + [f"- {n}" for n in e.load_notes]
-            notes.append((f"{label}: " if several else "") + "\n".join(loaded))
+            notes.append((f"{clean(label)}: " if several else "") + clean("\n".join(loaded)))
     return {
-        "score": sum(e.score for e in run.engines),
+        "score": run.score,
         "execution_time": max(0, round(run.duration_s)),
         "output": "\n\n".join(notes),
         "tests": tests,
+        "extra_data": {"harness_version": run.harness_version, "cases_fingerprint": run.cases_fingerprint,
+                       "sandbox": run.sandbox},
     }
 
 
@@ -60,5 +66,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("gradescope", render)

@@ -7,16 +7,15 @@ inline, so it works offline.  Everything an engine said is escaped.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
-from harness import hookimpl
+from harness import Reporter, hookimpl
+from harness.model import STATUSES, CaseResult, GraphPicture, ReportContext, RunResult, Status
+from harness.reporting.common import case_lines, clean, fuzz_lines, node_lines, status_counts
 from harness.reporting.layout import layered
-from harness.reporting.dot import node_lines
-from harness.reporting.text import fuzz_lines
-from harness.model import ReportContext, RunResult
 
 BOX = (170, 68)
 GAP = (56, 16)
-_STATUSES = ("passed", "failed", "error", "timeout", "unsupported")
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -53,34 +52,32 @@ document.querySelectorAll('input.status, #q').forEach(function (el) {
 """
 
 
-def _e(text) -> str:
-    return html.escape(str(text), quote=True)
+def _e(text: object) -> str:
+    return html.escape(clean(str(text)), quote=True)
 
 
-def svg(graph: dict, title: str = "", uid: str = "g") -> str:
+def svg(graph: GraphPicture, title: str = "", uid: str = "g") -> str:
     """A case's graph as inline SVG, laid out in columns by topological depth."""
-    ids = [n["id"] for n in graph["nodes"]]
-    consts = {n["id"] for n in graph["nodes"] if n["op"] == "const"}
-    lay = layered(ids, [(a, b) for a, b, _ in graph["edges"]], box=BOX, gap=GAP, pull_right=consts)
+    ids = [n.id for n in graph.nodes]
+    consts = {n.id for n in graph.nodes if n.op == "const"}
+    lay = layered(ids, [(e.source, e.target) for e in graph.edges], box=BOX, gap=GAP, pull_right=consts)
     w, h = BOX
     out = [f'<svg class="graph" role="img" viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" '
            f'width="{lay.width:.0f}" height="{lay.height:.0f}"><title>{_e(title)}</title>',
            f'<defs><marker id="arrow-{uid}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>']
-    for a, b, _ in graph["edges"]:
-        (ax, ay), (bx, by) = lay.positions[a], lay.positions[b]
+    for edge in graph.edges:
+        (ax, ay), (bx, by) = lay.positions[edge.source], lay.positions[edge.target]
         x1, y1, x2, y2 = ax + w, ay + h / 2, bx, by + h / 2
         mid = (x1 + x2) / 2
         out.append(f'<path class="edge" marker-end="url(#arrow-{uid})" d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} '
                    f'{x2:.0f},{y2:.0f}"/>')
-    for n in graph["nodes"]:
-        x, y = lay.positions[n["id"]]
-        classes = ["node"] + (["const"] if n["op"] == "const" else []) + (
-            ["divergent"] if n["divergent"] else []) + (["first"] if n["id"] == graph.get("first_divergent")
-                                                        else []) + (
-            ["output"] if n["id"] == graph.get("output") else [])
+    for n in graph.nodes:
+        x, y = lay.positions[n.id]
+        classes = ["node"] + (["const"] if n.op == "const" else []) + (["divergent"] if n.divergent else []) + (
+            ["first"] if n.id == graph.first_divergent else []) + (["output"] if n.id == graph.output else [])
         lines = node_lines(n)
-        out.append(f'<g class="{" ".join(classes)}" data-node="{_e(n["id"])}">'
+        out.append(f'<g class="{" ".join(classes)}" data-node="{_e(n.id)}">'
                    f'<rect x="{x:.0f}" y="{y:.0f}" width="{w}" height="{h}" rx="5"/>')
         for k, line in enumerate(lines[:4]):
             ty = y + h / 2 + (k - (len(lines[:4]) - 1) / 2) * 14 + 4
@@ -91,22 +88,24 @@ def svg(graph: dict, title: str = "", uid: str = "g") -> str:
     return "".join(out)
 
 
-def _failure(anchor: str, c, uid: str) -> str:
+def _failure(anchor: str, c: CaseResult, uid: str) -> str:
     parts = [f'<div class="failure" id="{_e(anchor)}" data-status="{c.status}" '
              f'data-id="{_e(c.id)}"><h3><span class="{c.status}">{c.status.upper()}</span> {_e(c.id)}</h3>']
     if c.description:
         parts.append(f"<p>{_e(c.description)}</p>")
     for d in c.diagnosis:
-        parts.append(f'<p class="blame"><span class="conf {_e(d["confidence"])}">{_e(d["confidence"])}</span> '
-                     f'{_e(d["message"])}</p>')
-    parts.append(f"<pre>{_e(c.message)}</pre>")
-    if c.graph and c.graph.get("drawn"):
+        on = " (on the shrunk expression)" if d.from_shrunk else ""
+        where = f" [{d.where.file}:{d.where.line}]" if d.where else ""
+        parts.append(f'<p class="blame"><span class="conf {_e(d.confidence)}">{_e(d.confidence)}</span> '
+                     f"{_e(d.message + where + on)}</p>")
+    parts.append(f"<pre>{_e(chr(10).join(case_lines(c, blame=False)))}</pre>")
+    if c.graph and c.graph.drawn:
         parts.append(svg(c.graph, c.id, uid))
         parts.append('<p class="legend">Red: grads that differ from the reference engine'
-                     + (" (thick: the first one from the output down)" if c.graph.get("first_divergent") else "")
+                     + (" (thick: the first one from the output down)" if c.graph.first_divergent else "")
                      + ". Double border: the output.</p>")
     elif c.graph:
-        parts.append(f"<p>Graph not drawn: {_e(c.graph.get('why', 'too large'))}.</p>")
+        parts.append(f"<p>Graph not drawn: {_e(c.graph.why or 'too large')}.</p>")
     parts.append("</div>")
     return "".join(parts)
 
@@ -114,11 +113,11 @@ def _failure(anchor: str, c, uid: str) -> str:
 def render(run: RunResult, context: ReportContext) -> str:
     """The whole report as one HTML document."""
     body = ['<h1>Autograd grading report</h1><div class="filters">Show: ']
-    body += [f'<label><input type="checkbox" class="status" value="{s}" checked> {s}</label> ' for s in _STATUSES]
+    body += [f'<label><input type="checkbox" class="status" value="{s}" checked> {s}</label> ' for s in STATUSES]
     body.append('<input id="q" type="search" placeholder="filter by case id"></div>')
-    for i, (name, e) in enumerate(zip(run.labels(), run.engines)):
-        ok = e.counts["passed"] == len(e.cases)
-        counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
+    for i, (name, e) in enumerate(zip(run.labels(), run.engines, strict=True)):
+        ok = e.counts[Status.PASSED] == len(e.cases)
+        counts = status_counts(e.counts)
         title = name if name == e.engine else f"{name}: {e.engine}"
         body.append(f'<section class="engine"><h2>{_e(title)} <small>({_e(e.source)})</small></h2>'
                     f'<p><span class="score {"ok" if ok else "bad"}">{e.score:g}/{e.max_score:g}</span> '
@@ -129,15 +128,18 @@ def render(run: RunResult, context: ReportContext) -> str:
             body.append(f"<pre>{_e(chr(10).join(fuzz_lines(e.fuzz)))}</pre>")
         body.append("<table><tr><th>case</th><th>status</th><th>points</th><th>time</th></tr>")
         for c in e.cases:
-            link = (f'<a href="#e{i}-{_e(c.id)}">{_e(c.id)}</a>' if c.status != "passed"
+            link = (f'<a href="#e{i}-{_e(c.id)}">{_e(c.id)}</a>' if c.status != Status.PASSED
                     and not e.load_error else _e(c.id))
             body.append(f'<tr class="case" data-status="{c.status}" data-id="{_e(c.id)}"><td>{link}</td>'
                         f'<td class="{c.status}">{c.status}</td><td>{c.score:g}/{c.max_score:g}</td>'
                         f"<td>{c.duration_s * 1000:.1f} ms</td></tr>")
         body.append("</table>")
         if not e.load_error:
-            body += [_failure(f"e{i}-{c.id}", c, f"{i}-{k}") for k, c in enumerate(e.cases) if c.status != "passed"]
+            body += [_failure(f"e{i}-{c.id}", c, f"{i}-{k}") for k, c in enumerate(e.cases)
+                     if c.status != Status.PASSED]
         body.append("</section>")
+    body.append(f"<footer><p>harness {_e(run.harness_version or 'unknown')}, cases {_e(run.cases_fingerprint[:19])}, "
+                f"sandbox {_e(run.sandbox)}</p></footer>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>Grading report</title><style>{_STYLE}</style></head><body>"
@@ -145,5 +147,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("html", render)

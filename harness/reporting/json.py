@@ -1,47 +1,110 @@
-"""The JSON report (contract section 4), extended with per-case details."""
+"""The JSON report (contract section 4), extended with per-case details.
+
+Each case's ``message`` is its whole text, composed once (``harness.reporting.common``); the
+typed fields it is composed from are there too (``detail``, ``hint``, ``context``, ``mismatches``,
+``diagnosis``, ``shrunk``), so ``grade merge`` can read a report back and write any format.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
+from collections.abc import Callable
+from typing import Any
 
-from harness import hookimpl
-from harness.model import ReportContext, RunResult
+from harness import Reporter, hookimpl
+from harness.model import (
+    CaseResult,
+    Diagnosis,
+    EngineResult,
+    GraphPicture,
+    Mismatch,
+    ReportContext,
+    RunResult,
+    Shrunk,
+)
+from harness.reporting.common import case_text, strict, summary
 
 
-def as_dict(run: RunResult) -> dict:
+def mismatch_dict(m: Mismatch) -> dict[str, Any]:
+    """A mismatch as plain data: ``quantity`` names it as reports do, ``kind``/``name``/``index`` say it."""
+    out: dict[str, Any] = {"quantity": m.quantity, "kind": str(m.kind), "expected": m.expected, "got": m.got}
+    if m.name:
+        out["name"] = m.name
+    if m.index is not None:
+        out["index"] = m.index
+    return out
+
+
+def diagnosis_dict(d: Diagnosis) -> dict[str, Any]:
+    """A diagnosis as plain data."""
+    out: dict[str, Any] = {"kind": str(d.kind), "culprit": d.culprit, "message": d.message,
+                           "confidence": str(d.confidence), "evidence": list(d.evidence)}
+    if d.where is not None:
+        out["where"] = {"file": d.where.file, "line": d.where.line}
+    if d.from_shrunk:
+        out["from_shrunk"] = True
+    return out
+
+
+def graph_dict(g: GraphPicture) -> dict[str, Any]:
+    """A case's picture as plain data; edges as ``[operand, user, position]``."""
+    if not g.drawn:
+        return {"drawn": False, "why": g.why}
+    return {"drawn": True, "nodes": [dataclasses.asdict(n) for n in g.nodes],
+            "edges": [[e.source, e.target, e.position] for e in g.edges], "output": g.output,
+            "first_divergent": g.first_divergent, "traced": g.traced}
+
+
+def shrunk_dict(s: Shrunk) -> dict[str, Any]:
+    """A fuzz case's shrunk expression as plain data."""
+    return {"expression": s.expression, "ops": s.ops, "status": str(s.status), "message": summary(s),
+            "detail": s.message, "mismatches": [mismatch_dict(m) for m in s.mismatches],
+            "diagnosis": [diagnosis_dict(d) for d in s.diagnosis]}
+
+
+def case_dict(c: CaseResult) -> dict[str, Any]:
+    """One case's entry."""
+    out: dict[str, Any] = {
+        "id": c.id, "status": str(c.status), "score": c.score, "max_score": c.max_score,
+        "message": case_text(c), "duration_s": c.duration_s, "suite": c.suite, "name": c.name,
+        "description": c.description, "tags": list(c.tags), "visibility": c.visibility,
+        "mismatches": [mismatch_dict(m) for m in c.mismatches],
+        "diagnosis": [diagnosis_dict(d) for d in c.diagnosis],
+        "detail": c.message,
+    }
+    if c.hint:
+        out["hint"] = c.hint
+    if c.context is not None:
+        out["context"] = dataclasses.asdict(c.context)
+    if c.graph is not None:
+        out["graph"] = graph_dict(c.graph)
+    if c.shrunk is not None:
+        out["shrunk"] = shrunk_dict(c.shrunk)
+    return out
+
+
+def engine_dict(e: EngineResult) -> dict[str, Any]:
+    """One engine's entry."""
+    return {"engine": e.engine, "source": e.source, "submission": e.submission, "score": e.score,
+            "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
+            **({"load_error": e.load_error} if e.load_error else {}),
+            **({"origin": e.origin} if e.origin else {}),
+            **({"load_notes": list(e.load_notes)} if e.load_notes else {}),
+            **({"fuzz": dataclasses.asdict(e.fuzz)} if e.fuzz is not None else {}),
+            "cases": [case_dict(c) for c in e.cases]}
+
+
+def as_dict(run: RunResult) -> dict[str, Any]:
     """The report as plain data."""
     return {
-        "engines": [
-            {"engine": e.engine, "source": e.source, "submission": e.submission, "score": e.score,
-             "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
-             **({"load_error": e.load_error} if e.load_error else {}),
-             **({"origin": e.origin} if e.origin else {}),
-             **({"load_notes": list(e.load_notes)} if e.load_notes else {}),
-             **({"fuzz": e.fuzz} if e.fuzz is not None else {}),
-             "cases": [
-                 {"id": c.id, "status": c.status, "score": c.score, "max_score": c.max_score,
-                  "message": c.message, "duration_s": c.duration_s, "suite": c.suite, "name": c.name,
-                  "description": c.description, "tags": list(c.tags), "visibility": c.visibility, "mismatches": c.mismatches,
-                  "diagnosis": c.diagnosis,
-                  **({"graph": c.graph} if c.graph is not None else {}),
-                  **({"shrunk": c.shrunk} if c.shrunk is not None else {})}
-                 for c in e.cases]}
-            for e in run.engines],
+        "engines": [engine_dict(e) for e in run.engines],
         "duration_s": run.duration_s,
         **({"shard": {"index": run.shard[0], "count": run.shard[1]}} if run.shard else {}),
+        "harness_version": run.harness_version,
+        "cases_fingerprint": run.cases_fingerprint,
+        "sandbox": run.sandbox,
     }
-
-
-def strict(obj):
-    """``obj`` with NaN and infinities as the strings "nan", "inf", "-inf" (strict JSON has none)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict(v) for v in obj]
-    return obj
 
 
 def render(run: RunResult, context: ReportContext) -> str:
@@ -50,5 +113,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("json", render)

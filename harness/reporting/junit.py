@@ -9,21 +9,24 @@ Times are in seconds.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from harness import hookimpl
-from harness.model import ReportContext, RunResult
+from harness import Reporter, hookimpl
+from harness.model import CaseResult, ReportContext, RunResult, Status
+from harness.reporting.common import case_text, clean, summary
 
 #: status -> (child element, its ``type`` attribute); passed has none.
-ELEMENTS = {"failed": ("failure", "failed"), "error": ("error", "error"),
-            "timeout": ("error", "timeout"), "unsupported": ("skipped", "unsupported")}
+ELEMENTS = {Status.FAILED: ("failure", "failed"), Status.ERROR: ("error", "error"),
+            Status.TIMEOUT: ("error", "timeout"), Status.UNSUPPORTED: ("skipped", "unsupported")}
 
 # Characters XML 1.0 cannot carry at all (control characters, lone surrogates, U+FFFE/U+FFFF).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_text(text: str) -> str:
-    """``text`` with characters that XML cannot hold written as ``\\xNN``/``\\uNNNN`` escapes."""
-    return _NOT_XML.sub(lambda m: repr(m.group())[1:-1], text)
+    """``text`` with control characters and characters that XML cannot hold written as
+    ``\\xNN``/``\\uNNNN`` escapes."""
+    return _NOT_XML.sub(lambda m: repr(m.group())[1:-1], clean(text))
 
 
 def _seconds(s: float) -> str:
@@ -36,20 +39,20 @@ def render(run: RunResult, context: ReportContext) -> str:
 
     root = ET.Element("testsuites", name="grade")
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
-    for label, e in zip(run.labels(), run.engines):
-        suites: dict[str, list] = {}
+    for label, e in zip(run.labels(), run.engines, strict=True):
+        suites: dict[str, list[CaseResult]] = {}
         for c in e.cases:
             suites.setdefault(c.suite, []).append(c)
         for suite, cases in suites.items():
             counts = {"tests": len(cases),
-                      "failures": sum(c.status == "failed" for c in cases),
-                      "errors": sum(c.status in ("error", "timeout") for c in cases),
-                      "skipped": sum(c.status == "unsupported" for c in cases)}
+                      "failures": sum(c.status == Status.FAILED for c in cases),
+                      "errors": sum(c.status in (Status.ERROR, Status.TIMEOUT) for c in cases),
+                      "skipped": sum(c.status == Status.UNSUPPORTED for c in cases)}
             for k, n in counts.items():
                 totals[k] += n
-            node = ET.SubElement(root, "testsuite", name=xml_text(f"{label}::{suite}"),
-                                 **{k: str(n) for k, n in counts.items()},
-                                 time=_seconds(sum(c.duration_s for c in cases)))
+            attrib = {"name": xml_text(f"{label}::{suite}"), **{k: str(n) for k, n in counts.items()},
+                      "time": _seconds(sum(c.duration_s for c in cases))}
+            node = ET.SubElement(root, "testsuite", attrib)
             props = ET.SubElement(node, "properties")
             for key, value in (("submission", e.submission), ("engine", e.engine), ("source", e.source),
                                ("score", f"{sum(c.score for c in cases):g}"),
@@ -60,9 +63,8 @@ def render(run: RunResult, context: ReportContext) -> str:
                                      time=_seconds(c.duration_s))
                 if c.status in ELEMENTS:
                     tag, kind = ELEMENTS[c.status]
-                    message = xml_text(c.message or c.status)
-                    child = ET.SubElement(case, tag, type=kind, message=message.splitlines()[0])
-                    child.text = message
+                    child = ET.SubElement(case, tag, type=kind, message=xml_text(summary(c)))
+                    child.text = xml_text(case_text(c) or c.status)
             if e.load_error:
                 err = ET.SubElement(node, "system-err")
                 err.text = xml_text(f"the submission failed to load:\n{e.load_error}")
@@ -72,5 +74,5 @@ def render(run: RunResult, context: ReportContext) -> str:
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("junit", render)

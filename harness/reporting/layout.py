@@ -8,6 +8,7 @@ a few barycenter sweeps order each column to cut down edge crossings.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 
@@ -21,7 +22,7 @@ class Layout:
 
 
 def layered(nodes: list[str], edges: list[tuple[str, str]], *, box: tuple[float, float] = (150, 56),
-            gap: tuple[float, float] = (50, 18), pull_right: set = frozenset(), sweeps: int = 4) -> Layout:
+            gap: tuple[float, float] = (50, 18), pull_right: Collection[str] = frozenset(), sweeps: int = 4) -> Layout:
     """Place ``nodes`` (ids) given ``edges`` (operand id, user id); ``pull_right`` sources sit next to their user."""
     preds: dict[str, list[str]] = {n: [] for n in nodes}
     succs: dict[str, list[str]] = {n: [] for n in nodes}
@@ -45,7 +46,8 @@ def layered(nodes: list[str], edges: list[tuple[str, str]], *, box: tuple[float,
             rank = {n: k for k, n in enumerate(ref)}
             near = preds if forward else succs
 
-            def center(n, col=order[i]):
+            def center(n: str, col: list[str] = order[i], rank: dict[str, int] = rank,
+                       near: dict[str, list[str]] = near) -> float:
                 ks = [rank[m] for m in near[n] if m in rank]
                 return sum(ks) / len(ks) if ks else col.index(n)
 

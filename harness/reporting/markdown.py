@@ -3,36 +3,39 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from harness import hookimpl
-from harness.model import ReportContext, RunResult
+from harness import Reporter, hookimpl
+from harness.model import ReportContext, RunResult, Status
+from harness.reporting.common import case_lines, clean, status_counts
 
-_ICON = {"passed": "✅", "failed": "❌", "error": "💥", "timeout": "⏱️", "unsupported": "➖"}
+_ICON = {Status.PASSED: "✅", Status.FAILED: "❌", Status.ERROR: "💥", Status.TIMEOUT: "⏱️",
+         Status.UNSUPPORTED: "➖"}
 #: Table order: what needs attention first.
-ORDER = ("failed", "error", "timeout", "unsupported", "passed")
+ORDER = (Status.FAILED, Status.ERROR, Status.TIMEOUT, Status.UNSUPPORTED, Status.PASSED)
 
 
 _MARKUP = re.compile(r"([\\`*_\[\]~|#$])")
 
 
 def cell(text: str) -> str:
-    """Text that stays inside one table cell and renders literally: no HTML, no emphasis."""
+    """Text that stays inside one table cell and renders literally: no HTML, no emphasis, no control
+    characters."""
     import html  # here, not at start-up: most runs write another format
 
-    text = _MARKUP.sub(r"\\\1", html.escape(text.strip(), quote=False))
-    return text.replace("\r", "").replace("\n", "<br>")
+    text = _MARKUP.sub(r"\\\1", html.escape(clean(text.strip()), quote=False))
+    return text.replace("\n", "<br>")
 
 
 def render(run: RunResult, context: ReportContext) -> str:
     """The whole summary as Markdown."""
     out = ["## Grading report", ""]
-    for label, e in zip(run.labels(), run.engines):
-        ok = e.counts["passed"] == len(e.cases)
+    for label, e in zip(run.labels(), run.engines, strict=True):
+        ok = e.counts[Status.PASSED] == len(e.cases)
         out.append(f"### {'✅' if ok else '❌'} {cell(label)}: {e.score:g}/{e.max_score:g} points "
                    f"({e.percent:.1f}%)")
         out.append("")
-        counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
-        out.append(f"engine {cell(e.engine)} from {cell(e.source)}: {counts}")
+        out.append(f"engine {cell(e.engine)} from {cell(e.source)}: {status_counts(e.counts)}")
         out.append("")
         if e.origin:
             out.append(f"graded: {cell(e.origin)}")
@@ -46,14 +49,14 @@ def render(run: RunResult, context: ReportContext) -> str:
         out.append("| status | case | points | details |")
         out.append("|---|---|---|---|")
         for c in sorted(e.cases, key=lambda c: ORDER.index(c.status)):
-            details = "" if c.status == "passed" or e.load_error else cell(c.message)
+            details = "" if c.status == Status.PASSED or e.load_error else cell("\n".join(case_lines(c)))
             points = f"{c.score:g}/{c.max_score:g}"
             out.append(f"| {_ICON[c.status]} {c.status} | `{c.id}` | {points} | {details} |")
         out.append("")
-    out.append(f"Graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s.")
+    out.append(f"Graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s (sandbox: {cell(run.sandbox)}).")
     return "\n".join(out) + "\n"
 
 
 @hookimpl
-def register_reporters(register):
+def register_reporters(register: Callable[[str, Reporter], None]) -> None:
     register("markdown", render)

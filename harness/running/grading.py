@@ -8,19 +8,20 @@ generated cases (``harness.diagnosis.fuzz``) that go through the same flow.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
+from harness.cases.fingerprint import fingerprint
 from harness.diagnosis import blame as blaming
 from harness.diagnosis import fuzz as fuzzing
+from harness.judging.compare import case_result, judge
+from harness.model import CaseResult, EngineResult, RunResult, Shrunk, Status
 from harness.running import program as programs
-from harness.sandbox import reaper
 from harness.running import reference
 from harness.running.reference import REFERENCE_SPEC
-from harness.cases.loader import Case
-from harness.judging.compare import Verdict, judge
-from harness.model import CaseResult, EngineResult, RunResult
-from harness.running.runner import Limits, Observation, Worker, run_engine, timeout_for
+from harness.running.runner import Limits, Worker, run_engine, timeout_for
+from harness.sandbox import reaper
+from harness.version import harness_version
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,6 @@ class Feedback:
     fuzz: int = 0           # number of random expressions (0: no fuzzing)
     seed: int = 0
     reference: str = REFERENCE_SPEC   # the engine whose answers are expected (blame, fuzz)
-
-
-def case_result(case: Case, obs: Observation, verdict: Verdict) -> CaseResult:
-    """The result record of one judged case."""
-    return CaseResult(
-        id=case.id, status=verdict.status,
-        score=float(case.points) if verdict.status == "passed" else 0.0,
-        max_score=float(case.points), message=verdict.message,
-        duration_s=round(obs.duration_s, 6), suite=case.suite, name=case.name,
-        description=case.description, tags=case.tags, visibility=case.visibility,
-        mismatches=[{"quantity": m.quantity, "expected": m.expected, "got": m.got}
-                    for m in verdict.mismatches])
 
 
 def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Feedback(),
@@ -63,8 +52,11 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     return results
 
 
-def _feedback(spec, name, engine: EngineResult, items: list, limits: Limits, feedback: Feedback) -> None:
-    fuzz_items, minimal, signatures = [], {}, {}
+def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.Item], limits: Limits,
+              feedback: Feedback) -> None:
+    fuzz_items: list[blaming.Item] = []
+    minimal: dict[str, blaming.Item] = {}
+    signatures: dict[str, str | None] = {}
     if feedback.fuzz:
         fz = fuzzing.run(spec, name, feedback.fuzz, feedback.seed, limits, feedback.reference)
         engine.fuzz = fz.summary
@@ -87,16 +79,11 @@ def _feedback(spec, name, engine: EngineResult, items: list, limits: Limits, fee
 
 def _attach_shrunk(res: CaseResult, small: blaming.Item) -> None:
     """Tell a failing fuzz case the minimal expression that fails the same way, and its blame."""
-    first = small.result.message.splitlines()[0] if small.result.message else small.result.status
-    res.shrunk = {"expression": small.case.description, "ops": fuzzing.op_count(small.case),
-                  "message": first, "diagnosis": small.result.diagnosis}
-    lines = [f"shrunk to {res.shrunk['ops']} op(s): {small.case.description}: {first}"]
-    known = {d["message"] for d in res.diagnosis}
-    for d in small.result.diagnosis:
-        if d["message"] not in known:
-            res.diagnosis.append(d)
-            lines.append(f"blame ({d['confidence']} confidence, on the shrunk expression): {d['message']}")
-    res.message = "\n".join([res.message] + lines) if res.message else "\n".join(lines)
+    found = small.result
+    res.shrunk = Shrunk(small.case.description, fuzzing.op_count(small.case), found.status, found.message,
+                        tuple(found.mismatches), tuple(found.diagnosis))
+    known = {d.message for d in res.diagnosis}
+    res.diagnosis += [replace(d, from_shrunk=True) for d in found.diagnosis if d.message not in known]
 
 
 def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
@@ -152,7 +139,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
     engines = [e for batch in per_item for e in batch]
-    return RunResult(engines, round(time.perf_counter() - start, 3))
+    return RunResult(engines, round(time.perf_counter() - start, 3), harness_version=harness_version(),
+                     cases_fingerprint=fingerprint(distinct))
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
@@ -183,7 +171,7 @@ def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits,
     except Exception as e:  # e.g. no more processes or file descriptors: grade the rest anyway
         why = f"the harness could not grade this submission: {type(e).__name__}: {e}"
         results = [EngineResult(submission or spec, spec, [
-            CaseResult(id=c.id, status="error", score=0.0, max_score=float(c.points), message=why,
+            CaseResult(id=c.id, status=Status.ERROR, score=0.0, max_score=float(c.points), message=why,
                        suite=c.suite, name=c.name, description=c.description, tags=c.tags,
                        visibility=c.visibility) for c in cases], load_error=why)]
     for r in results:

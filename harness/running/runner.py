@@ -20,7 +20,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,8 @@ from harness import wire as protocol
 
 from harness.sandbox import reaper
 from harness.engine_side.guard import DEFAULT_FORBIDDEN
+from harness.model import EngineStatus
+from harness.running.observation import Observation
 
 if TYPE_CHECKING:
     from harness.sandbox.privileges import RunAs
@@ -51,70 +53,6 @@ class Limits:
     notebook_mode: str = "defs"    # --notebook-mode: run a notebook's definitions only, or all of it
 
 
-@dataclass
-class Observation:
-    """What came back for one program: the engine's results, or how it failed."""
-
-    id: str
-    status: str                   # ok | error | unsupported | timeout | crashed
-    value: float | None = None
-    grads: dict = field(default_factory=dict)
-    structure: dict | None = None
-    trace: dict | None = None     # traced programs: "values", "grads", "locals" per node, "created"
-    message: str = ""
-    error_type: str = ""
-    phase: str = ""
-    where: str = ""
-    duration_s: float = 0.0
-
-    @classmethod
-    def from_wire(cls, reply, program: Program) -> "Observation":
-        """Validate an untrusted reply; anything malformed becomes an error."""
-        try:
-            if not isinstance(reply, dict) or reply.get("id") != program.id:
-                raise ValueError("reply for the wrong case")
-            status = reply["status"]
-            if status not in ("ok", "error", "unsupported"):
-                raise ValueError(f"unknown status {status!r}")
-            obs = cls(id=program.id, status=status, duration_s=_num(reply.get("duration_s", 0.0)))
-            for key in ("message", "error_type", "phase", "where"):
-                obs.__dict__[key] = _text(reply.get(key, ""), protocol.MAX_TEXT)
-            if status == "ok":
-                obs.value = _num(reply["value"])
-                grads = reply["grads"]
-                obs.grads = {n: (None if grads[n] is None else _num(grads[n])) for n in program.grads}
-                if program.structure:
-                    s = reply.get("structure")
-                    obs.structure = None if s is None else {
-                        k: [_num(x) for x in s[k][:protocol.MAX_OPERANDS]] for k in ("args", "local_derivatives")}
-                if program.trace:
-                    obs.trace = _trace(reply.get("trace"), program.trace)
-            return obs
-        except (KeyError, TypeError, ValueError) as e:
-            return cls(id=program.id, status="crashed",
-                       message=f"the engine process sent a malformed reply ({e})")
-
-
-def _trace(t, cap: int) -> dict:
-    """A validated trace: lists of at most ``cap`` numbers (None where the engine had none)."""
-    if not isinstance(t, dict) or type(t.get("created")) is not int:
-        raise ValueError("malformed trace")
-    n = len(t["values"])
-    if n > cap or any(len(t[k]) != n for k in ("grads", "locals")):
-        raise ValueError("malformed trace")
-    opt = lambda x: None if x is None else _num(x)  # noqa: E731
-    return {"created": t["created"], "values": [opt(x) for x in t["values"]],
-            "grads": [opt(x) for x in t["grads"]],
-            "locals": [None if d is None else [_num(x) for x in d[:protocol.MAX_LOCALS]] for d in t["locals"]]}
-
-
-def _text(x, limit: int) -> str:
-    """An untrusted text field: a string (anything else is malformed), cut to ``limit`` characters."""
-    if not isinstance(x, str):
-        raise ValueError(f"not a text: {type(x).__name__}")
-    return protocol.clip(x, limit)
-
-
 def hello_fields(hello) -> tuple[list[str], str, str]:
     """(engine names, the engine loaded, the load error) of an untrusted hello, each capped.
 
@@ -132,12 +70,6 @@ def hello_fields(hello) -> tuple[list[str], str, str]:
     engine = hello.get("engine")
     engine = protocol.clip(engine, protocol.MAX_NAME) if isinstance(engine, str) else (names or ["engine"])[0]
     return names or [engine], engine, ""
-
-
-def _num(x) -> float:
-    if type(x) not in (int, float):
-        raise ValueError(f"not a number: {x!r:.50}")
-    return float(x)
 
 
 @dataclass
@@ -319,7 +251,7 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
     worker, hello = _start(spec, None, limits, worker)
     if worker is None:
         name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
-        failed = [Observation(p.id, "crashed", message=f"the submission failed to load: {hello}")
+        failed = [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {hello}")
                   for p in programs]
         return [EngineRun(name, spec, failed, load_error=hello)]
     names = hello["engines"]
@@ -328,7 +260,7 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
     for other in names[1:]:
         w, h = _start(spec, other, limits)
         obs = (_run_all(w, spec, other, programs, timeouts, limits) if w is not None else
-               [Observation(p.id, "crashed", message=f"the submission failed to load: {h}") for p in programs])
+               [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {h}") for p in programs])
         runs.append(EngineRun(other, spec, obs, origin=h["origin"] if w is not None else "",
                               notes=h["notes"] if w is not None else []))
     return runs
@@ -341,6 +273,7 @@ def load_notes(hello: dict) -> tuple[str, list]:
     notes = [protocol.clip(n, protocol.MAX_NOTE) for n in notes[:protocol.MAX_NOTES]
              if isinstance(n, str)] if isinstance(notes, list) else []
     return (protocol.clip(origin, protocol.MAX_NOTE) if isinstance(origin, str) else ""), notes
+
 
 def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
     observations, worker = _run_batch(worker, spec, select, programs, timeouts, limits)
@@ -357,7 +290,7 @@ def _run_batch(worker, spec, select, programs, timeouts, limits):
         if worker is None:
             worker, why = _start(spec, select, limits)
             if worker is None:
-                observations += [Observation(p.id, "crashed", message=f"the engine failed to restart: {why}")
+                observations += [Observation(p.id, EngineStatus.CRASHED, message=f"the engine failed to restart: {why}")
                                  for p, _ in pending]
                 break
         worker.send([p.to_wire() for p, _ in pending])
@@ -398,7 +331,7 @@ class Session:
             if self.worker is None:
                 self.load_error = hello
         if self.load_error:
-            return [Observation(p.id, "crashed", message=f"the submission failed to load: {self.load_error}")
+            return [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {self.load_error}")
                     for p in programs]
         observations, self.worker = _run_batch(self.worker, self.spec, self.select, programs, timeouts,
                                                self.limits)
@@ -422,11 +355,11 @@ def _receive(worker: Worker, program: Program, timeout: float):
     try:
         reply = worker.receive(timeout, protocol.reply_limit(program.grads, program.structure, program.trace))
     except TimeoutError:
-        return Observation(program.id, "timeout", message=f"no answer within {timeout:g} s"), True
+        return Observation(program.id, EngineStatus.TIMEOUT, message=f"no answer within {timeout:g} s"), True
     except EOFError:
-        return Observation(program.id, "crashed", message=worker.death()), True
+        return Observation(program.id, EngineStatus.CRASHED, message=worker.death()), True
     except protocol.ProtocolError as e:
-        return Observation(program.id, "crashed", message=f"the engine process broke the protocol ({e})"), True
+        return Observation(program.id, EngineStatus.CRASHED, message=f"the engine process broke the protocol ({e})"), True
     obs = Observation.from_wire(reply, program)
     return obs, obs.status == "crashed"
 

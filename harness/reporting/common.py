@@ -1,0 +1,179 @@
+"""Formatting shared by every report format: numbers, mismatch sentences, a case's message, escaping.
+
+A case's text is composed here, once, from the typed fields of its result
+(``harness.model``); no format parses text back out of another's output.
+Imports only ``harness.model``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from harness.model import (
+    CaseContext,
+    CaseResult,
+    Confidence,
+    Diagnosis,
+    DiagnosisKind,
+    FuzzSummary,
+    Mismatch,
+    MismatchKind,
+    PictureNode,
+    Shrunk,
+    Verdict,
+)
+
+#: Characters that may move a terminal's cursor, change its colors, reorder text (bidi controls) or
+#: break lines where a report does not expect it: C0 controls but tab and newline, DEL, C1 controls,
+#: Unicode line/paragraph separators and direction marks, embeddings, overrides and isolates.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str) -> str:
+    """``text`` with control characters written as visible escapes (``\\x1b``, ``\\u202e``); tab and
+    newline are kept, and a CRLF becomes a newline."""
+    text = text.replace("\r\n", "\n")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text)
+
+
+def fmt(x: float | None) -> str:
+    """A number as a person reads it."""
+    if x is None:
+        return "None"
+    if isinstance(x, int):  # an input may be an int too large for a float
+        text = str(x)
+        return text if len(text) <= 20 else f"{text[:6]}...({len(text)} digits)"
+    if math.isfinite(x) and x == int(x) and abs(x) < 1e16:
+        return str(int(x))
+    return f"{x:.10g}"
+
+
+def mismatch_sentence(m: Mismatch) -> str:
+    """``grad of x: expected 36, got -36``; a gradient the engine did not give is ``no gradient (None)``."""
+    got = "no gradient (None)" if m.got is None and m.kind == MismatchKind.GRAD else fmt(m.got)
+    return f"{m.quantity}: expected {fmt(m.expected)}, got {got}"
+
+
+def context_line(ctx: CaseContext) -> str:
+    """What the case asked: ``inputs a=1, b=2; output = a - b; backward() x1; tolerance ...``."""
+    inputs = ", ".join(f"{k}={fmt(v)}" for k, v in ctx.inputs.items())
+    return (f"inputs {inputs or '(none)'}; output = {ctx.output}; backward() x{ctx.backward}; "
+            f"tolerance abs {ctx.tolerance_abs:g} + rel {ctx.tolerance_rel:g}")
+
+
+def blame_line(d: Diagnosis) -> str:
+    """One diagnosis as a line under its case."""
+    if d.from_shrunk:
+        return f"blame ({d.confidence} confidence, on the shrunk expression): {d.message}"
+    because = f" ({'; '.join(d.evidence)})" if d.evidence and d.kind == DiagnosisKind.PATTERN else ""
+    where = f" [{d.where.file}:{d.where.line}]" if d.where else ""
+    return f"blame ({d.confidence} confidence): {d.message}{because}{where}"
+
+
+def summary(c: CaseResult | Shrunk | Verdict) -> str:
+    """One line saying what went wrong (or the verdict's note): the first mismatch, else the
+    first line of the verdict's own words, else the status."""
+    if c.mismatches:
+        return mismatch_sentence(c.mismatches[0])
+    return c.message.partition("\n")[0] if c.message else str(c.status)
+
+
+def shrunk_line(s: Shrunk) -> str:
+    """``shrunk to 1 op(s): a - b at a=1, b=2: grad of b: expected -1, got 1``."""
+    return f"shrunk to {s.ops} op(s): {s.expression}: {summary(s)}"
+
+
+def case_lines(c: CaseResult, *, blame: bool = True) -> list[str]:
+    """A case's whole message, line by line: the verdict, what the case asked, the judge's guess
+    or the blame that replaces it, and a fuzz case's shrunk expression.  ``blame=False`` leaves
+    the diagnoses out (for formats that show them on their own)."""
+    lines = c.message.split("\n") if c.message else []
+    lines += [mismatch_sentence(m) for m in c.mismatches]
+    if c.context is not None:
+        lines.append(context_line(c.context))
+        if c.description:
+            lines.append(f"case: {c.description}")
+    own = [d for d in c.diagnosis if not d.from_shrunk]
+    if blame:
+        lines += [blame_line(d) for d in own]
+    if c.hint and not own:
+        lines.append(f"likely: {c.hint}")
+    if c.shrunk is not None:
+        lines.append(shrunk_line(c.shrunk))
+        if blame:
+            lines += [blame_line(d) for d in c.diagnosis if d.from_shrunk]
+    return lines
+
+
+def case_text(c: CaseResult) -> str:
+    """A case's whole message as one text (the JSON report's ``message``)."""
+    return "\n".join(case_lines(c))
+
+
+def culprit_lines(cases: Iterable[CaseResult], most: int = 3) -> list[str]:
+    """What to fix first: the culprits blamed with high confidence, by how many cases they explain."""
+    found: dict[str, list[tuple[str, Diagnosis]]] = {}
+    for c in cases:
+        for d in c.diagnosis:
+            if d.confidence == Confidence.HIGH:
+                found.setdefault(d.culprit or d.kind, []).append((c.id, d))
+    if not found:
+        return []
+    ranked = sorted(found.items(), key=lambda kv: -len({cid for cid, _ in kv[1]}))
+    lines = ["what to fix first:"]
+    general = {DiagnosisKind.PATTERN: 0, DiagnosisKind.OP: 1}  # the most general explanation first
+    for culprit, hits in ranked[:most]:
+        n = len({cid for cid, _ in hits})
+        example, d = min(hits, key=lambda h: general.get(h[1].kind, 2))
+        text = d.message if d.message.startswith(f"{culprit}:") else f"{culprit}: {d.message}"
+        where = f" [{d.where.file}:{d.where.line}]" if d.where else ""
+        lines.append(f"  - {text}{where} ({n} case{'s' if n != 1 else ''}, e.g. {example})")
+    return lines
+
+
+def fuzz_lines(fuzz: FuzzSummary) -> list[str]:
+    """The fuzzing summary of one engine."""
+    ops = sorted({f.split(" ")[0] for f in fuzz.forms})
+    lines = [f"fuzz: {fuzz.generated} random expressions (seed {fuzz.seed}) over {', '.join(ops) or 'no op'}"]
+    if fuzz.stopped:
+        lines.append(f"      {fuzz.stopped}")
+    if fuzz.skipped:
+        lines.append(f"      left out: {'; '.join(fuzz.skipped)}")
+    for m in fuzz.minimal:
+        lines.append(f"      shrunk failure ({m.failure}, {m.ops} op(s)): {m.expression}")
+    return lines
+
+
+def status_counts(counts: dict[str, int]) -> str:
+    """``3 passed, 1 failed``: the statuses that occur."""
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+
+
+def strict(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as the strings "nan", "inf", "-inf" (strict JSON has none)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def node_lines(node: PictureNode) -> list[str]:
+    """The text shown in a drawn node: label and op, value, got grad and (when wrong) the expected one."""
+    if node.op == "const":
+        return [node.label]
+    head = node.label if node.op in ("leaf", node.label) else f"{node.op}: {node.label}"
+    lines = [head]
+    if node.value is not None:
+        lines.append(f"value {fmt(node.value)}")
+    if node.expected_grad is not None or node.got_grad is not None:
+        lines.append(f"grad {fmt(node.got_grad)}")
+        if node.expected_grad is not None and node.divergent:
+            lines.append(f"expected {fmt(node.expected_grad)}")
+    return lines
