@@ -323,12 +323,12 @@ def _absolute(spec: str) -> str:
 
 def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
     from harness import plugins
-    from harness.sandbox import reaper
     from harness.batch import shards
-    from harness.cases.loader import load_suites
     from harness.cases.expr import CALL_OPS
-    from harness.running.grading import Feedback, grade_plan
+    from harness.cases.loader import load_suites
     from harness.reporting.progress import for_batch
+    from harness.running.grading import Feedback, grade_plan
+    from harness.sandbox import reaper
 
     pm = plugins.installed_manager()
     reporters = _reporters(pm, args.format)

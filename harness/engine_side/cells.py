@@ -231,7 +231,7 @@ class CellRunner:
             parts = [(1, tree)] if tree is not None or not cell.line else self._parse_chunks(cell, source)
             if tree is None and not cell.line:
                 continue
-            for first, part in parts:
+            for _first, part in parts:
                 if part is None:
                     continue
                 if mode == "all":

@@ -11,11 +11,14 @@ import importlib.util
 import os
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from harness import wire
-from harness.engine_side import collector, discovery  # before the import policy, which hides the harness from submissions
+from harness.engine_side import (  # before the import policy, which hides the harness from submissions
+    collector,
+    discovery,
+)
 from harness.engine_side.adapters import MicrogradAdapter, NotebookAdapter, optional_float, to_float
 from harness.engine_side.cells import Cell, CellRunner, looks_exported, new_module, split_script
 from harness.engine_side.guard import ForbiddenImport
