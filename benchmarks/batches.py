@@ -16,6 +16,9 @@ from pathlib import Path
 
 from common import ROOT, Row, median, median_ratio, tool, wall
 
+sys.path.insert(0, str(ROOT / "tests"))
+from engines.mutants import MUTANTS, source  # noqa: E402  (the seeded bugs are edits of a correct engine)
+
 FIXTURES = ["notebook_full", "micrograd_full", "plugin_engine", "bug_mul_swapped", "bug_sub_sign", "bug_tanh"]
 SIZES = (1, 10, 50, 200)
 PLOT = Path(__file__).with_name("scaling.png")
@@ -27,7 +30,11 @@ def make_batch(folder: Path, n: int) -> list[str]:
     for i in range(n):
         sub = folder / f"student-{i:03d}"
         sub.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "tests" / "engines" / f"{FIXTURES[i % len(FIXTURES)]}.py", sub / "engine.py")
+        fixture = FIXTURES[i % len(FIXTURES)]
+        if fixture in MUTANTS:
+            (sub / "engine.py").write_text(source(fixture))
+        else:
+            shutil.copy(ROOT / "tests" / "engines" / f"{fixture}.py", sub / "engine.py")
         paths.append(str(sub))
     return paths
 

@@ -27,6 +27,7 @@ SUITES = {
     "engine": "engine_speed",
     "batches": "batches",
     "fuzz": "fuzz",
+    "sandbox": "sandbox",
 }
 
 

@@ -1,110 +1,275 @@
-"""The ``grade`` command."""
+"""The ``grade`` command: argument parsing and dispatch.
+
+``grade --engine SPEC ...`` grades; the subcommands ``merge``, ``check-cases``, ``list``,
+``build-gradescope`` and ``schema`` do the other, exclusive jobs (``--list``, ``--check-cases``,
+``--build-gradescope ZIP`` and ``--schema`` are the same modes as flags).  Every mode returns an
+``Outcome``, and ``_finish`` alone writes it and picks the exit code.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import re
 import signal
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
+from harness.cases.select import Expression, ExpressionError
 from harness.errors import HarnessError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+#: The file name ending of each built-in format's reports in --output-dir; a plugin's: ``.<name>``.
+EXTENSIONS = {"text": ".txt", "json": ".json", "junit": ".xml", "gradescope": ".json", "markdown": ".md",
+              "csv": ".csv", "html": ".html", "dot": ".dot"}
+SUBCOMMANDS = ("merge", "check-cases", "list", "build-gradescope", "schema")
+
+
+@dataclass
+class Outcome:
+    """What a mode produced: the text to write, and whether it counts as passing."""
+
+    text: str
+    passed: bool = True
+    #: Each graded engine's percent, for --fail-under (None: --fail-under does not apply).
+    percents: list[float] | None = None
+    #: Whether the text goes to --output (a listing or a message always goes to stdout).
+    to_output: bool = True
+    #: (file name, report) for --output-dir: one per submission.
+    per_submission: list[tuple[str, str]] = field(default_factory=list)
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and a --format help read from the reporter registry."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class _Help(argparse.Action):
+    """-h/--help: lists the report formats of the registry (with the -p plugins given before it)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        fmt = next((a for a in parser._actions if a.dest == "format"), None)
+        if fmt is not None:
+            try:
+                _use_plugins(getattr(namespace, "plugin", []))
+                names = ", ".join(sorted(format_names()))
+            except HarnessError as e:
+                names = f"(the registry could not be read: {e})"
+            fmt.help = f"report format: {names} (default: {_format_default(parser)})"
+        parser.print_help()
+        parser.exit()
+
+
+def _format_default(parser: argparse.ArgumentParser) -> str:
+    return "json; csv for CSV gradebooks" if parser.prog.endswith(" merge") else "text"
+
+
+class _SharedNamespace(argparse._SubParsersAction):
+    """Subcommands parse into the main namespace: options given before the subcommand are kept."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        name, rest = values[0], values[1:]
+        setattr(namespace, self.dest, name)
+        sub = self._name_parser_map.get(name)
+        if sub is None:
+            raise argparse.ArgumentError(self, f"invalid choice: {name!r} (choose from {', '.join(SUBCOMMANDS)})")
+        _, extra = sub.parse_known_args(rest, namespace)
+        if extra:  # everything after the subcommand is the subcommand's
+            option = extra[0].split("=")[0]
+            if option in parser._option_string_actions:
+                sub.error(f"{option} does not apply to 'grade {name}'")
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="grade",
-        description="Grade scalar autograd engines against YAML cases. "
-                    "'grade merge REPORT...' combines the JSON reports of --shard runs.",
+    """The parser of ``grade``, with its subcommands."""
+    p = _Parser(
+        prog="grade", add_help=False,
+        usage="grade --engine SPEC [--engine SPEC ...] [--submissions DIR] [--cases PATH ...] [-k EXPRESSION]\n"
+              "             [--tag TAG] [--exclude-tag TAG] [--format FORMAT] [--output FILE] [--output-dir DIR]\n"
+              "             [--fail-under PERCENT] [--jobs N] [-p PLUGIN] [option ...]\n"
+              "       grade COMMAND [option ...]     (COMMAND: " + ", ".join(SUBCOMMANDS) + ")",
+        description="Grade scalar autograd engines against YAML cases: grade --engine SPEC [options], "
+                    "or one of the commands below.",
         epilog="exit codes: 0 all passed (or score >= --fail-under), 1 something did not pass, "
-               "2 the command could not run",
+               "2 the command could not run, 130 interrupted",
     )
-    p.add_argument("--engine", action="append", default=[], metavar="SPEC",
+    p.add_argument("-h", "--help", action=_Help, help="show this help and exit")
+    what = p.add_argument_group("what to grade")
+    _engine_options(what)
+    _engine_name_option(what)
+    _selection_options(p.add_argument_group("selecting cases"))
+    _report_options(p.add_argument_group("the report"))
+    limits = p.add_argument_group("limits of each engine process")
+    _limit_options(limits)
+    running = p.add_argument_group("running")
+    _jobs_option(running)
+    _shard_option(running)
+    _plugin_option(running)
+    _feedback_options(p.add_argument_group("feedback"), graph=True)
+    modes = p.add_argument_group("other modes (also as commands: grade list, grade check-cases, ...)")
+    modes.add_argument("--list", action="store_true",
+                       help="list the selected cases (with --shard: the shard's part) and exit")
+    modes.add_argument("--build-gradescope", metavar="ZIP",
+                       help="write a Gradescope autograder zip that grades each submission with the "
+                            "selected cases and these options, and exit")
+    modes.add_argument("--check-cases", action="store_true",
+                       help="check the selected cases instead of grading: the reference engine and central "
+                            "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
+    modes.add_argument("--schema", action="store_true",
+                       help="print the path of the case files' JSON Schema (for editors) and exit")
+
+    commands = p.add_subparsers(dest="command", metavar="COMMAND", action=_SharedNamespace, prog="grade",
+                                title="commands (exclusive modes; 'grade COMMAND --help' for each)")
+    merge = _subcommand(commands, "merge", "merge the JSON reports of --shard runs into one report",
+                        "Merge the JSON reports of the shards of one run (grade --shard K/N --format json) "
+                        "into the report of the whole run.")
+    merge.add_argument("reports", nargs="+", metavar="REPORT",
+                       help="JSON reports, one per shard, in any order (or CSV gradebooks, merged as given)")
+    _report_options(merge)
+    _plugin_option(merge)
+
+    check = _subcommand(commands, "check-cases", "check the cases' expectations instead of grading",
+                        "Check the selected cases: the reference engine and central finite differences "
+                        "must agree with every expectation (exit 0 if they do, 1 if not).")
+    _selection_options(check)
+    check.add_argument("--output", metavar="FILE", help="write the findings to FILE (atomically) instead of stdout")
+    _limit_options(check)
+    _plugin_option(check)
+
+    listing = _subcommand(commands, "list", "list the selected cases",
+                          "List the selected cases (with --shard: the shard's part).")
+    _engine_options(listing)
+    _selection_options(listing)
+    _shard_option(listing)
+    _plugin_option(listing)
+
+    zipped = _subcommand(commands, "build-gradescope", "write a Gradescope autograder zip",
+                         "Write a Gradescope autograder zip that grades each submission with the selected "
+                         "cases and these options.")
+    zipped.add_argument("build_gradescope", metavar="ZIP", help="the zip to write")
+    _selection_options(zipped)
+    _limit_options(zipped)
+    _feedback_options(zipped, graph=False)
+    _engine_name_option(zipped)
+    _plugin_option(zipped)
+
+    _subcommand(commands, "schema", "print the path of the case files' JSON Schema",
+                "Print the path of the case files' JSON Schema (for editors).")
+    return p
+
+
+def _subcommand(commands, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    sub = commands.add_parser(name, help=summary, description=description, add_help=False,
+                              epilog="exit codes: 0 all passed, 1 something did not pass, "
+                                     "2 the command could not run, 130 interrupted")
+    sub.add_argument("-h", "--help", action=_Help, help="show this help and exit")
+    return sub
+
+
+def _engine_options(g) -> None:
+    g.add_argument("--engine", action="append", default=[], metavar="SPEC",
                    help="a .py file, a notebook (.ipynb), a folder (a package or a repository), "
                         "DIR::module[:Class], a module name or an installed engine name (repeatable)")
-    p.add_argument("--submissions", action="append", default=[], metavar="DIR",
+    g.add_argument("--submissions", action="append", default=[], metavar="DIR",
                    help="a folder whose every child folder, .py, .ipynb or .zip file is one submission, "
                         "named after it, or a Canvas, Moodle or Blackboard 'download all submissions' "
                         "folder or zip, one submission per student (repeatable)")
-    p.add_argument("--cases", action="append", default=[], metavar="PATH",
+
+
+def _engine_name_option(g) -> None:
+    g.add_argument("--engine-name", action="append", default=[], metavar="NAME", dest="engine_names",
+                   help="grade the engine named NAME in each submission (repeatable: each is graded); "
+                        "default: only the first engine a submission registers")
+
+
+def _selection_options(g) -> None:
+    g.add_argument("--cases", action="append", default=[], metavar="PATH",
                    help="a case file or a folder of them (repeatable; replaces the built-in suites)")
-    p.add_argument("--format", default="text", metavar="FORMAT",
-                   help="report format: text, json, junit, gradescope, csv, markdown, or one an "
-                        "installed plugin adds (default: text)")
-    p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
-    p.add_argument("-k", dest="keyword", action="append", default=[], metavar="SUBSTRING",
-                   help="only cases whose id contains SUBSTRING (repeatable: any of them)")
-    p.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable: any)")
-    p.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
+    g.add_argument("-k", dest="keyword", action="append", default=[], type=_expression, metavar="EXPRESSION",
+                   help="only cases whose id matches EXPRESSION: substrings of the id with and, or, not "
+                        "and parentheses, e.g. -k 'ops and not sigmoid' (repeatable: any of them)")
+    g.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable: any)")
+    g.add_argument("--exclude-tag", action="append", default=[], metavar="TAG",
+                   help="leave out the cases with this tag (repeatable)")
+
+
+def _report_options(g) -> None:
+    g.add_argument("--format", metavar="FORMAT",
+                   help="report format (the list: --help; default: text)")
+    g.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
+    g.add_argument("--output-dir", metavar="DIR",
+                   help="also write one report per submission into DIR (created if missing), in the "
+                        "chosen format, each named after its submission")
+    g.add_argument("--fail-under", type=_percent, metavar="PERCENT",
+                   help="exit 0 when every engine scores at least PERCENT (0 to 100)")
+
+
+def _limit_options(g) -> None:
+    g.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
                    help="seconds per case unless the case sets its own (default: 10)")
-    p.add_argument("--load-timeout", type=_positive, default=20.0, metavar="S",
+    g.add_argument("--load-timeout", type=_positive, default=20.0, metavar="S",
                    help="seconds to import a submission (default: 20)")
-    p.add_argument("--notebook-mode", choices=["defs", "all"], default="defs",
+    g.add_argument("--notebook-mode", choices=["defs", "all"], default="defs",
                    help="notebooks and scripts exported from them: run only the statements that define "
                         "names (defs: no training loops, plots or asserts; whole cells if that finds no "
                         "engine) or every cell (all) (default: defs)")
-    p.add_argument("--memory-mb", type=_positive_int, default=2048, metavar="MB",
+    g.add_argument("--memory-mb", type=_natural, default=2048, metavar="MB",
                    help="address-space cap of each engine process, 0 for none (default: 2048)")
-    p.add_argument("--max-output-mb", type=_positive_int, default=64, metavar="MB",
+    g.add_argument("--max-output-mb", type=_natural, default=64, metavar="MB",
                    help="cap on what each engine process writes (prints, files), 0 for none (default: 64)")
-    p.add_argument("--forbid-import", action="append", default=[], type=_module_name, metavar="MODULE",
+    g.add_argument("--forbid-import", action="append", default=[], type=_module_name, metavar="MODULE",
                    help="also refuse MODULE (and its submodules) to submissions, e.g. torch (repeatable; "
                         "reference_engine and harness internals are always refused)")
-    p.add_argument("--user", metavar="USER",
+    g.add_argument("--user", metavar="USER",
                    help="run every engine process as USER (a name or a uid, with its primary group), "
                         "e.g. nobody; grade must run as root")
-    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+    g.add_argument("--sandbox", choices=["auto", "bwrap", "uid", "none"], default="auto",
+                   help="where engine processes run: bwrap (bubblewrap namespaces), uid (a private uid per "
+                        "engine process; root only), none, or auto: bwrap if it works here, else uid as "
+                        "root, else none with a warning (default: auto; see docs/security.md)")
+
+
+def _jobs_option(g) -> None:
+    g.add_argument("--jobs", type=_at_least_one, default=os.cpu_count() or 1, metavar="N",
                    help="submissions graded in parallel, each in its own engine process "
-                        "(default: the number of CPUs)")
-    p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
-                   help="exit 0 when every engine scores at least PERCENT")
-    p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
-                   help="load a plugin module (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
-    p.add_argument("--shard", type=_shard, metavar="K/N",
+                        "(1 or more; default: the number of CPUs)")
+
+
+def _shard_option(g) -> None:
+    g.add_argument("--shard", type=_shard, metavar="K/N",
                    help="grade only the K-th of N equal parts of the (submission, case) pairs; "
                         "combine the parts' JSON reports with 'grade merge'")
-    p.add_argument("--list", action="store_true",
-                   help="list the selected cases (with --shard: the shard's part) and exit")
-    p.add_argument("--no-blame", dest="blame", action="store_false",
+
+
+def _plugin_option(g) -> None:
+    g.add_argument("-p", "--plugin", action="append", default=[], type=_plugin_spec, metavar="PLUGIN",
+                   help="load a plugin: a module name (the current folder's modules included) or a path "
+                        "to a .py file (repeatable; also: HARNESS_PLUGINS=mod1,mod2)")
+
+
+def _feedback_options(g, graph: bool) -> None:
+    g.add_argument("--no-blame", dest="blame", action="store_false",
                    help="do not probe failing cases for the op or habit to blame")
-    p.add_argument("--fuzz", type=_positive_int, default=0, metavar="N",
+    g.add_argument("--fuzz", type=_natural, default=0, metavar="N",
                    help="also grade N random expressions against the reference engine (ids fuzz::<k>)")
-    p.add_argument("--seed", type=_int, default=0, metavar="S", help="seed of --fuzz (default: 0)")
-    p.add_argument("--graph", choices=["dot"], metavar="dot",
-                   help="print the graphs of the failing cases as Graphviz DOT instead of the report")
-    p.add_argument("--build-gradescope", metavar="ZIP",
-                   help="write a Gradescope autograder zip that grades each submission with the "
-                        "selected cases and these options, and exit")
-    p.add_argument("--check-cases", action="store_true",
-                   help="check the selected cases instead of grading: the reference engine and central "
-                        "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
-    p.add_argument("--schema", action="store_true",
-                   help="print the path of the case files' JSON Schema (for editors) and exit")
-    return p
-
-
-def build_merge_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="grade merge",
-        description="Merge the JSON reports of the shards of one run (grade --shard K/N --format json) "
-                    "into the report of the whole run.",
-        epilog="exit codes: 0 all passed (or score >= --fail-under), 1 something did not pass, "
-               "2 the reports could not be merged",
-    )
-    p.add_argument("reports", nargs="+", metavar="REPORT",
-                   help="JSON reports, one per shard, in any order (or CSV gradebooks, merged as given)")
-    p.add_argument("--format", metavar="FORMAT",
-                   help="report format (default: json; csv for CSV gradebooks, which merge into csv only)")
-    p.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
-    p.add_argument("--fail-under", type=_percent, metavar="PERCENT",
-                   help="exit 0 when every engine scores at least PERCENT")
-    p.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
-                   help="load a plugin module, e.g. one with a report format (repeatable)")
-    return p
+    g.add_argument("--seed", type=_int, default=0, metavar="S", help="seed of --fuzz (default: 0)")
+    if graph:
+        g.add_argument("--graph", choices=["dot"], metavar="dot",
+                       help="print the graphs of the failing cases as Graphviz DOT instead of the report")
 
 
 def _shard(text: str):
@@ -123,23 +288,41 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
-def _positive(text: str) -> float:
+def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+def _natural(text: str) -> int:
+    value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def _percent(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {text}")
     return value
 
 
@@ -149,18 +332,141 @@ def _module_name(text: str) -> str:
     return text
 
 
-def _percent(text: str) -> float:
-    value = _positive(text) if text.strip() not in ("0", "0.0") else 0.0
-    if value > 100:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {text}")
-    return value
+def _expression(text: str) -> Expression:
+    try:
+        return Expression.compile(text)
+    except ExpressionError as e:
+        raise argparse.ArgumentTypeError(f"bad expression {text!r}: {e}") from None
 
 
-def select(cases: list, keywords: list, tags: list) -> list:
-    """Cases matching any -k substring and any --tag (each filter only when given)."""
-    return [c for c in cases
-            if (not keywords or any(k in c.id for k in keywords))
-            and (not tags or any(t in c.tags for t in tags))]
+def _plugin_spec(text: str) -> str:
+    if _is_path(text):
+        path = Path(text)
+        if path.suffix != ".py" or not path.is_file():
+            raise argparse.ArgumentTypeError(f"{text}: no such .py file")
+        if not _MODULE.fullmatch(path.stem) or "." in path.stem:
+            raise argparse.ArgumentTypeError(f"{text}: {path.stem!r} cannot be a module name; rename the "
+                                             "file to letters, digits and _")
+    elif not _MODULE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a module name nor a path to a .py file")
+    return text
+
+
+def _is_path(spec: str) -> bool:
+    return spec.endswith(".py") or "/" in spec or os.sep in spec
+
+
+# --- dispatch -----------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``grade``; returns the exit code."""
+    try:
+        code = _main(argv)
+    except BrokenPipeError:
+        code = _closed_stdout()
+    if code == EXIT_INTERRUPTED:
+        # Everything is cleaned up, but the interpreter may still hold the interrupt (one raised inside
+        # an import is swallowed there) and would end the process by SIGINT instead of this exit code.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    return code
+
+
+def _closed_stdout() -> int:
+    """Whoever read stdout went away (``grade --list | head``): say so once, exit 2."""
+    try:  # the standard way: later writes, the interpreter's last flush included, go nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (in-process callers)
+        pass
+    print("grade: error: stdout was closed before everything was written to it", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line, with ``mode`` set to one of SUBCOMMANDS or ``grade``."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    modes = {m for m, on in (("list", args.list), ("check-cases", args.check_cases),
+                             ("build-gradescope", args.build_gradescope is not None),
+                             ("schema", args.schema)) if on}
+    if args.command:
+        _refuse_options_before(parser, args)
+        modes.add(args.command)
+    if len(modes) > 1:
+        parser.error(f"{' and '.join(sorted(modes))} are exclusive modes: choose one")
+    args.mode = modes.pop() if modes else "grade"
+    args.prog = f"grade {args.command}" if args.command else "grade"
+    return args
+
+
+def _refuse_options_before(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A subcommand takes only its own options, before it or after it."""
+    sub = _subparsers(parser)[args.command]
+    takes = {a.dest for a in sub._actions}
+    for action in parser._actions:
+        if (action.option_strings and action.dest not in takes and action.dest != argparse.SUPPRESS
+                and getattr(args, action.dest, action.default) != action.default):
+            sub.error(f"{action.option_strings[-1]} does not apply to 'grade {args.command}'")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, _SharedNamespace))._name_parser_map
+
+
+def _main(argv: list[str] | None) -> int:
+    from harness.sandbox import reaper
+
+    previous = _on_sigterm(_interrupt)  # first: a SIGTERM during start-up is an interrupt too
+    prog = "grade"
+    try:
+        try:
+            args = parse(sys.argv[1:] if argv is None else argv)
+        except SystemExit as e:  # --help, or a bad command line (already reported)
+            return e.code if isinstance(e.code, int) else EXIT_USAGE
+        prog = args.prog
+        _use_plugins(args.plugin)
+        return _finish(MODES[args.mode](args), args)
+    except HarnessError as e:
+        if not _interrupted:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{prog}: interrupted; every engine process was killed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException as e:
+        # An interrupt can land anywhere, e.g. in an import, which may wrap it in another exception.
+        if not (_interrupted or isinstance(e, KeyboardInterrupt)):
+            raise
+        print(f"{prog}: interrupted; every engine process was killed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        reaper.stop_all()  # nothing a submission started outlives grade
+        reaper.resume()
+        _on_sigterm(previous)
+
+
+def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
+    """Write what a mode produced (per-submission files, then the report); the exit code."""
+    output, output_dir = args.output, args.output_dir
+    for name, text in outcome.per_submission:
+        _write(os.path.join(output_dir, name), text, "--output-dir")
+    if output and outcome.to_output:
+        _write(output, outcome.text, "--output")
+    else:
+        sys.stdout.write(outcome.text)
+        sys.stdout.flush()
+    fail_under = args.fail_under
+    if fail_under is not None and outcome.percents is not None:
+        return EXIT_OK if all(p >= fail_under for p in outcome.percents) else EXIT_FAILED
+    return EXIT_OK if outcome.passed else EXIT_FAILED
+
+
+def _write(path: str, text: str, option: str) -> None:
+    try:
+        write_atomically(path, text)
+    except OSError as e:
+        raise HarnessError(f"cannot write {option} {path}: {e.strerror or e}") from None
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -179,46 +485,6 @@ def write_atomically(path: str, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``grade`` (or ``grade merge``); returns the exit code."""
-    code = _main(argv)
-    if code == EXIT_INTERRUPTED:
-        # Everything is cleaned up, but the interpreter may still hold the interrupt (one raised inside
-        # an import is swallowed there) and would end the process by SIGINT instead of this exit code.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
-    return code
-
-
-def _main(argv: list[str] | None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    merging = argv[:1] == ["merge"]
-    parser = build_merge_parser() if merging else build_parser()
-    args = parser.parse_args(argv[1:] if merging else argv)
-    from harness.sandbox import reaper
-
-    previous = _on_sigterm(_interrupt)
-    try:
-        return _merge(args) if merging else _run(parser, args)
-    except HarnessError as e:
-        if not _interrupted:
-            print(f"{parser.prog}: error: {e}", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"{parser.prog}: interrupted; every engine process was killed", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BaseException as e:
-        # An interrupt can land anywhere, e.g. in an import, which may wrap it in another exception.
-        if not (_interrupted or isinstance(e, KeyboardInterrupt)):
-            raise
-        print(f"{parser.prog}: interrupted; every engine process was killed", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        reaper.stop_all()  # nothing a submission started outlives grade
-        reaper.resume()
-        _on_sigterm(previous)
 
 
 _interrupted = False
@@ -240,66 +506,351 @@ def _on_sigterm(handler):
         return handler
 
 
-def _run(parser: argparse.ArgumentParser, args) -> int:
+# --- plugins ------------------------------------------------------------------------------------
+
+def _use_plugins(specs: Sequence[str]) -> None:
+    """Load the -p plugins now, and let the engine processes (HARNESS_PLUGINS) load them too.
+
+    A path to a .py file loads as a module named after the file, from its folder; a module name
+    found in the current folder loads from there.  Either folder goes first on ``sys.path`` here and
+    on PYTHONPATH for the engine processes.
+    """
+    import importlib
+
+    from harness import plugins
+
+    names = []
+    for spec in specs:
+        name, folder = _plugin_location(spec)
+        if folder is not None:
+            _put_first_on_path(folder)
+        names.append(name)
+    if names:
+        os.environ[plugins.PLUGINS_ENV] = ",".join(dict.fromkeys(plugins.extra_plugin_names() + names))
+    for spec, name in zip(specs, names):
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            raise HarnessError(f"cannot import plugin {name!r}: {e}") from None
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - the plugin's own code failed, any way
+            raise HarnessError(f"cannot import plugin {spec!r}: {_describe(e)}") from None
+        if _is_path(spec) and Path(getattr(module, "__file__", "") or "").resolve() != Path(spec).resolve():
+            raise HarnessError(f"-p {spec}: the module name {name!r} is taken by another module; rename the file")
+
+
+def _plugin_location(spec: str) -> tuple[str, str | None]:
+    """(module name, folder to import it from, or None when it is importable as it is)."""
+    here = Path.cwd().resolve()
+    if _is_path(spec):
+        path = Path(spec).resolve()
+        found = _origin(path.stem)
+        if found is not None and found != path:
+            raise HarnessError(f"-p {spec}: the module name {path.stem!r} is taken by {found}; rename the file")
+        return path.stem, str(path.parent)
+    top = spec.split(".")[0]
+    found = _origin(top)
+    in_here = (here / f"{top}.py").is_file() or (here / top / "__init__.py").is_file()
+    if in_here and (found is None or here in found.parents):
+        return spec, str(here)
+    return spec, None
+
+
+def _origin(top: str) -> Path | None:
+    """Where the top-level module ``top`` would be imported from (a built-in: its name)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    return Path(spec.origin).resolve() if spec.origin and spec.has_location else Path(f"<{spec.origin or top}>")
+
+
+def _put_first_on_path(folder: str) -> None:
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if folder not in entries:
+        os.environ["PYTHONPATH"] = os.pathsep.join([folder, *entries])
+
+
+def _describe(e: BaseException) -> str:
+    """An exception as one line, with the place it was raised."""
+    import traceback
+
+    if isinstance(e, SyntaxError):
+        return f"{type(e).__name__}: {e}"
+    frames = traceback.extract_tb(e.__traceback__)
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(e).__name__}: {e}{where}"
+
+
+def format_names() -> list[str]:
+    """The report formats of the registry: built-in, installed and HARNESS_PLUGINS ones."""
+    from harness import plugins
+
+    return list(plugins.reporters(plugins.installed_manager()))
+
+
+# --- the modes ----------------------------------------------------------------------------------
+
+def _schema(args: argparse.Namespace) -> Outcome:
+    from harness.cases.loader import SCHEMA_PATH
+
+    return Outcome(f"{SCHEMA_PATH}\n", to_output=False)
+
+
+def _list(args: argparse.Namespace) -> Outcome:
+    from harness.batch import shards
+
+    cases = _selected_cases(args, fuzzing=bool(args.fuzz))
+    specs, written, _ = _graded(args)
+    shown = dict(zip(specs, written))
+    lines = []
+    for spec, part in shards.split(specs or [""], cases, args.shard):
+        prefix = f"{shown[spec]}  " if len(specs) > 1 else ""
+        lines += [f"{prefix}{c.id}  [{', '.join(c.tags)}]\n" for c in part]
+    return Outcome("".join(lines), to_output=False)
+
+
+def _check_cases(args: argparse.Namespace) -> Outcome:
+    from harness.diagnosis import checking
+    from harness.sandbox import reaper
+
+    if args.engine:
+        raise HarnessError("--check-cases checks the cases with the reference engine; leave out --engine")
+    cases = _selected_cases(args)
+    limits = _limits(args)
+    reaper.become_subreaper()  # a detached process is re-parented to us, not to init
+    report = checking.check(cases, limits)
+    return Outcome(checking.render(report), passed=report.ok)
+
+
+def _build_gradescope(args: argparse.Namespace) -> Outcome:
+    from harness import plugins
+    from harness.batch import gradescope_zip
+    from harness.running import reference
+    from harness.running.runner import Limits
+
+    if args.engine or args.submissions:
+        raise HarnessError("--build-gradescope builds an autograder and grades nothing: "
+                           "leave out --engine and --submissions")
+    cases = _selected_cases(args, fuzzing=bool(args.fuzz))
+    # Check now that 'reference' expectations can be computed, not on the first submission.
+    reference.resolve(cases, Limits(timeout=args.timeout, load_timeout=args.load_timeout,
+                                    memory_mb=args.memory_mb or None))
+
+    options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
+               "--memory-mb", str(args.memory_mb), "--max-output-mb", str(args.max_output_mb)]
+    options += [o for k in args.keyword for o in ("-k", k.text)] + [o for t in args.tag for o in ("--tag", t)]
+    options += [o for t in args.exclude_tag for o in ("--exclude-tag", t)]
+    options += (["--fuzz", str(args.fuzz), "--seed", str(args.seed)] if args.fuzz else []) + (
+        [] if args.blame else ["--no-blame"])
+    course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
+    options += [o for name in course_plugins for o in ("-p", name)]
+    options += ["--user", args.user] if args.user is not None else []
+    options += [o for name in args.engine_names for o in ("--engine-name", name)]
+    options += ["--sandbox", args.sandbox] if args.sandbox != "auto" else []
+    options += ["--notebook-mode", args.notebook_mode] if args.notebook_mode != "defs" else []
+    names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
+    hidden = sum(c.visibility != "visible" for c in cases)
+    return Outcome(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
+                   f"in {sum(n.startswith('cases/') for n in names)} case file(s); upload it as the autograder "
+                   "of a Gradescope programming assignment\n", to_output=False)
+
+
+def _merge(args: argparse.Namespace) -> Outcome:
+    from harness import plugins
+    from harness.batch import shards
+
+    kinds = {shards.kind(p) for p in args.reports}
+    if kinds == {"csv"}:
+        if (args.format or "csv") != "csv":
+            raise HarnessError(f"CSV gradebooks merge into --format csv only, not {args.format!r}; for "
+                               "other formats, merge the shards' JSON reports (grade --format json)")
+        if args.output_dir:
+            raise HarnessError("--output-dir needs the shards' JSON reports; CSV gradebooks hold no "
+                               "report per submission")
+        text, rows = shards.merge_csv(args.reports)
+        return Outcome(text, passed=all(r.all_passed for r in rows), percents=[r.percent for r in rows])
+    if len(kinds) > 1:
+        raise HarnessError("the reports mix JSON and CSV; merge the JSON reports of every shard "
+                           "(any --format can be written from them)")
+    fmt = args.format or "json"
+    render = _reporters(plugins.installed_manager(), fmt)[fmt]
+    _prepare_output(args)
+    return _reported(shards.merge(args.reports), render, fmt, args)
+
+
+def _grade(args: argparse.Namespace) -> Outcome:
     from harness.running.runner import prestart
 
-    if args.schema:
-        from harness.cases.loader import SCHEMA_PATH
-
-        print(SCHEMA_PATH)
-        return EXIT_OK
-    if args.plugin:  # the engine processes inherit the variable and load them too
-        from harness import plugins
-
-        os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
     limits = _limits(args)
     early: dict = {}
-    if not (args.list or args.shard or args.check_cases or args.build_gradescope or args.schema):
-        # The first engine processes start loading now, while the cases are parsed.
-        try:
-            specs = _graded(args)[0]
-        except HarnessError:
-            specs = []  # reported below, in its turn
-        if specs:
-            early = prestart(specs, limits, args.jobs)
+    # The first engine processes start loading now, while the cases are parsed.
     try:
-        return _grade(parser, args, limits, early)
+        specs = _graded(args)[0]
+    except HarnessError:
+        specs = []  # reported below, in its turn
+    if specs and not args.shard:  # a shard may grade only some of them
+        early = prestart(specs, limits, args.jobs)
+    try:
+        return _grade_started(args, limits, early)
     finally:
         for worker in early.values():
             worker.kill()
-        if getattr(args, "_workdir", None):  # LMS downloads and archives unpacked for this run
-            import shutil
-
-            shutil.rmtree(args._workdir, ignore_errors=True)
+        _remove_workdir(args)
 
 
-def _limits(args):
+def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
+    from harness import plugins
+    from harness.batch import shards
+    from harness.reporting.progress import for_batch
+    from harness.running.grading import Feedback, grade_plan
+    from harness.sandbox import reaper
+
+    if args.graph and args.format not in (None, "text"):
+        raise HarnessError("--graph dot prints DOT instead of the report; leave out --format")
+    fmt = "dot" if args.graph else args.format or "text"
+    render = _reporters(plugins.installed_manager(), fmt)[fmt]
+    cases = _selected_cases(args, fuzzing=bool(args.fuzz))
+    reaper.become_subreaper()  # a detached process is re-parented to us, not to init
+    specs, written, ids = _graded(args)
+    if not written:
+        if args.submissions:
+            raise HarnessError(f"no submissions in {', '.join(args.submissions)}: expected child "
+                               "folders, .py, .ipynb or .zip files, or an LMS download")
+        raise HarnessError("no engine to grade: give --engine SPEC (a .py file, a module or 'reference') "
+                           "or --submissions DIR")
+    _check_unique(ids)
+    _prepare_output(args)
+    plan = shards.split(list(zip(specs, ids)), cases, args.shard)
+    feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
+    run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
+                     started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases),
+                     engines=tuple(args.engine_names))
+    reaper.sweep()  # the report is written last, when no process of a submission is left
+    if args.shard:
+        from harness.cases.fingerprint import fingerprint
+
+        run.shard = (args.shard.index, args.shard.count)
+        run.cases_fingerprint = fingerprint(cases)  # every shard: the whole selection, not its part
+    _restore_sources(run, dict(zip(specs, written)))
+    return _reported(run, render, fmt, args)
+
+
+MODES: dict[str, Callable[[argparse.Namespace], Outcome]] = {
+    "grade": _grade, "merge": _merge, "check-cases": _check_cases, "list": _list,
+    "build-gradescope": _build_gradescope, "schema": _schema,
+}
+
+
+# --- helpers of the modes -----------------------------------------------------------------------
+
+def _selected_cases(args: argparse.Namespace, fuzzing: bool = False) -> list:
+    """The cases of --cases (or the built-in suites) that -k, --tag and --exclude-tag select."""
+    from harness import plugins
+    from harness.cases.expr import CALL_OPS
+    from harness.cases.loader import load_suites
+    from harness.cases.select import select
+
+    call_ops = {**CALL_OPS, **{name: spec.arity for name, spec in plugins.ops(plugins.installed_manager()).items()}}
+    suites = load_suites(args.cases, call_ops)
+    cases = select([c for s in suites for c in s.cases], args.keyword, args.tag, args.exclude_tag)
+    if not cases and not fuzzing:
+        raise HarnessError("no case matches the -k/--tag/--exclude-tag filters")
+    return cases
+
+
+def _prepare_output(args: argparse.Namespace) -> None:
+    """Refuse an --output or --output-dir that cannot be written, before any work."""
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise HarnessError(f"--output {args.output}: the folder {Path(args.output).parent} does not exist")
+    if args.output_dir:
+        try:
+            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise HarnessError(f"--output-dir {args.output_dir}: cannot make the folder: "
+                               f"{e.strerror or e}") from None
+
+
+def _reported(run, render, fmt: str, args: argparse.Namespace) -> Outcome:
+    """The outcome of a graded run: its report, and one per submission with --output-dir."""
+    from harness.model import ReportContext
+
+    to_tty = not args.output and sys.stdout.isatty()
+    text = render(run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
+    per_submission = per_submission_reports(run, render, fmt) if args.output_dir else []
+    return Outcome(text, passed=run.all_passed, percents=[e.percent for e in run.engines],
+                   per_submission=per_submission)
+
+
+def per_submission_reports(run, render, fmt: str) -> list[tuple[str, str]]:
+    """(file name, report) for each submission of ``run``, in order; file names are unique."""
+    from harness.model import ReportContext
+
+    groups: dict[tuple[str, str], list] = {}
+    for e in run.engines:  # a submission may register several engines
+        groups.setdefault((e.submission or e.engine, e.source), []).append(e)
+    names = unique_file_names([sub for sub, _ in groups], EXTENSIONS.get(fmt, f".{fmt}"))
+    return [(name, render(dataclasses.replace(run, engines=engines), ReportContext()))
+            for name, engines in zip(names, groups.values())]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def unique_file_names(ids: Sequence[str], extension: str) -> list[str]:
+    """A safe file name per submission id: letters, digits, ``_ . -``; no leading dot; unique."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for i in ids:
+        stem = _UNSAFE.sub("_", i).lstrip(".")[:100] or "submission"
+        name, k = f"{stem}{extension}", 1
+        while name.lower() in taken:
+            k += 1
+            name = f"{stem}-{k}{extension}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+def _limits(args: argparse.Namespace):
     from harness.engine_side.guard import DEFAULT_FORBIDDEN
     from harness.running.runner import Limits
 
     user = None
-    if args.user is not None and not args.build_gradescope:  # the autograder resolves it where it runs
+    if args.user is not None:
         from harness.sandbox.privileges import resolve
 
         user = resolve(args.user)
+    from harness.sandbox.modes import choose
+
+    sandbox = choose(args.sandbox)  # only where engines run here: the autograder zip chooses where it runs
+    if sandbox.warning:
+        print(f"grade: warning: {sandbox.warning}", file=sys.stderr)
     return Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
                   output_mb=args.max_output_mb or None,
                   forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))),
-                  user=user, notebook_mode=args.notebook_mode)
+                  user=user, sandbox=sandbox.mode, sandbox_warning=sandbox.warning,
+                  notebook_mode=getattr(args, "notebook_mode", "defs"))
 
 
-def _graded(args) -> tuple[list, list, list]:
+def _graded(args: argparse.Namespace) -> tuple[list, list, list]:
     """The submissions to grade: (specs, as written, submission ids); --submissions is expanded once."""
     if getattr(args, "_expanded", None) is None:
         args._expanded = [s for target in args.submissions for s in _expand(target, args)]
     written = list(args.engine) + [s.source for s in args._expanded]
-    ids = [None] * len(args.engine) + [s.id for s in args._expanded]
+    ids: list[Any] = [None] * len(args.engine) + [s.id for s in args._expanded]
     specs = [_absolute(s) for s in args.engine] + [os.path.abspath(s.path) for s in args._expanded]
     return specs, written, ids
 
 
-def _expand(target: str, args) -> list:
+def _expand(target: str, args: argparse.Namespace) -> list:
     """The submissions of one --submissions folder or zip (an LMS download's grouped per student)."""
+    import atexit
     import tempfile
 
     from harness import intake
@@ -308,6 +859,7 @@ def _expand(target: str, args) -> list:
     if getattr(args, "_workdir", None) is None:
         args._workdir = tempfile.mkdtemp(prefix="grade-submissions-")
         os.chmod(args._workdir, 0o711)  # an engine process that dropped root (--user) reads its files
+        atexit.register(_remove_workdir, args)
     found = lms.expand(target, Path(args._workdir))
     for s in found:
         if s.problem:
@@ -315,100 +867,20 @@ def _expand(target: str, args) -> list:
     return found
 
 
+def _remove_workdir(args: argparse.Namespace) -> None:
+    """Remove what --submissions unpacked (LMS downloads, students' archives), once."""
+    workdir = getattr(args, "_workdir", None)
+    if workdir:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+        args._workdir = ""
+
+
 def _absolute(spec: str) -> str:
     """A spec with its path made absolute (DIR::module: the folder), as the engine processes need it."""
     folder, sep, target = spec.partition("::")
     return os.path.abspath(folder) + sep + target if os.path.exists(folder) else spec
-
-
-def _grade(parser: argparse.ArgumentParser, args, limits, early: dict) -> int:
-    from harness import plugins
-    from harness.batch import shards
-    from harness.cases.expr import CALL_OPS
-    from harness.cases.loader import load_suites
-    from harness.reporting.progress import for_batch
-    from harness.running.grading import Feedback, grade_plan
-    from harness.sandbox import reaper
-
-    pm = plugins.installed_manager()
-    reporters = _reporters(pm, args.format)
-    call_ops = {**CALL_OPS, **{name: spec.arity for name, spec in plugins.ops(pm).items()}}
-    suites = load_suites(args.cases, call_ops)
-    cases = select([c for s in suites for c in s.cases], args.keyword, args.tag)
-    if not cases and not args.fuzz:
-        raise HarnessError("no case matches the -k/--tag filters")
-    if args.graph and args.format != "text":
-        raise HarnessError("--graph dot prints DOT instead of the report; leave out --format")
-    fmt = "dot" if args.graph else args.format
-    if args.list:
-        specs, written, _ = _graded(args)
-        shown = dict(zip(specs, written))
-        for spec, part in shards.split(specs or [""], cases, args.shard):
-            prefix = f"{shown[spec]}  " if len(specs) > 1 else ""
-            for c in part:
-                print(f"{prefix}{c.id}  [{', '.join(c.tags)}]")
-        return EXIT_OK
-    if args.build_gradescope:
-        if args.engine or args.submissions:
-            raise HarnessError("--build-gradescope builds an autograder and grades nothing: "
-                               "leave out --engine and --submissions")
-        return _build_gradescope(args, cases)
-    reaper.become_subreaper()  # a detached process is re-parented to us, not to init
-    if args.check_cases:
-        return _check_cases(parser, args, cases, limits)
-    if args.output and not Path(args.output).resolve().parent.is_dir():
-        raise HarnessError(f"--output {args.output}: the folder {Path(args.output).parent} does not exist")
-    specs, written, ids = _graded(args)
-    if not written:
-        if args.submissions:
-            raise HarnessError(f"no submissions in {', '.join(args.submissions)}: expected child "
-                               "folders, .py, .ipynb or .zip files, or an LMS download")
-        parser.error("no engine to grade: give --engine SPEC (a .py file, a module or 'reference') "
-                     "or --submissions DIR")
-    _check_unique(ids)
-    plan = shards.split(list(zip(specs, ids)), cases, args.shard)
-    feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
-    run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
-                     started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases))
-    reaper.sweep()  # the report is written last, when no process of a submission is left
-    if args.shard:
-        from harness.cases.fingerprint import fingerprint
-
-        run.shard = (args.shard.index, args.shard.count)
-        run.cases_fingerprint = fingerprint(cases)  # every shard: the whole selection, not its part
-    _restore_sources(run, dict(zip(specs, written)))
-    return _report(run, reporters[fmt], args)
-
-
-def _merge(args) -> int:
-    from harness import plugins
-    from harness.batch import shards
-
-    if args.plugin:
-        os.environ[plugins.PLUGINS_ENV] = ",".join(plugins.extra_plugin_names() + args.plugin)
-    kinds = {shards.kind(p) for p in args.reports}
-    if kinds == {"csv"}:
-        if (args.format or "csv") != "csv":
-            raise HarnessError(f"CSV gradebooks merge into --format csv only, not {args.format!r}; for "
-                               "other formats, merge the shards' JSON reports (grade --format json)")
-        return _write_merged_csv(*shards.merge_csv(args.reports), args)
-    if len(kinds) > 1:
-        raise HarnessError("the reports mix JSON and CSV; merge the JSON reports of every shard "
-                           "(any --format can be written from them)")
-    args.format = args.format or "json"
-    reporters = _reporters(plugins.installed_manager(), args.format)
-    return _report(shards.merge(args.reports), reporters[args.format], args)
-
-
-def _write_merged_csv(text: str, rows: list, args) -> int:
-    if args.output:
-        write_atomically(args.output, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    if args.fail_under is not None:
-        return EXIT_OK if all(r.percent >= args.fail_under for r in rows) else EXIT_FAILED
-    return EXIT_OK if all(r.all_passed for r in rows) else EXIT_FAILED
 
 
 def _reporters(pm, name: str) -> dict:
@@ -424,25 +896,6 @@ def _reporters(pm, name: str) -> dict:
     return reporters
 
 
-def _report(run, render, args) -> int:
-    """Write the report; the exit code."""
-    from harness.model import ReportContext
-
-    to_tty = not args.output and sys.stdout.isatty()
-    text = render(run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
-    if args.output:
-        try:
-            write_atomically(args.output, text)
-        except OSError as e:
-            raise HarnessError(f"cannot write --output {args.output}: {e.strerror or e}") from None
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    if args.fail_under is not None:
-        return EXIT_OK if all(e.percent >= args.fail_under for e in run.engines) else EXIT_FAILED
-    return EXIT_OK if run.all_passed else EXIT_FAILED
-
-
 def _check_unique(ids: list) -> None:
     seen: set = set()
     for i in ids:
@@ -450,48 +903,6 @@ def _check_unique(ids: list) -> None:
             raise HarnessError(f"two submissions are named {i!r} (a folder and a .py file?); "
                                "rename one so that every submission id is unique")
         seen.add(i)
-
-
-def _build_gradescope(args, cases: list) -> int:
-    from harness import plugins
-    from harness.batch import gradescope_zip
-    from harness.running import reference
-    from harness.running.runner import Limits
-
-    # Check now that 'reference' expectations can be computed, not on the first submission.
-    reference.resolve(cases, Limits(timeout=args.timeout, load_timeout=args.load_timeout,
-                                    memory_mb=args.memory_mb or None))
-
-    options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
-               "--memory-mb", str(args.memory_mb), "--max-output-mb", str(args.max_output_mb)]
-    options += ["--notebook-mode", args.notebook_mode] if args.notebook_mode != "defs" else []
-    options += [o for k in args.keyword for o in ("-k", k)] + [o for t in args.tag for o in ("--tag", t)]
-    options += (["--fuzz", str(args.fuzz), "--seed", str(args.seed)] if args.fuzz else []) + (
-        [] if args.blame else ["--no-blame"])
-    course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
-    options += [o for name in course_plugins for o in ("-p", name)]
-    options += ["--user", args.user] if args.user is not None else []
-    names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
-    hidden = sum(c.visibility != "visible" for c in cases)
-    print(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
-          f"in {sum(n.startswith('cases/') for n in names)} case file(s); upload it as the autograder "
-          "of a Gradescope programming assignment")
-    return EXIT_OK
-
-
-def _check_cases(parser: argparse.ArgumentParser, args, cases: list, limits) -> int:
-    from harness.diagnosis import checking
-
-    if args.engine:
-        parser.error("--check-cases checks the cases with the reference engine; leave out --engine")
-    report = checking.check(cases, limits)
-    text = checking.render(report)
-    if args.output:
-        write_atomically(args.output, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _restore_sources(run, original: dict) -> None:

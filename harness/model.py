@@ -249,6 +249,7 @@ class EngineResult:
     load_error: str = ""
     submission: str = ""    # the submission id: a --submissions child's name, else the engine's name
     fuzz: FuzzSummary | None = None
+    ignored_engines: tuple[str, ...] = ()  # engines the submission registers that were not graded (--engine-name)
     origin: str = ""        # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
     load_notes: list[str] = field(default_factory=list)  # what loading skipped (cells, IPython syntax) or chose
 
@@ -283,7 +284,8 @@ class RunResult:
     shard: tuple[int, int] | None = None  # (K, N) for a ``--shard K/N`` run
     harness_version: str = ""
     cases_fingerprint: str = ""           # sha256 of the graded case set (harness.cases.fingerprint)
-    sandbox: str = "none"                 # the sandbox the engine processes ran in
+    sandbox: str = "none"                 # the sandbox the engine processes ran in: bwrap | uid | none
+    sandbox_warning: str = ""             # why they were not sandboxed, when --sandbox auto fell back to none
 
     @property
     def all_passed(self) -> bool:

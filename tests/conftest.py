@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from engines.mutants import MUTANTS, materialise
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = ROOT / "tests" / "engines"
 EXAMPLES = ROOT / "examples"
+_SHARED: list[Path] = []  # this process's folder of mutants for fixture_engine(name) without a folder
+
+
+def fixture_engine(name: str, folder: Path | None = None) -> Path:
+    """Path of a fixture engine by name: a standalone file in tests/engines, or a mutant written to ``folder``.
+
+    A mutant (tests/engines/mutants.py) is written as ``<name>.py`` once per folder; without a folder, to one
+    temporary folder for this test process.
+    """
+    stem = name[:-3] if name.endswith(".py") else name
+    if stem not in MUTANTS:
+        return ENGINES / (name if name.endswith(".py") or "/" in name else f"{name}.py")
+    if folder is None:
+        if not _SHARED:
+            _SHARED.append(Path(tempfile.mkdtemp(prefix="fixture-engines-")))
+            atexit.register(shutil.rmtree, _SHARED[0], True)
+        folder = _SHARED[0]
+    path = Path(folder) / f"{stem}.py"
+    return path if path.exists() else materialise(stem, Path(folder))
 
 
 @dataclass
@@ -46,6 +69,13 @@ def grade():
 
 
 @pytest.fixture
-def engine():
-    """Path of a fixture engine by name."""
-    return lambda name: str(ENGINES / (name if name.endswith(".py") or "/" in name else f"{name}.py"))
+def engine(tmp_path_factory):
+    """Path (str) of a fixture engine by name; mutants are written to a fresh folder of this test's."""
+    folder: list[Path] = []
+
+    def path(name: str) -> str:
+        if not folder:
+            folder.append(tmp_path_factory.mktemp("engines"))
+        return str(fixture_engine(name, folder[0]))
+
+    return path

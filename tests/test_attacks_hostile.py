@@ -81,6 +81,41 @@ def test_huge_names_types_and_messages_at_run_time_are_capped(tmp_path):
     assert all(len(c["message"]) <= 3000 for c in first["cases"])
 
 
+def test_an_engine_registered_50_times_is_graded_once_and_the_report_says_so(grade):
+    """Attack 1: the same engine registered 50 times scores once."""
+    result = grade("--engine", attack("many_engines"), "--cases", CASES, *FAST, "--format", "json")
+    engines = result.report["engines"]
+    assert result.code == 0 and [e["engine"] for e in engines] == ["copy0"]
+    assert (engines[0]["score"], engines[0]["max_score"]) == (4, 4)
+    assert engines[0]["ignored_engines"] == [f"copy{i}" for i in range(1, 32)]  # 32 names are read
+    text = grade("--engine", attack("many_engines"), "--cases", CASES, *FAST).stdout
+    assert ("graded engine copy0; the submission registers 31 more engine(s), not graded (copy1, copy2, copy3, "
+            "copy4, copy5, ...): grade another with --engine-name NAME") in text
+
+
+def test_the_gradescope_score_of_a_submission_never_exceeds_its_maximum(grade):
+    result = grade("--engine", attack("many_engines"), "--cases", CASES, *FAST, "--format", "gradescope")
+    report = json.loads(result.stdout)
+    assert report["score"] == 4 and len(report["tests"]) == 4
+    assert "graded engine copy0" in report["output"]
+
+
+def test_engine_name_picks_the_engines_to_grade_and_the_total_stays_capped(grade):
+    result = grade("--engine", attack("many_engines"), "--cases", CASES, *FAST, "--format", "gradescope",
+                   "--engine-name", "copy7", "--engine-name", "copy0", "--engine-name", "absent")
+    report = json.loads(result.stdout)
+    names = [t["name"].split(":")[0] for t in report["tests"]]
+    assert names == ["attack_hostile_many_engines/copy7"] * 4 + ["attack_hostile_many_engines/copy0"] * 4 + [
+        "attack_hostile_many_engines/absent"] * 4
+    assert report["score"] == 4  # 4 + 4 + 0 points, capped at one engine's 4
+    absent = report["tests"][-1]
+    assert absent["output"].startswith("error: the submission registers no engine named 'absent' "
+                                       "(--engine-name); it registers 'copy0', 'copy1'")
+    csv_rows = grade("--engine", attack("many_engines"), "--cases", CASES, *FAST, "--format", "csv",
+                     "--engine-name", "copy7").stdout.splitlines()
+    assert len(csv_rows) == 2 and csv_rows[1].startswith("copy7,copy7,")
+
+
 ESCAPES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 FORMATS = ("text", "json", "junit", "gradescope", "markdown", "csv", "html")
 

@@ -10,7 +10,11 @@ import shutil
 import subprocess
 import sys
 
-from conftest import ENGINES, ROOT, run_grade
+import pytest
+
+from conftest import ROOT, fixture_engine, run_grade
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
 ONE_CASE = ("-k", "notebook::a_plus_b_times_c")
 
@@ -33,9 +37,9 @@ def make_submissions(folder, **engines) -> None:
     for name, fixture in engines.items():
         if name.endswith("_dir"):
             (folder / name[:-4]).mkdir()
-            shutil.copy(ENGINES / f"{fixture}.py", folder / name[:-4] / "engine.py")
+            shutil.copy(fixture_engine(fixture), folder / name[:-4] / "engine.py")
         else:
-            shutil.copy(ENGINES / f"{fixture}.py", folder / f"{name}.py")
+            shutil.copy(fixture_engine(fixture), folder / f"{name}.py")
 
 
 def test_three_submissions_with_two_jobs_give_three_rows(tmp_path):
@@ -116,7 +120,7 @@ def test_an_empty_or_missing_submissions_folder_is_a_clear_error(tmp_path):
 
 
 def test_fail_under_gates_on_every_engines_percent(tmp_path):
-    bug = ENGINES / "bug_mul_swapped.py"
+    bug = fixture_engine("bug_mul_swapped", tmp_path)
     percent = run_grade("--engine", bug, "--format", "json").report["engines"][0]["percent"]
     assert 50 < percent < 90
     assert run_grade("--engine", bug, "--fail-under", "50").code == 0

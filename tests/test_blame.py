@@ -6,7 +6,9 @@ import textwrap
 
 import pytest
 
-from conftest import ENGINES, ROOT, run_grade
+from conftest import ROOT, fixture_engine, run_grade
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
 SHAPES = ROOT / "tests" / "cases" / "feedback"
 BUGGY = ("bug_sub_sign", "bug_tanh", "bug_mul_swapped", "bug_assign_grad", "bug_recursive_topo",
@@ -17,7 +19,7 @@ CORRECT = ("micrograd_full", "notebook_full", "plugin_engine")
 @pytest.fixture(scope="module")
 def report():
     """One run over every fixture engine: engine file stem -> {case name -> case}."""
-    specs = [str(ENGINES / f"{name}.py") for name in BUGGY + CORRECT]
+    specs = [str(fixture_engine(name)) for name in BUGGY + CORRECT]
     args = [a for s in specs for a in ("--engine", s)]
     result = run_grade(*args, "--cases", SHAPES, "--format", "json")
     assert result.code == 1, result.stderr
@@ -218,7 +220,7 @@ def builtin_report():
     """The built-in suites over the seeded bugs: engine file stem -> engine report."""
     names = ("bug_sub_sign", "bug_tanh", "bug_mul_swapped", "bug_assign_grad", "bug_recursive_topo",
              "notebook_verbatim", "micrograd_like", "bug_reset_grads")
-    args = [a for name in names for a in ("--engine", str(ENGINES / f"{name}.py"))]
+    args = [a for name in names for a in ("--engine", str(fixture_engine(name)))]
     result = run_grade(*args, "--format", "json")
     assert result.code == 1, result.stderr
     return {e["source"].rsplit("/", 1)[-1][:-3]: e for e in result.report["engines"]}

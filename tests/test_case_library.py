@@ -33,9 +33,9 @@ def nodes(steps) -> int:
 @pytest.fixture(scope="module")
 def graded():
     """engine name -> {case id: (status, message)} for every built-in case."""
-    from conftest import run_grade
+    from conftest import fixture_engine, run_grade
 
-    specs = [s if "." in s else str(ENGINES / f"{s}.py") for s in GRADED]
+    specs = [s if "." in s else str(fixture_engine(s)) for s in GRADED]
     result = run_grade(*[a for s in specs for a in ("--engine", s)], "--format", "json", "--jobs", "2",
                        timeout=900)
     assert result.code == 1, result.stderr
@@ -102,11 +102,13 @@ def test_models_build_with_steps_and_repeat():
 # --- the "done when" verdicts -----------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", SEEDED)
 def test_every_seeded_bug_fails_some_builtin_case(graded, engine):
     assert {"failed", "error", "timeout"} & set(not_passed(graded, engine).values())
 
 
+@pytest.mark.slow
 def test_sub_sign(graded):
     bad = not_passed(graded, "bug_sub_sign")
     assert set(bad.values()) == {"failed"}
@@ -117,6 +119,7 @@ def test_sub_sign(graded):
     assert "ops::add_two_leaves" not in bad and "notebook::a_plus_b_times_c" not in bad
 
 
+@pytest.mark.slow
 def test_assignment_instead_of_accumulation(graded):
     bad = not_passed(graded, "bug_assign_grad")
     assert set(bad.values()) == {"failed"}
@@ -132,6 +135,7 @@ def test_assignment_instead_of_accumulation(graded):
     assert "notebook::a_plus_b_times_c" not in bad and "semantics::backward_twice_nested" not in bad
 
 
+@pytest.mark.slow
 def test_mul_derivatives_swapped(graded):
     bad = not_passed(graded, "bug_mul_swapped")
     assert set(bad.values()) == {"failed"}
@@ -142,6 +146,7 @@ def test_mul_derivatives_swapped(graded):
     assert "graphs::x_times_x" not in bad  # a product of equal values hides the bug
 
 
+@pytest.mark.slow
 def test_recursive_topological_sort(graded):
     bad = not_passed(graded, "bug_recursive_topo")
     assert set(bad.values()) == {"error"}
@@ -151,6 +156,7 @@ def test_recursive_topological_sort(graded):
         "backward recursed too deeply (RecursionError in backward())")
 
 
+@pytest.mark.slow
 def test_wrong_tanh_derivative(graded):
     bad = not_passed(graded, "bug_tanh")
     assert set(bad.values()) == {"failed"}
@@ -159,6 +165,7 @@ def test_wrong_tanh_derivative(graded):
     assert all("tanh" in CASES[c].tags or "tanh(" in str(CASES[c]) for c in bad), bad
 
 
+@pytest.mark.slow
 def test_backward_that_resets_grads(graded):
     bad = not_passed(graded, "bug_reset_grads")
     assert set(bad.values()) == {"failed"}
@@ -167,6 +174,7 @@ def test_backward_that_resets_grads(graded):
     assert "grads reset on every backward()" in graded["bug_reset_grads"]["semantics::backward_twice_add"][1]
 
 
+@pytest.mark.slow
 def test_backward_that_does_nothing(graded):
     bad = not_passed(graded, "bug_noop_backward")
     assert set(bad.values()) == {"failed"}
@@ -175,6 +183,7 @@ def test_backward_that_does_nothing(graded):
     assert "notebook::add_value" not in bad
 
 
+@pytest.mark.slow
 def test_the_notebooks_per_path_dfs(graded):
     result = statuses(graded, "notebook_verbatim")
     assert result["graphs::doubling_diamond_50"] == "timeout"
@@ -186,11 +195,13 @@ def test_the_notebooks_per_path_dfs(graded):
     assert result["graphs::doubling_diamond_10"] == "passed"  # 2^10 paths is still fast
 
 
+@pytest.mark.slow
 def test_a_correct_micrograd_style_engine_passes_everything(graded):
     # micrograd_full has every op, an iterative topological sort and PyTorch accumulation
     assert not_passed(graded, "micrograd_full") == {}
 
 
+@pytest.mark.slow
 def test_karpathys_micrograd_fails_only_semantics_missing_ops_and_deep_graphs(graded):
     result = statuses(graded, "micrograd.engine")
     bad = not_passed(graded, "micrograd.engine")

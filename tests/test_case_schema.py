@@ -163,6 +163,7 @@ def test_the_docs_document_every_field():
     assert "yaml-language-server: $schema=" in page
 
 
+@pytest.mark.slow
 def test_grade_schema_prints_the_schema_path(grade):
     result = grade("--schema")
     assert result.code == 0

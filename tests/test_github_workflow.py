@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ENGINES, ROOT
+from conftest import ROOT, fixture_engine
 
 from test_report_formats import validate_junit
+
 
 WORKFLOW = ROOT / "examples" / "github-classroom.yml"
 
@@ -39,6 +40,7 @@ def run_step(name: str, workdir: Path, summary: Path, **env) -> int:
                           capture_output=True, text=True, timeout=300).returncode
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_the_workflow_grades_with_junit_and_markdown_and_publishes_the_summary():
     wf = workflow()
     assert set(wf["env"]) == {"ENGINE", "FAIL_UNDER", "HARNESS"}
@@ -48,10 +50,11 @@ def test_the_workflow_grades_with_junit_and_markdown_and_publishes_the_summary()
     assert step("Upload the JUnit report")["with"]["path"] == "grade-junit.xml"
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 @pytest.mark.parametrize("fixture, fail_under, grade_exit", [
     ("bug_mul_swapped", "100", 1), ("bug_mul_swapped", "50", 0), ("micrograd_full", "90", 0)])
 def test_the_grading_steps_work_on_a_student_repository(tmp_path, fixture, fail_under, grade_exit):
-    shutil.copy(ENGINES / f"{fixture}.py", tmp_path / "engine.py")
+    shutil.copy(fixture_engine(fixture), tmp_path / "engine.py")
     summary = tmp_path / "summary.md"
     summary.write_text("earlier steps' summary\n")
     assert run_step("Grade", tmp_path, summary, FAIL_UNDER=fail_under) == grade_exit
@@ -112,6 +115,7 @@ def run_install_step(tmp_path: Path, harness: str) -> tuple[int, str, list[str]]
     return proc.returncode, proc.stdout + proc.stderr, calls.read_text().splitlines() if calls.exists() else []
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 @pytest.mark.slow
 @pytest.mark.parametrize("harness", [
     "", "autograd-harness", "autograd-harness==0.1.0",
@@ -124,12 +128,14 @@ def test_the_install_step_refuses_anything_but_a_pinned_copy(tmp_path, harness):
     assert output.startswith("::error title=HARNESS is not pinned::") and "commit SHA" in output
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 @pytest.mark.slow
 def test_the_default_harness_fails_loudly_until_the_course_sets_it(tmp_path):
     code, output, calls = run_install_step(tmp_path, workflow()["env"]["HARNESS"])
     assert code == 1 and calls == [] and "HARNESS is not pinned" in output
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 @pytest.mark.slow
 @pytest.mark.parametrize("harness", [
     "git+https://github.com/my-course/autograd-harness.git@0123456789abcdef0123456789abcdef01234567",

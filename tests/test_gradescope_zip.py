@@ -16,6 +16,8 @@ from conftest import ENGINES, ROOT, run_grade
 
 from harness.cases.loader import builtin_cases_dir
 
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
+
 STATUSES = ROOT / "tests" / "cases" / "statuses.yaml"
 
 

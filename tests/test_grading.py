@@ -8,6 +8,8 @@ import stat
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
+
 NOTEBOOK_GRADIENTS = ["notebook::a_plus_b_times_c", "notebook::squared_error_two_subtrees"]
 
 

@@ -11,21 +11,23 @@ import pytest
 from conftest import ROOT
 from harness.reporting.layout import layered
 
+
 SHAPES = ROOT / "tests" / "cases" / "feedback"
 
 
 @pytest.fixture(scope="module")
 def html_report(tmp_path_factory):
-    from conftest import ENGINES, run_grade
+    from conftest import fixture_engine, run_grade
 
     out = tmp_path_factory.mktemp("html") / "report.html"
-    result = run_grade("--engine", ENGINES / "bug_sub_sign.py", "--engine", ENGINES / "micrograd_full.py",
+    result = run_grade("--engine", fixture_engine("bug_sub_sign"), "--engine", fixture_engine("micrograd_full"),
                        "--cases", SHAPES, "--format", "html", "--output", out, "--fuzz", "20", "--seed", "7")
     assert result.code == 1, result.stderr
     assert result.stdout == ""
     return out
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_html_report_is_one_self_contained_file(html_report):
     text = html_report.read_text()
     assert text.startswith("<!DOCTYPE html>")
@@ -36,6 +38,7 @@ def test_html_report_is_one_self_contained_file(html_report):
     assert "9/11" in text and "11/11" in text  # a score header per engine
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_html_marks_the_divergent_node(html_report):
     text = html_report.read_text()
     failure = text[text.index('class="failure" id="e0-shapes::sub_times_c"'):]
@@ -45,6 +48,7 @@ def test_html_marks_the_divergent_node(html_report):
     assert '<g class="node output" data-node="n4">' in drawing
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_html_escapes_what_the_engine_says(grade, tmp_path):
     engine = tmp_path / "shouting.py"
     engine.write_text(textwrap.dedent('''
@@ -77,6 +81,7 @@ def _browser():
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_html_report_renders_in_headless_chromium(html_report):
     from selenium.webdriver.common.by import By
 
@@ -102,6 +107,7 @@ def test_html_report_renders_in_headless_chromium(html_report):
         browser.quit()
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_graph_dot_prints_failing_graphs(grade, engine):
     result = grade("--engine", engine("bug_sub_sign"), "--cases", SHAPES, "--graph", "dot")
     assert result.code == 1
@@ -112,11 +118,13 @@ def test_graph_dot_prints_failing_graphs(grade, engine):
     assert "n0 -> n2" in result.stdout and "n1 -> n2" in result.stdout
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_graph_dot_notes_graphs_too_big_to_draw(grade, engine):
     result = grade("--engine", engine("bug_recursive_topo"), "--cases", SHAPES, "--graph", "dot")
     assert result.stdout == "// bug_recursive_topo: shapes::deep_chain: graph not drawn (more than 60 nodes)\n"
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_graph_dot_and_another_format_do_not_mix(grade, engine):
     result = grade("--engine", engine("bug_sub_sign"), "--graph", "dot", "--format", "json")
     assert result.code == 2
@@ -135,6 +143,7 @@ def test_layout_puts_each_node_right_of_its_operands_without_overlap():
     assert all(lay.width >= px + 100 and lay.height >= py + 40 for px, py in boxes)
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_html_names_each_submission_and_keeps_anchors_unique(grade, engine, tmp_path):
     for who in ("alice", "bob"):
         (tmp_path / "subs" / who).mkdir(parents=True)

@@ -9,6 +9,7 @@ import pytest
 from harness import hookimpl, plugins
 from harness.errors import HarnessError
 
+
 PLUGIN_DIR = os.path.join(os.path.dirname(__file__), "plugins")
 
 
@@ -50,6 +51,7 @@ def test_misspelled_hook_fails_loudly():
         plugins.check(pm)
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_misspelled_hook_in_a_submission_is_its_load_error(grade, tmp_path):
     engine = tmp_path / "misspelled.py"
     engine.write_text("from harness import hookimpl\n\n@hookimpl\ndef register_engine(register):\n    pass\n")
@@ -59,12 +61,14 @@ def test_misspelled_hook_in_a_submission_is_its_load_error(grade, tmp_path):
     assert "did you mean 'register_engines'" in result.case("notebook::add_value")["message"]
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_plugin_style_submission_registers_through_the_hook(grade, engine):
     result = grade("--engine", engine("plugin_engine"), "-k", "notebook::a_plus", "--format", "json")
     assert result.report["engines"][0]["engine"] == "tape"
     assert set(result.statuses().values()) == {"passed"}
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_hook_register_ops_adds_an_op_to_expressions_and_the_reference_engine(grade):
     env = dict(os.environ, PYTHONPATH=PLUGIN_DIR)
     cases = os.path.join(PLUGIN_DIR, "softplus_cases.yaml")
@@ -81,6 +85,7 @@ def test_hook_register_ops_adds_an_op_to_expressions_and_the_reference_engine(gr
     assert "unknown function 'softplus'" in bare.stderr
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_plugin_report_format(grade):
     env = dict(os.environ, PYTHONPATH=PLUGIN_DIR)
     result = grade("-p", "softplus_plugin", "--engine", "reference", "-k", "notebook::", "--format", "count", env=env)
@@ -88,6 +93,7 @@ def test_plugin_report_format(grade):
     assert result.stdout.endswith(" cases\n")
 
 
+@pytest.mark.slow  # runs grade or pytest as a subprocess
 def test_unknown_plugin_module_is_a_usage_error(grade):
     result = grade("-p", "no_such_plugin_module", "--engine", "reference")
     assert result.code == 2

@@ -8,7 +8,9 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import ENGINES, ROOT
+from conftest import ENGINES, ROOT, fixture_engine
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
 pytest_plugins = ["pytester"]
 #: Hypothesis' plugin costs about a second per in-process pytest run; these runs never need it.
@@ -94,7 +96,7 @@ def test_no_path_collects_the_built_in_suites(pytester):
                             check=True).stdout.splitlines()
     result = pytester.runpytest(*QUICK, "--engine", "reference")
     result.assert_outcomes(passed=len(listed))
-    result.stdout.fnmatch_lines(["autograd-harness: grading engine reference"])
+    result.stdout.fnmatch_lines(["autograd-harness: grading engine reference", "autograd-harness: sandbox: *"])
     result = pytester.runpytest(*QUICK, "--engine", "reference", "--collect-only", "-q")
     assert any(line.endswith("notebook.yaml::notebook::a_plus_b_times_c") for line in result.outlines)
 
@@ -117,7 +119,7 @@ def test_yaml_files_without_cases_are_ignored(pytester):
 
 
 def test_an_engine_that_fails_to_load_fails_every_case(statuses):
-    result = statuses.runpytest(*QUICK, f"--engine={ENGINES / 'raises_in_init.py'}", "statuses.yaml")
+    result = statuses.runpytest(*QUICK, f"--engine={fixture_engine('raises_in_init')}", "statuses.yaml")
     result.assert_outcomes(failed=6)
     result.stdout.fnmatch_lines(["error: the submission failed to load: importing * raised RuntimeError*"])
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_grade
+from conftest import fixture_engine, run_grade
+
+pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
 ENGINES = Path(__file__).resolve().parent / "engines"
 
@@ -58,12 +60,13 @@ def shard_reports(grade, tmp_path, args: list, count: int) -> list:
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    """A mixed batch: a correct engine, a buggy one, one that fails to load, one with two engines."""
+    """A mixed batch: a correct engine, a buggy one, one that fails to load, one with two engines (graded on
+    the first)."""
     folder = tmp_path_factory.mktemp("batch")
     shutil.copy(ENGINES / "plugin_engine.py", folder)  # a module of this submission
     two = folder / "two_engines.py"
     two.write_text(TWO_ENGINES)
-    return ["--engine", "reference", "--engine", str(ENGINES / "bug_sub_sign.py"),
+    return ["--engine", "reference", "--engine", str(fixture_engine("bug_sub_sign")),
             "--engine", str(ENGINES / "syntax_error.py"), "--engine", str(two), "-k", "notebook::", "-k", "ops::sub"]
 
 
@@ -82,7 +85,8 @@ def test_merged_shards_equal_one_full_run(grade, batch, full_run, tmp_path, coun
     assert merged.code == full_run.code, merged.stderr
     assert without_durations(merged.report) == without_durations(full_run.report)
     engines = [e["engine"] for e in merged.report["engines"]]
-    assert engines == ["reference", "bug_sub_sign", "syntax_error", "alpha", "beta"]
+    assert engines == ["reference", "bug_sub_sign", "syntax_error", "alpha"]  # one engine per submission
+    assert merged.report["engines"][3]["ignored_engines"] == ["beta"]
     assert merged.report["engines"][2]["load_error"].startswith("syntax error")
     assert merged.report["engines"][1]["counts"]["failed"] > 0
 

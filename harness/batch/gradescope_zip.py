@@ -17,6 +17,7 @@ import importlib.util
 import re
 import shlex
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cases.loader import builtin_cases_dir, case_files
@@ -72,7 +73,9 @@ def _plugin_files(name: str):
 
 
 def _package_files(package: str):
-    root = Path(importlib.import_module(package).__file__).resolve().parent
+    init = importlib.import_module(package).__file__
+    assert init is not None, package  # a package found by find_spec with a .py origin
+    root = Path(init).resolve().parent
     for f in sorted(root.rglob("*")):
         rel = f.relative_to(root)
         if f.is_file() and "__pycache__" not in rel.parts and rel.parts[0] != "_cases" \
@@ -81,7 +84,7 @@ def _package_files(package: str):
 
 
 def build(output: str | Path, case_paths: list, grade_options: list[str],
-          plugins: list[str] = ()) -> list[str]:
+          plugins: Sequence[str] = ()) -> list[str]:
     """Write the autograder zip to ``output``; returns the names it holds.
 
     ``plugins`` are plugin modules to ship in ``lib/``; ``grade_options`` should load them (``-p``).

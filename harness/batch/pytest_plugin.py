@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seconds per case unless the case sets its own (default: 10)")
     group.addoption("--engine-memory-mb", type=int, default=2048, metavar="MB",
                     help="address-space cap of the engine process, 0 for none (default: 2048)")
+    group.addoption("--engine-sandbox", default="auto", choices=["auto", "bwrap", "uid", "none"],
+                    help="where the engine process runs, as grade --sandbox (default: auto)")
 
 
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list) -> None:
@@ -46,12 +48,30 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 def pytest_configure(config: pytest.Config) -> None:
     spec = config.getoption("engine", None)
     if spec:
-        config.stash[_GRADER] = _Grader(config, spec)
+        from harness.errors import HarnessError
+        from harness.sandbox import reaper
+
+        try:
+            config.stash[_GRADER] = _Grader(config, spec)
+        except HarnessError as e:
+            raise pytest.UsageError(str(e)) from None
+        reaper.become_subreaper()  # a process an engine detaches is re-parented to pytest, and killed
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_unconfigure(config: pytest.Config) -> None:
     if _GRADER in config.stash:
-        return f"autograd-harness: grading engine {config.stash[_GRADER].written}"
+        from harness.sandbox import reaper
+
+        reaper.stop_all()  # nothing an engine process started outlives pytest (or rewrites its --junitxml)
+        reaper.resume()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if _GRADER in config.stash:
+        grader = config.stash[_GRADER]
+        sandbox = grader.limits.sandbox + (f" (warning: {grader.limits.sandbox_warning})"
+                                           if grader.limits.sandbox_warning else "")
+        return [f"autograd-harness: grading engine {grader.written}", f"autograd-harness: sandbox: {sandbox}"]
     return None
 
 
@@ -74,8 +94,12 @@ class _Grader:
 
         self.written = spec
         self.spec = os.path.abspath(spec) if os.path.exists(spec) else spec
+        from harness.sandbox.modes import choose
+
         memory = config.getoption("engine_memory_mb")
-        self.limits = Limits(timeout=config.getoption("engine_timeout"), memory_mb=memory or None)
+        sandbox = choose(config.getoption("engine_sandbox"))
+        self.limits = Limits(timeout=config.getoption("engine_timeout"), memory_mb=memory or None,
+                             sandbox=sandbox.mode, sandbox_warning=sandbox.warning)
         self.observations: dict = {}
         self._call_ops: dict | None = None
 
@@ -89,7 +113,7 @@ class _Grader:
             self._call_ops = {**CALL_OPS, **{n: s.arity for n, s in plugins.ops(pm).items()}}
         return self._call_ops
 
-    def verdict(self, item: "CaseItem"):
+    def verdict(self, item: CaseItem):
         """The judge's verdict on ``item``'s case, as a case result."""
         from harness.judging.compare import case_result, judge
 
@@ -119,9 +143,9 @@ class CaseFile(pytest.File):
     """A YAML case file: one suite."""
 
     def collect(self):
-        from harness.running import reference
         from harness.cases.loader import load_suite
         from harness.errors import HarnessError
+        from harness.running import reference
 
         grader = self.config.stash[_GRADER]
         try:

@@ -124,7 +124,8 @@ def _emit(node: ast.AST, code: list, ops: set[str]) -> None:
             return
         op = "neg"
         code.append(["op", op, 1])
-    else:  # ast.Call
+    else:
+        assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)  # the walk admits no other node
         op = node.func.id
         code.append(["op", op, len(node.args)])
     ops.add(op)
@@ -151,6 +152,7 @@ def _number(node: ast.AST, col=None):
         value = getattr(node, "value", None)
         kind = "string constants are" if isinstance(value, (str, bytes)) else f"{value!r} is"
         raise ExprError(f"{kind} not allowed; only numbers and names", col)
+    assert isinstance(node, ast.Constant)
     return node.value
 
 

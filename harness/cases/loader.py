@@ -12,11 +12,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
-from harness.errors import CaseFileError, ExprError, did_you_mean
 from harness.cases.expr import CALL_OPS, Expr, parse
+from harness.errors import CaseFileError, ExprError, did_you_mean
 
 #: The JSON Schema of case files: the single source of their field names, enums and defaults.
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "case-file.schema.json"
@@ -320,7 +321,7 @@ class _SuiteParser:
                 return line
         return line
 
-    def fail(self, problem: str, *keys):
+    def fail(self, problem: str, *keys) -> NoReturn:
         raise CaseFileError(self.path, problem, line=self.line(*keys), case=self.case_name)
 
     def check_fields(self, mapping: dict, allowed, what: str, *keys) -> None:
@@ -347,7 +348,8 @@ class _SuiteParser:
             self.fail("missing 'cases:'; a case file needs a list of cases")
         if not isinstance(cases, list) or not cases:
             self.fail("'cases' must be a non-empty list of cases", "cases")
-        parsed, seen = [], {}
+        parsed: list[Case] = []
+        seen: dict[str, int | None] = {}
         for i, raw in enumerate(cases):
             case = self.case(name, raw, defaults, i)
             if case.name in seen:
@@ -483,7 +485,7 @@ class _SuiteParser:
     def steps(self, steps, bound: set, at) -> tuple:
         if not isinstance(steps, list):
             self.fail("'steps' must be a list like [{I: a + b}, {H: a * I}]", *at)
-        out = []
+        out: list[Assign | Repeat] = []
         for j, step in enumerate(steps):
             here = at + (j,)
             if isinstance(step, dict) and "repeat" in step:

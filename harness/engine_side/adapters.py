@@ -31,7 +31,7 @@ def is_number(x) -> bool:
 def to_float(x, _depth: int = 0) -> float:
     """A float from a number in disguise: int, numpy scalar, or a node holding one."""
     if isinstance(x, numbers.Number):
-        return float(x)
+        return float(x)  # type: ignore[arg-type]  # a complex raises TypeError, as it should
     if _depth < 8:
         for attr in ("value", "data"):
             inner = getattr(x, attr, None)

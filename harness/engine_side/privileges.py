@@ -6,8 +6,9 @@ commonly use (the interpreter may live in a folder the user cannot read, such as
 ``/root/.pyenv``), forbids regaining privileges (``PR_SET_NO_NEW_PRIVS``), keeps
 the process non-dumpable (no other process of that user may ptrace it), then
 drops the supplementary groups, the group and the user, in that order, and
-checks that root cannot be taken back.  The grader side (``harness.sandbox.privileges``)
-resolves ``--user`` and sends the result in the hello.
+checks that root cannot be taken back.  The grader picks the user and sends it in the
+hello: ``--user`` (resolved by ``harness.sandbox.privileges``), or a private uid per
+engine-process slot (``harness.sandbox.uids``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ class DropFailed(Exception):
 
 
 def drop(run_as: dict) -> None:
-    """Become ``run_as`` (the hello's ``user``) for good; DropFailed if that did not stick."""
-    for name in PRELOAD:
+    """Become ``run_as`` (the hello's ``user``) for good; DropFailed if that did not stick.
+
+    ``run_as["preload"]`` false skips PRELOAD: in a bwrap sandbox the interpreter stays readable.
+    """
+    for name in PRELOAD if run_as.get("preload", True) else ():
         try:
             importlib.import_module(name)
         except ImportError:  # e.g. ctypes on a minimal interpreter
@@ -72,13 +76,18 @@ def _prctl(option: int, value: int) -> None:
 
 
 def unreadable(path: str) -> str:
-    """The first of ``path``, its parent folders and (for a folder) its files that this process cannot read; ''."""
+    """The first of ``path``, its parent folders and (for a folder) its files that this process cannot read;
+    '' when all are readable or one is missing (the loader says so)."""
     p = os.path.abspath(path)
     parts = p.split(os.sep)
     for i in range(2, len(parts)):
         folder = os.sep.join(parts[:i]) or os.sep
+        if not os.path.lexists(folder):  # its parent is searchable: it is missing, not unreadable
+            return ""
         if not os.access(folder, os.X_OK):
             return folder
+    if not os.path.lexists(p):
+        return ""
     if not os.access(p, os.R_OK | (os.X_OK if os.path.isdir(p) else 0)):
         return p
     if os.path.isdir(p):

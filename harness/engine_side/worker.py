@@ -32,12 +32,14 @@ def main(argv: list[str]) -> int:
     output_mb = hello.get("limits", {}).get("output_mb")
     _limit_memory(memory_mb)
     _limit_output(output_mb)
+    _limit_cpu_and_processes(hello.get("limits", {}))
     policy = ImportPolicy(tuple(hello.get("forbid", DEFAULT_FORBIDDEN)), tuple(hello.get("allow", PUBLIC_API)))
     sys.dont_write_bytecode = True  # the harness's own modules are cached; no __pycache__ in a submission
-    run_as = hello.get("user")  # --user: give up root before any submission code runs
+    run_as = hello.get("user")  # a private uid or --user: give up root before any submission code runs
+    trusted = bool(hello.get("trusted"))  # the reference engine: loaded as root, from files root alone reads
 
     def before_submission():
-        if run_as:
+        if run_as and not trusted:
             _become(run_as, hello["spec"], LoadError)
         guard.install(policy)
 
@@ -50,6 +52,8 @@ def main(argv: list[str]) -> int:
                                  notes=notes, notebooks=hello.get("notebooks"))
         notes[:0] = [str(n) for n in hello.get("notebook_notes", [])]
         if run_as and not _dropped:  # a trusted installed engine, loaded without the guard
+            if trusted:
+                _preload_plugins()
             _become(run_as, hello["spec"], LoadError)
     except LoadError as e:
         protocol.write(fd_out, {"ready": False, "error": protocol.clip(str(e), protocol.MAX_LOAD_ERROR)})
@@ -91,6 +95,20 @@ def _capped(notes: list) -> list:
 _dropped: list = []
 
 
+def _preload_plugins() -> None:
+    """Import the course's plugin modules (HARNESS_PLUGINS) while still root: the reference engine reads
+    their ops later, and their folder may be root's alone."""
+    import importlib
+
+    from harness.engine_side import collector
+
+    for name in collector.extra_plugin_names():
+        try:
+            importlib.import_module(name)
+        except Exception:  # reported where the reference engine loads its plugins
+            pass
+
+
 def _become(run_as: dict, spec: str, error) -> None:
     """Run as ``run_as`` from now on (once); ``error`` if the drop failed or the submission is unreadable."""
     spec = spec.partition("::")[0]  # DIR::module[:Class]: the folder must be readable
@@ -116,6 +134,18 @@ def _limit_memory(megabytes) -> None:
 
         cap = int(megabytes) << 20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _limit_cpu_and_processes(limits: dict) -> None:
+    """CPU seconds for the whole process (far above the timeouts) and, under a private uid, processes."""
+    import resource
+
+    cpu = limits.get("cpu_s")
+    if cpu:
+        resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 5))
+    procs = limits.get("processes")
+    if procs:  # counted per uid: meaningful only when the uid is this engine process's own
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(procs), int(procs)))
 
 
 def _limit_output(megabytes) -> None:
@@ -167,7 +197,8 @@ class _Recorder:
     """Wraps an engine to keep the first ``cap`` nodes it creates, in creation order."""
 
     def __init__(self, engine, cap: int):
-        self.engine, self.cap, self.nodes, self.created = engine, cap, [], 0
+        self.engine, self.cap, self.created = engine, cap, 0
+        self.nodes: list = []
 
     def _keep(self, node):
         self.created += 1

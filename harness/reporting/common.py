@@ -18,6 +18,7 @@ from harness.model import (
     Confidence,
     Diagnosis,
     DiagnosisKind,
+    EngineResult,
     FuzzSummary,
     Mismatch,
     MismatchKind,
@@ -146,6 +147,16 @@ def fuzz_lines(fuzz: FuzzSummary) -> list[str]:
     for m in fuzz.minimal:
         lines.append(f"      shrunk failure ({m.failure}, {m.ops} op(s)): {m.expression}")
     return lines
+
+
+def ignored_note(engine: EngineResult) -> str:
+    """Which engine was graded when the submission registers others, and which were left out (cleaned)."""
+    ignored = engine.ignored_engines
+    if not ignored:
+        return ""
+    shown = ", ".join(ignored[:5]) + (", ..." if len(ignored) > 5 else "")
+    return clean(f"graded engine {engine.engine}; the submission registers {len(ignored)} more engine(s), "
+                 f"not graded ({shown}): grade another with --engine-name NAME")
 
 
 def status_counts(counts: dict[str, int]) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness import Reporter, hookimpl
 from harness.model import ReportContext, RunResult, Status
-from harness.reporting.common import case_text, clean, strict
+from harness.reporting.common import case_text, clean, ignored_note, strict
 
 
 def as_dict(run: RunResult) -> dict[str, Any]:
@@ -26,6 +26,8 @@ def as_dict(run: RunResult) -> dict[str, Any]:
     several = len(run.engines) > 1
     tests, notes = [], []
     for label, e in zip(run.labels(), run.engines, strict=True):
+        if e.ignored_engines:
+            notes.append(f"{clean(label) + ': ' if several else ''}{ignored_note(e)}")
         if e.load_error:
             notes.append(f"{clean(label) + ': ' if several else ''}your submission could not be loaded, "
                          f"so every test below is an error:\n{clean(e.load_error)}")

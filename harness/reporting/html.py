@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from harness import Reporter, hookimpl
 from harness.model import STATUSES, CaseResult, GraphPicture, ReportContext, RunResult, Status
-from harness.reporting.common import case_lines, clean, fuzz_lines, node_lines, status_counts
+from harness.reporting.common import case_lines, clean, fuzz_lines, ignored_note, node_lines, status_counts
 from harness.reporting.layout import layered
 
 BOX = (170, 68)
@@ -122,6 +122,8 @@ def render(run: RunResult, context: ReportContext) -> str:
         body.append(f'<section class="engine"><h2>{_e(title)} <small>({_e(e.source)})</small></h2>'
                     f'<p><span class="score {"ok" if ok else "bad"}">{e.score:g}/{e.max_score:g}</span> '
                     f"points ({e.percent:.1f}%): {_e(counts)}</p>")
+        if e.ignored_engines:
+            body.append(f"<p>{_e(ignored_note(e))}</p>")
         if e.load_error:
             body.append(f"<p>The submission failed to load:</p><pre>{_e(e.load_error)}</pre>")
         if e.fuzz is not None:

@@ -89,6 +89,7 @@ def engine_dict(e: EngineResult) -> dict[str, Any]:
     return {"engine": e.engine, "source": e.source, "submission": e.submission, "score": e.score,
             "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
             **({"load_error": e.load_error} if e.load_error else {}),
+            **({"ignored_engines": list(e.ignored_engines)} if e.ignored_engines else {}),
             **({"origin": e.origin} if e.origin else {}),
             **({"load_notes": list(e.load_notes)} if e.load_notes else {}),
             **({"fuzz": dataclasses.asdict(e.fuzz)} if e.fuzz is not None else {}),
@@ -104,6 +105,7 @@ def as_dict(run: RunResult) -> dict[str, Any]:
         "harness_version": run.harness_version,
         "cases_fingerprint": run.cases_fingerprint,
         "sandbox": run.sandbox,
+        **({"sandbox_warning": run.sandbox_warning} if run.sandbox_warning else {}),
     }
 
 

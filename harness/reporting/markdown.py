@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from harness import Reporter, hookimpl
 from harness.model import ReportContext, RunResult, Status
-from harness.reporting.common import case_lines, clean, status_counts
+from harness.reporting.common import case_lines, clean, ignored_note, status_counts
 
 _ICON = {Status.PASSED: "✅", Status.FAILED: "❌", Status.ERROR: "💥", Status.TIMEOUT: "⏱️",
          Status.UNSUPPORTED: "➖"}
@@ -37,6 +37,8 @@ def render(run: RunResult, context: ReportContext) -> str:
         out.append("")
         out.append(f"engine {cell(e.engine)} from {cell(e.source)}: {status_counts(e.counts)}")
         out.append("")
+        if e.ignored_engines:
+            out.append(cell(ignored_note(e)))
         if e.origin:
             out.append(f"graded: {cell(e.origin)}")
             out.append("")

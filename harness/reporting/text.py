@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from harness import Reporter, hookimpl
 from harness.model import EngineResult, ReportContext, RunResult, Status
-from harness.reporting.common import case_lines, clean, culprit_lines, fuzz_lines, status_counts
+from harness.reporting.common import case_lines, clean, culprit_lines, fuzz_lines, ignored_note, status_counts
 
 _LABEL = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.ERROR: "ERROR", Status.TIMEOUT: "TIMEOUT",
           Status.UNSUPPORTED: "UNSUPPORTED"}
@@ -29,6 +29,8 @@ def render(run: RunResult, context: ReportContext) -> str:
         title = f"{name} ({e.source})" if name == e.engine else f"{name}: {e.engine} ({e.source})"
         out.append(_paint(f"== {clean(title)}", "1", context))
         out.extend(load_lines(e))
+        if e.ignored_engines:
+            out.append(f"   {ignored_note(e)}")
         if e.load_error:
             out.append("   the submission failed to load:")
             out.extend(f"   | {line}" for line in clean(e.load_error).split("\n"))
@@ -46,7 +48,9 @@ def render(run: RunResult, context: ReportContext) -> str:
         out.append(_paint(summary, "32;1" if ok else "31;1", context))
         out.append("")
     shard = f" (shard {run.shard[0]}/{run.shard[1]})" if run.shard else ""
-    out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}; sandbox: {clean(run.sandbox)}")
+    warning = f" (warning: {clean(run.sandbox_warning)})" if run.sandbox_warning else ""
+    out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}; "
+               f"sandbox: {clean(run.sandbox)}{warning}")
     return "\n".join(out) + "\n"
 
 

@@ -7,9 +7,11 @@ generated cases (``harness.diagnosis.fuzz``) that go through the same flow.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from harness.cases.fingerprint import fingerprint
 from harness.diagnosis import blame as blaming
@@ -19,7 +21,7 @@ from harness.model import CaseResult, EngineResult, RunResult, Shrunk, Status
 from harness.running import program as programs
 from harness.running import reference
 from harness.running.reference import REFERENCE_SPEC
-from harness.running.runner import Limits, Worker, run_engine, timeout_for
+from harness.running.runner import Limits, Worker, run_engine, timeout_for, with_hidden
 from harness.sandbox import reaper
 from harness.version import harness_version
 
@@ -35,16 +37,18 @@ class Feedback:
 
 
 def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Feedback(),
-                 worker: Worker | None = None, progs: list | None = None) -> list[EngineResult]:
-    """Every engine behind ``spec``, graded on ``cases`` (``worker``: one spawned early for ``spec``;
-    ``progs``: the cases' programs, when already built)."""
+                 worker: Worker | None = None, progs: list | None = None,
+                 engines: tuple = ()) -> list[EngineResult]:
+    """The first engine ``spec`` registers (or each one named in ``engines``), graded on ``cases``
+    (``worker``: one spawned early for ``spec``; ``progs``: the cases' programs, when already built)."""
     progs = progs or [programs.build(c) for c in cases]
     timeouts = [timeout_for(c.timeout, limits) for c in cases]
     results = []
-    for run in run_engine(spec, progs, timeouts, limits, worker):
+    for run in run_engine(spec, progs, timeouts, limits, worker, engines):
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
                  for case, prog, obs in zip(cases, progs, run.observations)]
         engine = EngineResult(run.name, run.source, [it.result for it in items], run.load_error,
+                              ignored_engines=tuple(run.ignored),
                               origin=run.origin, load_notes=list(run.notes))
         if not run.load_error:
             _feedback(spec, run.name, engine, items, limits, feedback)
@@ -102,26 +106,32 @@ def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
 
 def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[int, int], None] | None = None,
                feedback: Feedback = Feedback(), started: dict | None = None,
-               fuzz_here: Callable[[int], bool] | None = None) -> RunResult:
+               fuzz_here: Callable[[int], bool] | None = None, engines: tuple = ()) -> RunResult:
     """Grade each ((spec, submission id), cases) item of ``plan`` (in parallel up to ``jobs``), in its order.
 
     Expectations written as ``reference`` are computed first, by the reference engine in its own process.
     ``started`` maps a spec to a worker that ``prestart`` spawned for it; each is used once.
     ``fuzz_here(i)`` says whether item i fuzzes (default: all), so a sharded submission is fuzzed once.
+    ``engines`` names the engines to grade in each submission (default: the first it registers).
     """
     start = time.perf_counter()
+    limits = with_hidden(limits, [spec for (spec, _), _ in plan])
     started = dict(started or {})
     early = list(started.values())
     distinct = list({id(c): c for _, cases in plan for c in cases}.values())
-    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits)))
-    plan = [(item, [filled[id(c)] for c in cases]) for item, cases in plan]
+    lost: dict = {}  # cases whose reference expectations died with the reference engine's process
+    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits, lost)))
+    whole = plan
+    plan = [(item, [filled[id(c)] for c in cases if c.id not in lost]) for item, cases in plan]
     built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
     per_item: list = [None] * len(plan)
 
     def job(i: int) -> list:
         (spec, sub), cases = plan[i]
         extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
-        return _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None), [built[id(c)] for c in cases])
+        results = _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None),
+                             [built[id(c)] for c in cases], engines)
+        return _with_lost(results, whole[i][1], lost) if lost else results
 
     try:
         if jobs <= 1 or len(plan) <= 1:  # one at a time: no thread pool to start (or import)
@@ -138,9 +148,24 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         reaper.resume()
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
-    engines = [e for batch in per_item for e in batch]
-    return RunResult(engines, round(time.perf_counter() - start, 3), harness_version=harness_version(),
-                     cases_fingerprint=fingerprint(distinct))
+    results = [e for batch in per_item for e in batch]
+    return RunResult(results, round(time.perf_counter() - start, 3), harness_version=harness_version(),
+                     cases_fingerprint=fingerprint(distinct), sandbox=limits.sandbox,
+                     sandbox_warning=limits.sandbox_warning)
+
+
+def _with_lost(results: list, cases: list, lost: dict) -> list:
+    """Each engine's results with an error for every case the dead reference engine left ungradable,
+    in the order of ``cases``."""
+    for r in results:
+        graded = {c.id: c for c in r.cases}
+        r.cases = [graded[c.id] if c.id in graded else CaseResult(
+            id=c.id, status=Status.ERROR, score=0.0, max_score=float(c.points),
+            message=f"{lost[c.id]}; this case could not be graded, through no fault of the submission",
+            suite=c.suite, name=c.name, description=c.description, tags=c.tags, visibility=c.visibility)
+            for c in cases if c.id in graded or c.id in lost] + [
+            c for c in r.cases if c.id not in {k.id for k in cases}]  # fuzz cases, after the others
+    return results
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
@@ -164,16 +189,17 @@ def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
 
 def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits,
                feedback: Feedback = Feedback(), worker: Worker | None = None,
-               progs: list | None = None) -> list[EngineResult]:
+               progs: list | None = None, engines: tuple = ()) -> list[EngineResult]:
     """One submission's results; a failure of the harness itself costs only this submission."""
     try:
-        results = grade_engine(spec, cases, limits, feedback, worker, progs)
+        results = grade_engine(spec, cases, limits, feedback, worker, progs, engines)
     except Exception as e:  # e.g. no more processes or file descriptors: grade the rest anyway
         why = f"the harness could not grade this submission: {type(e).__name__}: {e}"
         results = [EngineResult(submission or spec, spec, [
             CaseResult(id=c.id, status=Status.ERROR, score=0.0, max_score=float(c.points), message=why,
                        suite=c.suite, name=c.name, description=c.description, tags=c.tags,
                        visibility=c.visibility) for c in cases], load_error=why)]
-    for r in results:
-        r.submission = submission or r.engine
+    several = submission or (Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec)
+    for r in results:  # one submission's engines share its id, so that its total is capped once
+        r.submission = submission or (several if len(results) > 1 else r.engine)
     return results

@@ -20,8 +20,9 @@ REFERENCE_SPEC = "reference_engine.plugin"
 
 
 def trusted(limits: Limits) -> Limits:
-    """``limits`` without the import policy: the harness's own oracle is not a submission."""
-    return replace(limits, forbidden_imports=())
+    """``limits`` without the import policy, in the reference engine's own sandbox: the harness's oracle is
+    not a submission."""
+    return replace(limits, forbidden_imports=(), trusted=True)
 
 
 def observe(programs: list, timeouts: list, limits: Limits) -> list[Observation]:
@@ -60,26 +61,40 @@ def failure(obs: Observation, case: Case, limits: Limits) -> str:
                 "raise the case's 'timeout'")
     if obs.status == "unsupported":
         return f"the reference engine does not support the op {obs.message}"
-    return f"the reference engine failed: {obs.message}"
+    return died(obs)
 
 
-def resolve(cases: list, limits: Limits) -> list:
+def died(obs: Observation) -> str:
+    """The reference engine's process ended (killed, crashed): not a problem of the case, in words."""
+    return f"the reference engine process died: {obs.message}"
+
+
+def resolve(cases: list, limits: Limits, lost: dict | None = None) -> list:
     """``cases`` with every ``reference`` expectation computed by the reference engine.
 
-    Raises HarnessError (exit 2) naming each case the reference engine cannot compute.
+    Raises HarnessError (exit 2) naming each case the reference engine cannot compute.  When the
+    reference engine's process dies instead (something killed it), a case that it could not answer
+    is left as it is and, given ``lost``, recorded there (case id -> why) rather than raised.
     """
     todo = [c for c in cases if needs_reference(c)]
     if not todo:
         return list(cases)
     observations = observe([build(c) for c in todo], [timeout_for(c.timeout, limits) for c in todo], limits)
-    filled, problems = {}, []
+    filled, problems, dead = {}, [], []
     for case, obs in zip(todo, observations):
         if obs.status == "ok":
             filled[case.id] = fill(case, obs)
+        elif obs.status == "crashed":
+            dead.append(died(obs))
+            if lost is not None:
+                lost[case.id] = died(obs)
         else:
             problems.append(str(CaseFileError(
                 case.path, f"its 'reference' expectations cannot be computed: {failure(obs, case, limits)}; "
                            "write the expected numbers instead, or fix the case", line=case.line, case=case.name)))
     if problems:
         raise HarnessError("\n".join(problems))
+    if dead and lost is None:
+        raise HarnessError(f"{dead[0]} ({len(dead)} case(s) left without expectations; "
+                           "the case files are not at fault)")
     return [filled.get(c.id, c) for c in cases]

@@ -20,20 +20,19 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import wire as protocol
-
-from harness.sandbox import reaper
 from harness.engine_side.guard import DEFAULT_FORBIDDEN
 from harness.model import EngineStatus
 from harness.running.observation import Observation
+from harness.sandbox import bwrap, reaper, uids
 
 if TYPE_CHECKING:
-    from harness.sandbox.privileges import RunAs
     from harness.running.program import Program
+    from harness.sandbox.privileges import RunAs
 
 HARNESS_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _STDLIB = tuple({sysconfig.get_paths()[k] + os.sep for k in ("stdlib", "platstdlib")})
@@ -50,6 +49,12 @@ class Limits:
     output_mb: int | None = 64     # cap on what the engine process writes (prints, files); None for no cap
     forbidden_imports: tuple = DEFAULT_FORBIDDEN  # modules an untrusted submission may not import
     user: RunAs | None = None      # --user: engine processes drop root to this user before loading
+    sandbox: str = "none"          # bwrap | uid | none (``--sandbox``, resolved by harness.sandbox.modes)
+    sandbox_warning: str = ""      # why --sandbox auto fell back to none, for the report
+    trusted: bool = False          # the reference engine: its own sandbox, which shows reference_engine
+    hide: tuple = ()               # every graded submission: none is ever visible in another's sandbox
+    cpu_s: int | None = 600        # RLIMIT_CPU of an engine process (all its cases), far above the timeouts
+    processes: int | None = 64     # RLIMIT_NPROC when the engine process has a uid of its own
     notebook_mode: str = "defs"    # --notebook-mode: run a notebook's definitions only, or all of it
 
 
@@ -80,6 +85,7 @@ class EngineRun:
     source: str
     observations: list
     load_error: str = ""
+    ignored: list = field(default_factory=list)  # engines the submission registers that were not graded
     origin: str = ""               # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
     notes: list = field(default_factory=list)  # what the load skipped or chose, one line each
 
@@ -89,25 +95,39 @@ class Worker:
 
     def __init__(self, spec: str, select: str | None, limits: Limits, greet: bool = True):
         self.spec, self.select, self.limits, self.killed = spec, select, limits, False
+        self.lease: uids.Lease | None = None
+        self.run_as: RunAs | uids.Lease | None = limits.user
+        if limits.sandbox in ("uid", "bwrap") and limits.user is None and _is_root():
+            self.lease = uids.lease(reference=limits.trusted)  # a uid of its own, never root
+            self.run_as = self.lease
         prog_r, self.prog_w = os.pipe()
         obs_r, obs_w = os.pipe()
         self.output = tempfile.TemporaryFile()  # what the engine prints goes here, never to the report
         self.cwd = tempfile.mkdtemp(prefix="grade-worker-")
-        if limits.user is not None:  # the engine's home and working folder, writable once it drops root
-            os.chown(self.cwd, limits.user.uid, limits.user.gid)
+        if self.run_as is not None and limits.sandbox != "bwrap":  # its home, writable once it drops root
+            os.chown(self.cwd, self.run_as.uid, self.run_as.gid)
         env = dict(os.environ, PYTHONFAULTHANDLER="1")
-        env["PYTHONPATH"] = os.pathsep.join(
-            [HARNESS_ROOT] + [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        extra = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join([HARNESS_ROOT] + extra)
+        argv = [sys.executable, "-P", "-m", "harness.engine_side.worker", str(prog_r), str(obs_w)]
+        if limits.sandbox == "bwrap":
+            # an engine an installed plugin registers is the course's own: it sees what the reference sees
+            trusted = limits.trusted or (not _is_path(spec) and spec in installed_engines())
+            argv = bwrap.command(bwrap.View(
+                harness_root=HARNESS_ROOT, workdir=self.cwd, spec=spec, trusted=trusted, hide=limits.hide,
+                python_path=tuple(p for p in extra if p != HARNESS_ROOT), as_root=_is_root(),
+                tmp_mb=limits.output_mb or 64), argv)
         try:
             self.proc = reaper.spawn(lambda: subprocess.Popen(
-                [sys.executable, "-P", "-m", "harness.engine_side.worker", str(prog_r), str(obs_w)],
-                pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
+                argv, pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
                 stderr=self.output, cwd=self.cwd, env=env, start_new_session=True))
         except BaseException:
             for fd in (prog_r, obs_w, obs_r, self.prog_w):
                 os.close(fd)
             self.output.close()
             shutil.rmtree(self.cwd, ignore_errors=True)
+            if self.lease is not None:
+                uids.release(self.lease)
             raise
         os.close(prog_r)
         os.close(obs_w)
@@ -122,12 +142,15 @@ class Worker:
         # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
         from harness.intake.notebook import submission_fields
 
-        installed = [] if os.path.exists(self.spec.partition("::")[0]) else list(installed_engines())
-        self.send({"spec": self.spec, "select": self.select, "limits": {"memory_mb": self.limits.memory_mb,
-                                                                "output_mb": self.limits.output_mb},
-                   "installed": installed, "forbid": list(self.limits.forbidden_imports),
-                   "user": self.limits.user.to_wire() if self.limits.user is not None else None,
-                   **submission_fields(self.spec, self.limits.notebook_mode)})
+        installed = [] if _is_path(self.spec) else list(installed_engines())
+        limits = self.limits
+        self.send({"spec": self.spec, "select": self.select,
+                   "limits": {"memory_mb": limits.memory_mb, "output_mb": limits.output_mb, "cpu_s": limits.cpu_s,
+                              "processes": limits.processes if self.run_as is not None else None},
+                   "installed": installed, "forbid": list(limits.forbidden_imports), "trusted": limits.trusted,
+                   **submission_fields(self.spec, limits.notebook_mode),
+                   "user": None if self.run_as is None else  # in bwrap the interpreter stays readable: no preload
+                   dict(self.run_as.to_wire(), preload=limits.sandbox != "bwrap")})
 
     def send(self, obj) -> None:
         """Write in the background (one writer thread), so a worker that never reads cannot block the grader."""
@@ -153,6 +176,8 @@ class Worker:
             code = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             return "the engine process closed its pipe and stopped answering"
+        if self.limits.sandbox == "bwrap" and 128 < code <= 128 + 64:
+            code = 128 - code  # bwrap exits with 128 + the signal that killed the engine process
         if code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -195,9 +220,26 @@ class Worker:
                 pass
         self.output.close()
         shutil.rmtree(self.cwd, ignore_errors=True)
+        if self.lease is not None:  # nothing left running as its uid before another process gets it
+            uids.release(self.lease)
 
 
-@functools.lru_cache(maxsize=None)
+def _is_path(spec: str) -> bool:
+    """Whether ``spec`` names a file or folder (as the engine process's loader decides)."""
+    return spec.endswith(".py") or os.path.exists(spec) or "/" in spec or "\\" in spec
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def with_hidden(limits: Limits, specs) -> Limits:
+    """``limits`` that keep every one of ``specs`` (submissions' paths) out of the others' sandboxes."""
+    paths = tuple(sorted({os.path.abspath(s) for s in specs if os.path.exists(s)} | set(limits.hide)))
+    return limits if paths == limits.hide else replace(limits, hide=paths)
+
+
+@functools.cache
 def installed_engines() -> tuple:
     """Names of the engines that installed plugins register: only these are trusted."""
     from harness import plugins
@@ -210,6 +252,7 @@ def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
 
     The grader becomes a subreaper between their spawn and their hello, before any submission code runs.
     """
+    limits = with_hidden(limits, specs)
     early = {spec: Worker(spec, None, limits, greet=False) for spec in dict.fromkeys(specs[:max(1, jobs)])}
     reaper.become_subreaper()
     for worker in early.values():
@@ -246,8 +289,9 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
 
 
 def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
-               worker: Worker | None = None) -> list:
-    """Run every program against every engine that ``spec`` provides (``worker``: spawned early for it)."""
+               worker: Worker | None = None, engines: tuple = ()) -> list:
+    """Run every program against one engine of ``spec``: the first it registers, or each engine named in
+    ``engines`` (``worker``: spawned early for it).  Each run lists the registered engines left ungraded."""
     worker, hello = _start(spec, None, limits, worker)
     if worker is None:
         name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
@@ -255,14 +299,30 @@ def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
                   for p in programs]
         return [EngineRun(name, spec, failed, load_error=hello)]
     names = hello["engines"]
-    runs = [EngineRun(names[0], spec, _run_all(worker, spec, names[0], programs, timeouts, limits),
-                      origin=hello["origin"], notes=hello["notes"])]
-    for other in names[1:]:
-        w, h = _start(spec, other, limits)
-        obs = (_run_all(w, spec, other, programs, timeouts, limits) if w is not None else
+    wanted = list(dict.fromkeys(engines)) or [hello["engine"]]
+    ignored = list(names)  # every registration but the first one of each graded name
+    for name in wanted:
+        if name in ignored:
+            ignored.remove(name)
+    runs = []
+    for name in wanted:
+        if name not in names:
+            known = list(dict.fromkeys(names))
+            why = (f"the submission registers no engine named {name!r} (--engine-name); it registers "
+                   f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
+            runs.append(EngineRun(name, spec, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in programs],
+                                  load_error=why))
+            continue
+        if name == hello["engine"] and worker is not None:
+            w, h, worker = worker, hello, None  # the engine the first process loaded
+        else:
+            w, h = _start(spec, name, limits)
+        obs = (_run_all(w, spec, name, programs, timeouts, limits) if w is not None else
                [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {h}") for p in programs])
-        runs.append(EngineRun(other, spec, obs, origin=h["origin"] if w is not None else "",
+        runs.append(EngineRun(name, spec, obs, ignored=ignored, origin=h["origin"] if w is not None else "",
                               notes=h["notes"] if w is not None else []))
+    if worker is not None:
+        worker.kill()
     return runs
 
 
@@ -343,7 +403,7 @@ class Session:
             self.worker.kill()
             self.worker = None
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,7 +1,9 @@
 """``grade --user USER``, grader side: ``resolve()`` turns the option into a ``RunAs``.
 
 The engine process drops to that user itself (``harness.engine_side.privileges.drop``)
-before any submission code runs.
+before any submission code runs.  With ``--user``, every submission runs as that one
+uid: the fixed-uid form of ``--sandbox uid``, which otherwise gives each engine-process
+slot a uid of its own (``harness.sandbox.uids``).
 """
 
 from __future__ import annotations

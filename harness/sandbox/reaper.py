@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -136,6 +136,29 @@ def _kill_trees(roots: set, walk: bool = True) -> None:
             pass
     for pid in stopped:
         _signal(pid, signal.SIGKILL)
+    _wait_dead(stopped)
+
+
+def _wait_dead(pids: set, timeout: float = 2.0) -> None:
+    """Wait (briefly) until every one of ``pids`` is gone or a zombie: a killed grandchild, say inside a
+    sandbox, may otherwise still be running its last instructions when grade exits."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    left = set(pids)
+    while left and time.monotonic() < deadline:
+        left = {pid for pid in left if _alive(pid)}
+        if left:
+            time.sleep(0.005)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
 
 
 def _reap_zombies() -> None:

@@ -30,5 +30,13 @@ if ! "$PYTHON" -m venv "$VENV"; then
     apt-get install -y -q "$("$PYTHON" -c 'import sys; print("python3.%d-venv" % sys.version_info[1])')"
     "$PYTHON" -m venv "$VENV"
 fi
+# bubblewrap: every engine process in its own sandbox (grade --sandbox auto falls back to a uid per
+# engine process where the container refuses namespaces).
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -q && apt-get install -y -q bubblewrap; } \
+        || echo "setup.sh: could not install bubblewrap; engines will run under a uid of their own" >&2
+fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${DEPENDENCIES[@]}"
+chmod -R a+rX "$VENV"  # readable (never writable) by the engine processes' own uids
 "$VENV/bin/python" -c 'import pluggy, yaml' && echo "setup.sh: ready ($("$VENV/bin/python" --version))"

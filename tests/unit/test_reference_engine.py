@@ -3,7 +3,6 @@
 import gc
 import math
 import sys
-import time
 
 import pluggy
 import pytest
@@ -383,30 +382,62 @@ def test_tanh_derivative_is_one_minus_t_squared():
 # --- Backward: depth, linear time, accumulation ------------------------------
 
 
-def test_million_node_chain_under_the_default_recursion_limit():
+@pytest.mark.parametrize("n", [10**5, pytest.param(10**6, marks=pytest.mark.slow)])  # a million: seconds
+def test_million_node_chain_under_the_default_recursion_limit(n):
     limit = sys.getrecursionlimit()
     gc.disable()  # a million new objects would trigger many slow full collections
     try:
         x, one = Tensor(2.0), Tensor(1.0)
         y = x
-        for _ in range(10**6):
+        for _ in range(n):
             y = y * one
         y.backward()
     finally:
         gc.enable()
     assert sys.getrecursionlimit() == limit
     assert y.value == 2.0 and x.derivative.value == 1.0
-    assert one.derivative.value == 2.0 * 10**6
+    assert one.derivative.value == 2.0 * n
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def lines_run(fn, budget: int) -> int:
+    """How many lines of Python ``fn()`` runs (a count of work, unlike a clock); raise past ``budget``."""
+    count = 0
+
+    def trace(frame, event, arg):
+        nonlocal count
+        if event == "line":
+            count += 1
+            if count > budget:
+                raise _OverBudget(f"more than {budget} lines run")
+        return trace
+
+    previous = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        fn()
+    finally:
+        sys.settrace(previous)
+    return count
+
+
+def doubling_diamond(n: int):
+    """y = x doubled n times by y = y + y: n + 1 nodes, 2n edges, 2**n paths from y to x."""
+    x = Tensor(1.0)
+    y = x
+    for _ in range(n):
+        y = y + y
+    return x, y
 
 
 def test_doubling_diamond_is_linear_time():
-    x = Tensor(1.0)
-    y = x
-    for _ in range(50):
-        y = y + y
-    start = time.perf_counter()
-    y.backward()
-    assert time.perf_counter() - start < 0.1
+    x, y = doubling_diamond(50)
+    small = lines_run(doubling_diamond(25)[1].backward, budget=200 * 26)  # a per-path walk would run 2**25
+    big = lines_run(y.backward, budget=200 * 51)
+    assert big <= 2.2 * small  # twice the nodes, about twice the work: linear, not exponential
     assert y.value == 2.0**50 and x.derivative.value == 2.0**50
 
 
