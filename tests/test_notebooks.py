@@ -13,6 +13,8 @@ from conftest import EXAMPLES, run_grade
 
 pytestmark = pytest.mark.slow
 ONE_CASE = ("-k", "notebook::a_plus_b_times_c")
+# The training loop's marker file proves what did not run only where it could be written: outside a sandbox.
+NO_SANDBOX = ("--sandbox", "none")
 
 
 def _engine(result) -> dict:
@@ -24,7 +26,7 @@ def _engine(result) -> dict:
 def test_a_micrograd_style_notebook_grades_without_running_its_training_loop(tmp_path):
     marker = tmp_path / "trained.txt"
     path = notebooks.write(tmp_path / "student.ipynb", notebooks.micrograd_cells(str(marker)))
-    engine = _engine(run_grade("--engine", path, "--format", "json"))
+    engine = _engine(run_grade("--engine", path, "--format", "json", *NO_SANDBOX))
     assert engine["counts"]["passed"] == engine["max_score"]  # graphviz, torch, matplotlib are not installed
     assert engine["origin"] == "student.ipynb, cell 9: class Value"
     assert "student.ipynb, cell 10: `import torch` raised ModuleNotFoundError: No module named 'torch'; " \
@@ -35,7 +37,8 @@ def test_a_micrograd_style_notebook_grades_without_running_its_training_loop(tmp
 def test_notebook_mode_all_runs_the_training_loop_too(tmp_path):
     marker = tmp_path / "trained.txt"
     path = notebooks.write(tmp_path / "student.ipynb", notebooks.micrograd_cells(str(marker)))
-    engine = _engine(run_grade("--engine", path, "--notebook-mode", "all", "--format", "json", *ONE_CASE))
+    engine = _engine(run_grade("--engine", path, "--notebook-mode", "all", "--format", "json", *ONE_CASE,
+                               *NO_SANDBOX))
     assert engine["counts"]["passed"] == 1 and marker.exists()
     assert any("cell 11: the cell raised AssertionError" in n for n in engine["load_notes"])
 
@@ -47,7 +50,7 @@ def test_exported_scripts_grade_like_the_notebook(tmp_path, export):
     text = (notebooks.as_nbconvert_script(cells) if export == "nbconvert"
             else notebooks.as_colab_script(cells, comment_shell=export == "colab-commented"))
     (tmp_path / "student.py").write_text(text)
-    engine = _engine(run_grade("--engine", tmp_path / "student.py", "--format", "json"))
+    engine = _engine(run_grade("--engine", tmp_path / "student.py", "--format", "json", *NO_SANDBOX))
     assert engine["counts"]["passed"] == engine["max_score"]
     assert engine["origin"].startswith("student.py, line ") and engine["origin"].endswith(": class Value")
     assert engine["load_notes"][0] == "student.py is a script exported from a notebook: loaded cell by cell"

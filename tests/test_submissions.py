@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 import notebooks
-from conftest import ENGINES, run_grade
+from conftest import ENGINES, fixture_engine, run_grade
 
 pytestmark = pytest.mark.slow
 ONE_CASE = ("-k", "notebook::a_plus_b_times_c")
+# The marker files prove what did not run only where a script could write them: outside a sandbox.
+NO_SANDBOX = ("--sandbox", "none")
 TRAIN = ("from pathlib import Path\nPath(__file__).with_name('TRAINED').write_text('train.py ran')\n"
          "from micrograd.nn import Neuron\nfor step in range(10):\n    pass\n")
 
@@ -37,7 +39,7 @@ def gradebook(result) -> dict:
 
 def test_a_repository_is_graded_without_running_its_scripts(tmp_path):
     repo = micrograd_repo(tmp_path / "repo")
-    result = run_grade("--engine", repo, "--format", "json")
+    result = run_grade("--engine", repo, "--format", "json", *NO_SANDBOX)
     (engine,) = result.report["engines"]
     assert engine["counts"]["passed"] == engine["max_score"] - engine["counts"]["unsupported"]
     assert engine["origin"] == "micrograd/engine.py: class Value"
@@ -46,8 +48,8 @@ def test_a_repository_is_graded_without_running_its_scripts(tmp_path):
 
 def test_dir_module_class_points_at_the_engine(tmp_path):
     repo = micrograd_repo(tmp_path / "repo")
-    (repo / "micrograd" / "other.py").write_text((ENGINES / "bug_sub_sign.py").read_text())
-    result = run_grade("--engine", f"{repo}::micrograd.engine:Value", *ONE_CASE, "--format", "json")
+    (repo / "micrograd" / "other.py").write_text(fixture_engine("bug_sub_sign").read_text())
+    result = run_grade("--engine", f"{repo}::micrograd.engine:Value", *ONE_CASE, "--format", "json", *NO_SANDBOX)
     (engine,) = result.report["engines"]
     assert engine["counts"]["passed"] == 1 and engine["source"] == f"{repo}::micrograd.engine:Value"
     assert not (repo / "TRAINED").exists()
@@ -59,7 +61,7 @@ def test_a_repository_without_an_engine_lists_the_candidates(tmp_path):
     (repo / "pkg" / "__init__.py").write_text("")
     (repo / "pkg" / "model.py").write_text("class Weak:\n    def backward(self):\n        raise RuntimeError('no')\n")
     (repo / "train.py").write_text(TRAIN)
-    result = run_grade("--engine", repo, *ONE_CASE, "--format", "json")
+    result = run_grade("--engine", repo, *ONE_CASE, "--format", "json", *NO_SANDBOX)
     (engine,) = result.report["engines"]
     assert engine["load_error"].splitlines()[0] == (
         f"no engine found in {repo}: looked at 3 .py file(s); scripts never run to find the engine: train.py")
@@ -71,7 +73,7 @@ def test_a_repository_without_an_engine_lists_the_candidates(tmp_path):
 def canvas_files(folder: Path) -> Path:
     folder.mkdir(parents=True)
     shutil.copy(ENGINES / "micrograd_full.py", folder / "smithjane_1001_5001_engine.py")
-    shutil.copy(ENGINES / "bug_sub_sign.py", folder / "doejohn_LATE_1002_5002_engine-1.py")
+    shutil.copy(fixture_engine("bug_sub_sign"), folder / "doejohn_LATE_1002_5002_engine-1.py")
     notebooks.write(folder / "leeann_1003_5003_hw1.ipynb", notebooks.tutorial_cells())
     with zipfile.ZipFile(folder / "kimbo_1004_5004_hw.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("zeros.bin", b"\0" * (3 << 20))
@@ -118,7 +120,8 @@ def test_a_canvas_download_is_graded_per_student(tmp_path, as_zip):
 @pytest.mark.parametrize("as_zip", [False, True])
 def test_a_moodle_download_is_graded_per_student(tmp_path, as_zip):
     download = moodle_folders(tmp_path / "moodle")
-    result = run_grade("--submissions", zipped(download) if as_zip else download, *ONE_CASE, "--format", "json")
+    result = run_grade("--submissions", zipped(download) if as_zip else download, *ONE_CASE, "--format", "json",
+                       *NO_SANDBOX)
     assert result.stderr == ""
     engines = {e["submission"]: e for e in result.report["engines"]}
     assert list(engines) == ["Jane Smith_1001", "John Doe_1002"]
