@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from batches import make_batch
 from common import ROOT, Row, clean_env, median, median_ratio, side_by_side
 
 sys.path.insert(0, str(ROOT))
 
 SOURCE = ROOT / "tests" / "engines" / "micrograd_full.py"  # copied into a folder of its own, as a student's
-FIXTURES = ["notebook_full", "micrograd_full", "plugin_engine", "bug_mul_swapped", "bug_sub_sign", "bug_tanh"]
 BATCH = 50
 STARTS = 10
 
@@ -74,16 +74,11 @@ def startup(sandboxes: list[str]) -> list[Row]:
 
 
 def batch(sandboxes: list[str]) -> list[Row]:
-    import shutil
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        folder.chmod(0o755)
-        for i in range(BATCH):
-            sub = folder / f"student-{i:03d}"
-            sub.mkdir(mode=0o755)
-            shutil.copy(ROOT / "tests" / "engines" / f"{FIXTURES[i % len(FIXTURES)]}.py", sub / "engine.py")
-            (sub / "engine.py").chmod(0o644)
+        make_batch(folder, BATCH)  # the fixtures of batches.py, round-robin
+        for path in [folder, *folder.rglob("*")]:  # readable by the engine processes' own uids
+            path.chmod(0o755 if path.is_dir() else 0o644)
         base = [sys.executable, "-m", "harness.cli", "--submissions", str(folder), "-k", "notebook::", "--no-blame",
                 "--format", "json", "--jobs", "2"]
         commands = {m: base + ["--sandbox", m] for m in ["none", *sandboxes]}

@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--build-gradescope", metavar="ZIP",
                        help="write a Gradescope autograder zip that grades each submission with the "
                             "selected cases and these options, and exit")
+    _no_check_option(modes)
     modes.add_argument("--check-cases", action="store_true",
                        help="check the selected cases instead of grading: the reference engine and central "
                             "finite differences must agree with every expectation (exit 0 if they do, 1 if not)")
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "Write a Gradescope autograder zip that grades each submission with the selected "
                          "cases and these options.")
     zipped.add_argument("build_gradescope", metavar="ZIP", help="the zip to write")
+    _no_check_option(zipped)
     _selection_options(zipped)
     _limit_options(zipped)
     _feedback_options(zipped, graph=False)
@@ -170,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     _subcommand(commands, "schema", "print the path of the case files' JSON Schema",
                 "Print the path of the case files' JSON Schema (for editors).")
     return p
+
+
+def _no_check_option(group) -> None:
+    group.add_argument("--no-check", dest="check", action="store_false",
+                       help="with --build-gradescope: build even if the reference engine or finite "
+                            "differences disagree with an expected number")
 
 
 def _subcommand(commands, name: str, summary: str, description: str) -> argparse.ArgumentParser:
@@ -211,6 +219,10 @@ def _report_options(g) -> None:
     g.add_argument("--format", metavar="FORMAT",
                    help="report format (the list: --help; default: text)")
     g.add_argument("--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
+    g.add_argument("--audience", choices=["instructor", "student"],
+                   help="who reads the report: a student's view shows a hidden case only as passed or failed "
+                        "(default: instructor for text, json, junit, csv and dot; student for html, markdown, "
+                        "gradescope and plugin formats)")
     g.add_argument("--output-dir", metavar="DIR",
                    help="also write one report per submission into DIR (created if missing), in the "
                         "chosen format, each named after its submission")
@@ -397,6 +409,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if len(modes) > 1:
         parser.error(f"{' and '.join(sorted(modes))} are exclusive modes: choose one")
     args.mode = modes.pop() if modes else "grade"
+    if not getattr(args, "check", True) and args.mode != "build-gradescope":
+        parser.error("--no-check goes with --build-gradescope (it skips checking the cases before building)")
     args.prog = f"grade {args.command}" if args.command else "grade"
     return args
 
@@ -638,9 +652,20 @@ def _build_gradescope(args: argparse.Namespace) -> Outcome:
         raise HarnessError("--build-gradescope builds an autograder and grades nothing: "
                            "leave out --engine and --submissions")
     cases = _selected_cases(args, fuzzing=bool(args.fuzz))
+    limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
     # Check now that 'reference' expectations can be computed, not on the first submission.
-    reference.resolve(cases, Limits(timeout=args.timeout, load_timeout=args.load_timeout,
-                                    memory_mb=args.memory_mb or None))
+    reference.resolve(cases, limits)
+    if args.check:  # a wrong expected number would fail every student on that case
+        from harness.diagnosis import checking
+
+        report = checking.check(cases, limits)
+        if not report.ok:
+            bad = list(dict.fromkeys(f.case.id for f in report.disagreements))
+            sys.stderr.write(checking.render(report))
+            sys.stderr.write(f"grade: not building {args.build_gradescope}: the expected numbers of "
+                             f"{len(bad)} case(s) disagree with the reference engine or finite differences: "
+                             f"{', '.join(bad)}; fix them (see above), or pass --no-check to build anyway\n")
+            return Outcome("", passed=False, to_output=False)
 
     options = ["--timeout", f"{args.timeout:g}", "--load-timeout", f"{args.load_timeout:g}",
                "--memory-mb", str(args.memory_mb), "--max-output-mb", str(args.max_output_mb)]
@@ -777,12 +802,16 @@ def _prepare_output(args: argparse.Namespace) -> None:
 
 
 def _reported(run, render, fmt: str, args: argparse.Namespace) -> Outcome:
-    """The outcome of a graded run: its report, and one per submission with --output-dir."""
+    """The outcome of a graded run: its report, and one per submission with --output-dir, each as its
+    audience may see it (harness.reporting.audience)."""
     from harness.model import ReportContext
+    from harness.reporting.audience import REVEALS_AFTER_DUE_DATE, audience_for, redact
 
     to_tty = not args.output and sys.stdout.isatty()
-    text = render(run, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
-    per_submission = per_submission_reports(run, render, fmt) if args.output_dir else []
+    shown = redact(run, audience_for(fmt, getattr(args, "audience", None)),
+                   reveals_after_due_date=fmt in REVEALS_AFTER_DUE_DATE)
+    text = render(shown, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
+    per_submission = per_submission_reports(shown, render, fmt) if args.output_dir else []
     return Outcome(text, passed=run.all_passed, percents=[e.percent for e in run.engines],
                    per_submission=per_submission)
 

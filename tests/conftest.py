@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -79,3 +80,20 @@ def engine(tmp_path_factory):
         return str(fixture_engine(name, folder[0]))
 
     return path
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_no_grade(request, monkeypatch):
+    """The fast tier runs in process: a test that starts grade or pytest as a subprocess must be marked slow."""
+    if request.node.get_closest_marker("slow"):
+        return
+    start = subprocess.Popen.__init__
+
+    def refuse_grade(self, args, *rest, **kwargs):
+        argv = [os.fspath(a) for a in ([args] if isinstance(args, (str, bytes, os.PathLike)) else args)]
+        names = [os.path.basename(a) for a in argv[:4]]
+        if {"harness.cli", "grade", "pytest"} & set(names):
+            raise AssertionError(f"{request.node.nodeid} runs {' '.join(argv[:4])} ...: mark it @pytest.mark.slow")
+        start(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse_grade)

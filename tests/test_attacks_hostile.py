@@ -133,3 +133,39 @@ def test_an_engine_named_with_terminal_escapes_reaches_no_report_raw(grade, fmt,
     assert "pwned" in text  # the name is shown, escaped
     assert not ESCAPES.search(text), ESCAPES.search(text)
     assert not ESCAPES.search(result.stdout + result.stderr)
+
+
+HIDDEN_CASES = """
+suite: course
+cases:
+  - name: x_times_x
+    inputs: {x: 3}
+    output: x * x
+    expect: {value: 9, grad: {x: 6}}
+  - name: single_use
+    inputs: {a: 2, b: 5}
+    output: a * b
+    expect: {value: 10, grad: {a: 5, b: 2}}
+  - name: secret_square
+    visibility: hidden
+    description: quietly squares the secret
+    inputs: {secret_a: 1.375, secret_b: 0.0625}
+    output: secret_a * secret_a + secret_b
+    expect: {value: 1.953125, grad: {secret_a: 2.75, secret_b: 1}}
+"""
+
+
+@pytest.mark.parametrize("fmt, audience", [("html", None), ("markdown", None), ("gradescope", None),
+                                           ("text", "student"), ("json", "student")])
+def test_no_student_facing_report_quotes_a_hidden_case(grade, engine, tmp_path, fmt, audience):
+    """Attack 10: a failing hidden case (blamed, with a pattern across cases) is only 'hidden case: failed'."""
+    cases = tmp_path / "course.yaml"
+    cases.write_text(HIDDEN_CASES)
+    args = ["--engine", engine("bug_assign_grad"), "--cases", cases, "--timeout", "20", "--format", fmt]
+    result = grade(*args, *(["--audience", audience] if audience else []))
+    assert result.code == 1, result.stderr
+    for secret in ("1.375", "0.0625", "2.75", "1.953125", "secret_a", "quietly squares"):
+        assert secret not in result.stdout, secret
+    assert "hidden case: failed" in result.stdout
+    instructor = grade(*args, "--audience", "instructor")
+    assert "1.375" in instructor.stdout  # the instructor sees the hidden case in full

@@ -1,7 +1,8 @@
 """Load YAML case files into validated Case records (case file -> parsed case).
 
-Files are read with PyYAML's safe loader only.  Every problem raises
-CaseFileError naming the file, the line, the case and the fix.
+Files are read with PyYAML's safe loader only, with YAML 1.2 core-schema scalars
+(``harness.cases.yaml12``: ``1e-6`` is a float, ``010`` is 10, ``1:30`` is text).
+Every problem raises CaseFileError naming the file, the line, the case and the fix.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import NoReturn
 import yaml
 
 from harness.cases.expr import CALL_OPS, Expr, parse
+from harness.cases.yaml12 import FastLoader, Loader, yaml11_hint
 from harness.errors import CaseFileError, ExprError, did_you_mean
 
 #: The JSON Schema of case files: the single source of their field names, enums and defaults.
@@ -175,16 +177,12 @@ def _read_yaml(path: Path):
                             line=line) from None
     if not text.strip():
         raise CaseFileError(path, "the file is empty; a case file needs a 'cases:' list", line=1)
-    if _FastLoader is not yaml.SafeLoader:
+    if FastLoader.__bases__ != (yaml.SafeLoader,):  # libyaml's parser reads a file about ten times faster
         try:
-            return _compose(path, text, _FastLoader)
+            return _compose(path, text, FastLoader)
         except CaseFileError:
             pass  # re-read below, so every message comes from one parser
-    return _compose(path, text, yaml.SafeLoader)
-
-
-# libyaml's parser, when PyYAML has it, reads a file about ten times faster.
-_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return _compose(path, text, Loader)
 
 
 def _compose(path: Path, text: str, loader_class):
@@ -295,6 +293,12 @@ def _is_number(x) -> bool:
     return type(x) in (int, float)
 
 
+def _yaml11(x) -> str:
+    """A hint for text that YAML 1.1 (but not YAML 1.2) reads as a number."""
+    why = yaml11_hint(x)
+    return f" ({why})" if why else ""
+
+
 class _SuiteParser:
     """Validates one file's data, using its YAML nodes for line numbers."""
 
@@ -387,7 +391,8 @@ class _SuiteParser:
         output = self.expr(merged["output"], bound, "output", key_at("output"))
         backward = merged.get("backward", DEFAULTS["backward"])
         if type(backward) is not int or backward < 0:
-            self.fail(f"'backward' must be a whole number >= 0, got {backward!r}", *key_at("backward"))
+            self.fail(f"'backward' must be a whole number >= 0, got {backward!r}{_yaml11(backward)}",
+                      *key_at("backward"))
         expect = self.expect(merged["expect"], bound, backward, key_at("expect"))
         return Case(
             suite=suite, name=name, inputs=inputs, steps=steps, output=output, expect=expect,
@@ -410,7 +415,7 @@ class _SuiteParser:
 
     def number(self, x, what: str, at, minimum=None, positive=False, finite=True) -> float:
         if not _is_number(x) or (finite and not math.isfinite(self.expected(x, what, at))):
-            self.fail(f"'{what}' must be a {'finite ' if finite else ''}number, got {x!r}", *at)
+            self.fail(f"'{what}' must be a {'finite ' if finite else ''}number, got {x!r}{_yaml11(x)}", *at)
         if minimum is not None and x < minimum:
             self.fail(f"'{what}' must be >= {minimum}, got {x!r}", *at)
         if positive and x <= 0:
@@ -420,7 +425,7 @@ class _SuiteParser:
     def expected(self, x, what: str, at) -> float:
         """An expected number: .nan, .inf and -.inf are allowed."""
         if not _is_number(x):
-            self.fail(f"'{what}' must be a number (or .nan, .inf, -.inf), got {x!r}", *at)
+            self.fail(f"'{what}' must be a number (or .nan, .inf, -.inf), got {x!r}{_yaml11(x)}", *at)
         try:
             return float(x)
         except OverflowError:
@@ -460,7 +465,7 @@ class _SuiteParser:
         for k, v in inputs.items():
             self.name(k, "input", at + (k,))
             if not _is_number(v):
-                self.fail(f"input {k!r} must be a number, got {v!r}", *at, k)
+                self.fail(f"input {k!r} must be a number, got {v!r}{_yaml11(v)}", *at, k)
         return dict(inputs)
 
     def expr(self, source, bound: set, what: str, at) -> Expr:
@@ -492,7 +497,8 @@ class _SuiteParser:
                 self.check_fields(step, REPEAT_FIELDS, "a repeat step", *here)
                 count = step["repeat"]
                 if type(count) is not int or count < 0:
-                    self.fail(f"'repeat' must be a whole number >= 0, got {count!r}", *here, "repeat")
+                    self.fail(f"'repeat' must be a whole number >= 0, got {count!r}{_yaml11(count)}",
+                              *here, "repeat")
                 if not step.get("steps"):
                     self.fail("a 'repeat' step needs a non-empty 'steps' list", *here)
                 body = self.steps(step["steps"], bound, here + ("steps",))
@@ -534,7 +540,8 @@ class _SuiteParser:
             if key in expect:
                 seq = expect[key]
                 if not isinstance(seq, list) or not all(_is_number(x) for x in seq):
-                    self.fail(f"'expect.{key}' must be a list of numbers", *at, key)
+                    odd = next((x for x in seq if not _is_number(x)), None) if isinstance(seq, list) else None
+                    self.fail(f"'expect.{key}' must be a list of numbers{_yaml11(odd)}", *at, key)
                 structure[key] = tuple(self.expected(x, f"expect.{key}[{i}]", at + (key, i))
                                        for i, x in enumerate(seq))
         raises = expect.get("raises", False)

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 from harness.cases.expr import render
 from harness.cases.loader import Case, Tolerance
+from harness.diagnosis import checking, patterns
 from harness.diagnosis import graph as graphs
-from harness.diagnosis import patterns
+from harness.judging import suspect
 from harness.judging.compare import close
 from harness.model import (
     CONFIDENCE_RANK,
@@ -40,6 +41,7 @@ from harness.model import (
     GraphPicture,
     MismatchKind,
     Status,
+    Where,
 )
 from harness.reporting.common import fmt
 from harness.running.observation import Observation
@@ -95,7 +97,7 @@ class Probe:
         """The op alone; the grads of its inputs and of its own result are read back."""
         inputs = [[string.ascii_lowercase[i], v] for i, (kind, v) in enumerate(self.operands) if kind == "node"]
         return Program(id=pid, inputs=inputs, steps=[["set", "out", self.code()]], output=[["name", "out"]],
-                       backward=1, grads=self.names + ["out"], structure=False)
+                       backward=1, grads=self.names + ["out"], structure=False, locate=self.op)
 
 
 def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
@@ -110,27 +112,72 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
     found: dict[str, list[Diagnosis]] = {it.case.id: [] for it in failing}
     traces: dict[str, tuple] = {}
     targets = [it for it in failing if it.probe and _worth_probing(it)][:MAX_CASES]
+    own = {id(it) for it in items}
+    to_check = [it for it in failing if id(it) in own and it.probe
+                and it.result.status in ("failed", "error")][:MAX_CASES]
+    ref_runs = _reference_runs(targets + to_check, limits, reference)
+    suspects = _suspects(to_check, ref_runs, limits, reference)
+    for case_id, d in suspects.items():
+        found[case_id] = [d]
+    targets = [it for it in targets if it.case.id not in suspects]
     if targets:
-        _probe(spec, select, targets, limits, reference, found, traces)
-    records = [_record(it) for it in items]
-    for diagnosis, ids in patterns.find(records):
+        _probe(spec, select, targets, limits, reference, found, traces, ref_runs)
+    records = [_record(it) for it in items if it.case.id not in suspects]
+    explained = {cid for cid, ds in found.items() if any(d.kind == OP and d.confidence == HIGH for d in ds)}
+    for cid in explained:  # an op that reproduces the failure is the stronger culprit
+        found[cid] = [dataclasses.replace(d, confidence=MEDIUM) if d.kind == DIVERGENCE
+                      and d.culprit == "accumulation" and d.confidence == HIGH else d for d in found[cid]]
+    for diagnosis, ids in patterns.find(records, explained):
         for case_id in ids:
-            if case_id in found:
+            if case_id in found and case_id not in suspects:
                 found[case_id].append(diagnosis)
     for it in failing:
         _annotate(it, _merge(found[it.case.id]), traces.get(it.case.id))
 
 
-def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict) -> None:
-    """Trace the target cases in both engines, probe their ops, and add what that shows to ``found``."""
+def _reference_runs(items: list[Item], limits: Limits, reference: str) -> dict[str, Observation]:
+    """Each case traced by the reference engine, in its own process: case id -> observation."""
+    unique = list({it.case.id: it for it in items}.values())
+    if not unique:
+        return {}
+    runs = run_programs(reference, None, [dataclasses.replace(it.program, trace=TRACE_CAP) for it in unique],
+                        [timeout_for(it.case.timeout, limits) for it in unique], trusted(limits))
+    return {it.case.id: obs for it, obs in zip(unique, runs)}
+
+
+def _suspects(items: list[Item], ref_runs: dict, limits: Limits, reference: str) -> dict[str, Diagnosis]:
+    """The cases whose own expectations the reference engine fails, with their diagnoses.
+
+    The finite differences come from ``--check-cases``'s machinery, run on those cases only.
+    """
+    found = {}
+    for it in items:
+        ref = ref_runs.get(it.case.id)
+        wrong = suspect.disagreements(it.case, ref) if ref is not None else None
+        if wrong:
+            found[it.case.id] = (it.case, wrong)
+    if not found:
+        return {}
+    central: dict = {}
+    if reference == REFERENCE_SPEC:  # finite differences of the harness's own reference engine
+        central = checking.check([case for case, _ in found.values()], limits).central
+    return {cid: suspect.diagnosis(wrong, {q: v for (c, q), v in central.items() if c == cid})
+            for cid, (case, wrong) in found.items()}
+
+
+def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict,
+           ref_runs: dict) -> None:
+    """Trace the target cases in both engines, probe their ops, and add what that shows to ``found``.
+
+    ``ref_runs`` holds the reference engine's traced run of every target.
+    """
     built = [(it, graphs.build(it.program, TRACE_CAP)) for it in targets]
     built = [(it, g) for it, g in built if any(n.op != "leaf" for n in g.nodes)]
     if not built:
         return
     # The reference's trace gives the operand values of the probes, even for a graph too big to
     # trace whole (its first TRACE_CAP nodes); the engine's is needed only for whole graphs.
-    ref_traces = run_programs(reference, None, [dataclasses.replace(it.program, trace=TRACE_CAP) for it, _ in built],
-                              [timeout_for(it.case.timeout, limits) for it, _ in built], trusted(limits))
+    ref_traces = [ref_runs[it.case.id] for it, _ in built]
     plans = {it.case.id: _probes(g, ref.trace["values"]) for (it, g), ref in zip(built, ref_traces)
              if ref.status == "ok" and ref.trace is not None}
     probes = _budget(plans)
@@ -224,7 +271,15 @@ def _tidy(x: float):
 
 
 def _judge_probe(p: Probe, ref: Observation, eng: Observation, tol: Tolerance):
-    """'ok', None (nothing to compare), or (raised, Diagnosis) for what the op alone got wrong."""
+    """'ok', None (nothing to compare), or (raised, Diagnosis) for what the op alone got wrong;
+    a diagnosis that blames the op says where the engine implements it."""
+    verdict = _probe_verdict(p, ref, eng, tol)
+    if isinstance(verdict, tuple) and verdict[1].culprit == p.op and eng.located is not None:
+        return verdict[0], dataclasses.replace(verdict[1], where=Where(*eng.located))
+    return verdict
+
+
+def _probe_verdict(p: Probe, ref: Observation, eng: Observation, tol: Tolerance):
     if ref.status != "ok" or eng.status in ("unsupported", "timeout", "crashed"):
         return None
     where = f"{p.op} alone at {p.at()}" if p.at() else f"{p.op} alone"
@@ -370,6 +425,11 @@ def _annotate(it: Item, found: list[Diagnosis], traced: tuple | None) -> None:
     """Give a failing case its diagnoses (they replace the judge's quick guess) and its picture."""
     it.result.diagnosis = list(found)
     it.result.graph = picture(it, traced)
+
+
+def mark_suspect(res: CaseResult, d: Diagnosis) -> None:
+    """Make ``d`` (a suspect case's diagnosis) the only diagnosis of ``res``."""
+    res.diagnosis = [d]
 
 
 def picture(it: Item, traced: tuple | None = None) -> GraphPicture:

@@ -47,6 +47,8 @@ class CheckReport:
     disagreements: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     fd_agreed: int = 0       # gradients confirmed by a finite difference
+    #: (case id, "grad of NAME") -> the central difference (for all backward() calls) at the first usable step
+    central: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -250,6 +252,7 @@ def _finite_difference(case: Case, name: str, want_total: float, x: float, f0: f
             skips.append(f"rounding noise in the output (|f| = {fmt(max(abs(fm), abs(fp)))}) swamps "
                          f"the difference at h = {h:.3g}")
             continue
+        report.central.setdefault((case.id, f"grad of {name}"), central * k)
         if abs(central - want) <= tol:
             report.fd_agreed += 1
             return

@@ -17,6 +17,7 @@ from harness import wire as protocol
 from harness.engine_side import guard, privileges
 from harness.engine_side.adapters import is_number, optional_float, to_float
 from harness.engine_side.guard import DEFAULT_FORBIDDEN, PUBLIC_API, ImportPolicy
+from harness.engine_side.locate import locate
 
 _HARNESS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
@@ -190,6 +191,8 @@ def run(engine, program: dict) -> dict:
     except BaseException as e:  # the engine's failure is an observation, not the worker's
         obs.update(status="error", phase=phase, **describe(e))
     obs["duration_s"] = time.perf_counter() - start
+    if program.get("locate"):
+        obs["located"] = _try(lambda: locate(engine, str(program["locate"])))
     return obs
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from harness.cases.dependency import dependent_names
 from harness.cases.loader import Case, Tolerance
 from harness.model import CaseContext, CaseResult, EngineStatus, Mismatch, MismatchKind, Status, Verdict
 from harness.reporting.common import fmt
@@ -70,10 +71,11 @@ def _mismatches(case: Case, obs: Observation) -> Iterator[Mismatch]:
     if isinstance(expect.value, (int, float)) and not close(obs.value, expect.value, tol):
         yield Mismatch(MismatchKind.VALUE, expect.value, obs.value)
     if isinstance(expect.grad, dict):
+        used = dependent_names(case)
         for name, want in expect.grad.items():
             got = obs.grads.get(name)
-            if got is None and want == 0:
-                continue  # no gradient reached an unused node: that is 0
+            if got is None and want == 0 and name not in used:
+                continue  # the output does not depend on it: no gradient is 0
             if not close(got, want, tol):
                 yield Mismatch(MismatchKind.GRAD, want, got, name=name)
     for kind in (MismatchKind.ARGS, MismatchKind.LOCAL_DERIVATIVES):

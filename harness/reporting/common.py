@@ -68,6 +68,8 @@ def context_line(ctx: CaseContext) -> str:
 
 def blame_line(d: Diagnosis) -> str:
     """One diagnosis as a line under its case."""
+    if d.kind == DiagnosisKind.CASE:  # a suspect case: no blame on the engine
+        return d.message
     if d.from_shrunk:
         return f"blame ({d.confidence} confidence, on the shrunk expression): {d.message}"
     because = f" ({'; '.join(d.evidence)})" if d.evidence and d.kind == DiagnosisKind.PATTERN else ""
@@ -120,7 +122,7 @@ def culprit_lines(cases: Iterable[CaseResult], most: int = 3) -> list[str]:
     found: dict[str, list[tuple[str, Diagnosis]]] = {}
     for c in cases:
         for d in c.diagnosis:
-            if d.confidence == Confidence.HIGH:
+            if d.confidence == Confidence.HIGH and d.kind != DiagnosisKind.CASE:  # a suspect case is not the engine's
                 found.setdefault(d.culprit or d.kind, []).append((c.id, d))
     if not found:
         return []
@@ -134,6 +136,16 @@ def culprit_lines(cases: Iterable[CaseResult], most: int = 3) -> list[str]:
         where = f" [{d.where.file}:{d.where.line}]" if d.where else ""
         lines.append(f"  - {text}{where} ({n} case{'s' if n != 1 else ''}, e.g. {example})")
     return lines
+
+
+def suspect_lines(cases: Iterable[CaseResult]) -> list[str]:
+    """For the instructor: the suspect cases, whose expected numbers the reference engine disagrees with."""
+    ids = [c.id for c in cases if any(d.kind == DiagnosisKind.CASE for d in c.diagnosis)]
+    if not ids:
+        return []
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return [f"suspect cases ({len(ids)}): the reference engine disagrees with their expected numbers, "
+            f"so they are not blamed on the engine; check them with grade --check-cases: {shown}"]
 
 
 def fuzz_lines(fuzz: FuzzSummary) -> list[str]:

@@ -10,7 +10,15 @@ from collections.abc import Callable
 
 from harness import Reporter, hookimpl
 from harness.model import EngineResult, ReportContext, RunResult, Status
-from harness.reporting.common import case_lines, clean, culprit_lines, fuzz_lines, ignored_note, status_counts
+from harness.reporting.common import (
+    case_lines,
+    clean,
+    culprit_lines,
+    fuzz_lines,
+    ignored_note,
+    status_counts,
+    suspect_lines,
+)
 
 _LABEL = {Status.PASSED: "PASS", Status.FAILED: "FAIL", Status.ERROR: "ERROR", Status.TIMEOUT: "TIMEOUT",
           Status.UNSUPPORTED: "UNSUPPORTED"}
@@ -43,6 +51,7 @@ def render(run: RunResult, context: ReportContext) -> str:
         if e.fuzz is not None:
             out.extend(clean(line) for line in fuzz_lines(e.fuzz))
         out.extend(clean(line) for line in culprit_lines(e.cases))
+        out.extend(clean(line) for line in suspect_lines(e.cases))
         summary = f"{clean(name)}: {e.score:g}/{e.max_score:g} points ({e.percent:.1f}%), {status_counts(e.counts)}"
         ok = e.counts[Status.PASSED] == len(e.cases)
         out.append(_paint(summary, "32;1" if ok else "31;1", context))

@@ -120,7 +120,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     early = list(started.values())
     distinct = list({id(c): c for _, cases in plan for c in cases}.values())
     lost: dict = {}  # cases whose reference expectations died with the reference engine's process
-    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits, lost)))
+    suspects: dict = {}  # cases whose hand-written expectations the reference engine fails
+    filled = dict(zip(map(id, distinct), reference.resolve(distinct, limits, lost, suspects)))
     whole = plan
     plan = [(item, [filled[id(c)] for c in cases if c.id not in lost]) for item, cases in plan]
     built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
@@ -149,6 +150,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
     results = [e for batch in per_item for e in batch]
+    if suspects:
+        _mark_suspects(results, suspects, [c for c in filled.values() if c.id in suspects], limits)
     return RunResult(results, round(time.perf_counter() - start, 3), harness_version=harness_version(),
                      cases_fingerprint=fingerprint(distinct), sandbox=limits.sandbox,
                      sandbox_warning=limits.sandbox_warning)
@@ -166,6 +169,20 @@ def _with_lost(results: list, cases: list, lost: dict) -> list:
             for c in cases if c.id in graded or c.id in lost] + [
             c for c in r.cases if c.id not in {k.id for k in cases}]  # fuzz cases, after the others
     return results
+
+
+def _mark_suspects(engines: list, suspects: dict, cases: list, limits: Limits) -> None:
+    """Give the failures of cases found suspect while computing ``reference`` expectations their
+    suspect diagnosis (blame, when it ran, found most of them already)."""
+    from harness.diagnosis import checking
+    from harness.judging import suspect
+
+    central = checking.check(cases, limits).central
+    for e in engines:
+        for res in e.cases:
+            if res.id in suspects and res.status != Status.PASSED and not any(map(suspect.is_suspect, res.diagnosis)):
+                d = suspect.diagnosis(suspects[res.id], {q: v for (c, q), v in central.items() if c == res.id})
+                blaming.mark_suspect(res, d)
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,

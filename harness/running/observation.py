@@ -29,6 +29,7 @@ class Observation:
     phase: str = ""
     where: str = ""
     duration_s: float = 0.0
+    located: tuple[str, int] | None = None   # programs with ``locate``: where the engine implements the op
 
     @classmethod
     def from_wire(cls, reply: object, program: Program) -> Observation:
@@ -43,6 +44,8 @@ class Observation:
             obs = cls(id=program.id, status=status, duration_s=_num(reply.get("duration_s", 0.0)))
             for key in ("message", "error_type", "phase", "where"):
                 setattr(obs, key, _text(reply.get(key, ""), protocol.MAX_TEXT))
+            if program.locate:
+                obs.located = _located(reply.get("located"))
             if status == EngineStatus.OK:
                 obs.value = _num(reply["value"])
                 grads = reply["grads"]
@@ -73,6 +76,16 @@ def _trace(t: Any, cap: int) -> dict[str, Any]:
     return {"created": t["created"], "values": [opt(x) for x in t["values"]],
             "grads": [opt(x) for x in t["grads"]],
             "locals": [None if d is None else [_num(x) for x in d[:protocol.MAX_LOCALS]] for d in t["locals"]]}
+
+
+def _located(x: object) -> tuple[str, int] | None:
+    """A validated place in the submission's source: (file name, line), or None."""
+    if x is None:
+        return None
+    if not isinstance(x, dict) or type(x.get("line")) is not int or not 0 < x["line"] < 10_000_000:
+        raise ValueError("malformed location")
+    file = _text(x.get("file"), 200)
+    return (file, x["line"]) if file else None
 
 
 def _text(x: object, limit: int) -> str:

@@ -23,6 +23,7 @@ class Program:
     grads: list           # names whose grad is read back
     structure: bool       # read the output's args and local derivatives
     trace: int = 0        # if > 0: also read value, grad and local derivatives of the first N nodes
+    locate: str = ""      # an op: also say where the engine's source implements it (file and line)
 
     def to_wire(self) -> dict:
         """The message sent to the worker (shares the lists: it is only encoded, never changed)."""

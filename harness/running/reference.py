@@ -69,13 +69,18 @@ def died(obs: Observation) -> str:
     return f"the reference engine process died: {obs.message}"
 
 
-def resolve(cases: list, limits: Limits, lost: dict | None = None) -> list:
+def resolve(cases: list, limits: Limits, lost: dict | None = None, suspects: dict | None = None) -> list:
     """``cases`` with every ``reference`` expectation computed by the reference engine.
 
     Raises HarnessError (exit 2) naming each case the reference engine cannot compute.  When the
     reference engine's process dies instead (something killed it), a case that it could not answer
     is left as it is and, given ``lost``, recorded there (case id -> why) rather than raised.
+    The reference engine's answer is also judged against the case's hand-written expectations:
+    where it fails them, ``suspects`` (if given) gets case id -> the disagreements
+    (``harness.judging.suspect``).
     """
+    from harness.judging import suspect
+
     todo = [c for c in cases if needs_reference(c)]
     if not todo:
         return list(cases)
@@ -84,6 +89,9 @@ def resolve(cases: list, limits: Limits, lost: dict | None = None) -> list:
     for case, obs in zip(todo, observations):
         if obs.status == "ok":
             filled[case.id] = fill(case, obs)
+            wrong = suspect.disagreements(filled[case.id], obs)
+            if wrong and suspects is not None:
+                suspects[case.id] = wrong
         elif obs.status == "crashed":
             dead.append(died(obs))
             if lost is not None:

@@ -98,7 +98,8 @@ class Worker:
         self.lease: uids.Lease | None = None
         self.run_as: RunAs | uids.Lease | None = limits.user
         if limits.sandbox in ("uid", "bwrap") and limits.user is None and _is_root():
-            self.lease = uids.lease(reference=limits.trusted)  # a uid of its own, never root
+            # a uid of its own, never root; in bwrap its pid namespace takes its processes with it
+            self.lease = uids.lease(reference=limits.trusted, sweep=limits.sandbox != "bwrap")
             self.run_as = self.lease
         prog_r, self.prog_w = os.pipe()
         obs_r, obs_w = os.pipe()

@@ -13,7 +13,7 @@ grader, starts a new session, and has a read-only mount namespace that holds:
 - the engine-side harness code: ``harness/__init__.py`` and the few modules the
   engine process imports (``ENGINE_SIDE``), and ``harness/engine_side/``;
 - the submission, read-only: a folder as it is; a file with the ``.py`` files
-  and packages beside it (never another graded submission);
+  and the folders of ``.py`` files beside it (never another graded submission);
 - a private writable working folder and ``/tmp``, both size-capped tmpfs;
 - a minimal ``/dev`` and the ``/proc`` of its own pid namespace.
 
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 #: The harness modules an engine process imports, besides ``harness/engine_side/``.
 ENGINE_SIDE = ("__init__.py", "wire.py", "ops.py", "hookspecs.py")
 #: Files of the system that the interpreter needs (each bound only if it exists).
-SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime")
 #: At most this many files and packages beside a single-file submission are bound with it.
 MAX_SIBLINGS = 200
 NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net")
@@ -194,11 +194,19 @@ def _submission(view: View) -> list[str]:
         full = os.path.join(folder, name)
         if full == path or full in hidden or name.startswith("."):
             continue
-        if (name.endswith(".py") and os.path.isfile(full)) or os.path.isfile(os.path.join(full, "__init__.py")):
+        if (name.endswith(".py") and os.path.isfile(full)) or _is_package(full):
             siblings.append(full)
     for full in siblings[:MAX_SIBLINGS]:
         args += ["--ro-bind", full, full]
     return args
+
+
+def _is_package(path: str) -> bool:
+    """A folder holding Python files (a package, or a namespace package)."""
+    try:
+        return os.path.isdir(path) and any(n.endswith(".py") for n in os.listdir(path))
+    except OSError:
+        return False
 
 
 def _cached(package: str, module: str) -> list[str]:

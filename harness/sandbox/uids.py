@@ -12,7 +12,8 @@ process gives up root for a uid of its own, taken from a range no account uses
   the grader dies;
 - before a uid is handed out and before it is returned, every process still
   running as it is killed, so a process a submission left behind cannot greet
-  the next one.
+  the next one (under bwrap, the engine process's pid namespace does this: every
+  process in it dies with it).
 
 A process of another uid cannot signal, ptrace or read the ``/proc/<pid>/fd`` of
 an engine process (which is also non-dumpable), and ``RLIMIT_NPROC`` counts the
@@ -43,6 +44,7 @@ class Lease:
     uid: int
     reference: bool = False
     fd: int = field(default=-1, compare=False, repr=False)
+    sweep: bool = True  # kill its processes when leased and released (not needed in a pid namespace)
 
     @property
     def gid(self) -> int:
@@ -70,8 +72,12 @@ def uid_range() -> tuple[int, int]:
     return first, last
 
 
-def lease(reference: bool = False) -> Lease:
-    """The reference engine's uid, or the lowest uid no live engine process holds."""
+def lease(reference: bool = False, sweep: bool = True) -> Lease:
+    """The reference engine's uid, or the lowest uid no live engine process holds.
+
+    ``sweep=False`` skips killing the uid's processes: under bwrap they all live in the engine
+    process's pid namespace, which dies with it.
+    """
     first, last = uid_range()
     if reference:
         return Lease(first, reference=True)
@@ -87,8 +93,9 @@ def lease(reference: bool = False) -> Lease:
                 os.close(fd)
                 continue
             _leased[uid] = fd
-            kill_uid(uid)  # left over from a grade process that died
-            return Lease(uid, fd=fd)
+            if sweep:
+                kill_uid(uid)  # left over from a grade process that died
+            return Lease(uid, fd=fd, sweep=sweep)
     raise HarnessError(f"more engine processes than uids in {UIDS_ENV} ({first}-{last}): widen the range")
 
 
@@ -112,7 +119,8 @@ def release(held: Lease) -> None:
     """
     if held.reference:
         return
-    kill_uid(held.uid)
+    if held.sweep:
+        kill_uid(held.uid)
     with _lock:
         fd = _leased.pop(held.uid, None)
     if fd is not None:

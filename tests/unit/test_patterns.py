@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.diagnosis.graph import PATH_CAP, Shape
-from harness.diagnosis.patterns import Record, find
+from harness.diagnosis.patterns import MIN_CONTROL, Record, find
 from harness.model import Confidence, DiagnosisKind, Mismatch, MismatchKind, Status
 
 TREE = Shape(nodes=5, depth=2, paths=3, reuse=False, complete=True)
@@ -24,6 +24,11 @@ def rec(id: str, status: str, shape: Shape = TREE, backward: int = 1, mismatches
     return Record(id, Status(status), backward, checks_grads, shape, tuple(mismatches), error_type, phase)
 
 
+def controls(name: str = "tree", n: int = MIN_CONTROL) -> list[Record]:
+    """A control group just big enough for high confidence: ``n`` passing single-use cases."""
+    return [rec(f"s::{name}{i}", "passed") for i in range(n)]
+
+
 def culprits(records) -> dict:
     """culprit -> (confidence, explained case ids)."""
     out = {}
@@ -38,8 +43,10 @@ def test_a_clean_run_shows_no_pattern():
 
 
 def test_too_small_grads_on_reused_nodes_while_trees_pass_is_accumulation():
-    found = culprits([rec("s::reuse", "failed", REUSE, mismatches=[grad(3, 2)]), rec("s::tree", "passed")])
+    found = culprits([rec("s::reuse", "failed", REUSE, mismatches=[grad(3, 2)]), *controls()])
     assert found == {"accumulation": (Confidence.HIGH, ["s::reuse"])}
+    small = culprits([rec("s::reuse", "failed", REUSE, mismatches=[grad(3, 2)]), *controls(n=MIN_CONTROL - 1)])
+    assert small == {"accumulation": (Confidence.MEDIUM, ["s::reuse"])}  # too small a control group
 
 
 @pytest.mark.parametrize("records", [
@@ -55,7 +62,7 @@ def test_accumulation_needs_undercounts_on_reuse_and_passing_single_use_controls
 
 def test_recursion_errors_on_deep_graphs_only_is_a_sure_recursion():
     found = culprits([rec("s::deep", "error", DEEP, error_type="RecursionError", phase="backward()"),
-                      rec("s::small", "passed")])
+                      *controls("small")])
     assert found == {"recursion": (Confidence.HIGH, ["s::deep"])}
     (diagnosis, _), = find([rec("s::deep", "error", DEEP, error_type="RecursionError", phase="backward()")])
     assert diagnosis.confidence is Confidence.MEDIUM  # no shallower case passed to compare with
@@ -83,13 +90,13 @@ def test_a_timeout_on_an_ordinary_graph_is_not_exponential():
 
 def test_grads_growing_past_k_times_after_k_backward_calls_are_stale_grads():
     found = culprits([rec("s::twice", "failed", REUSE, backward=2, mismatches=[grad(2, 3)]),
-                      rec("s::once", "passed")])
+                      *controls("once")])
     assert found == {"stale_grads": (Confidence.HIGH, ["s::twice"])}
 
 
 def test_grads_equal_to_one_call_after_k_calls_are_a_reset():
     found = culprits([rec("s::twice", "failed", backward=2, mismatches=[grad(2, 1), grad(-4, -2, "b")]),
-                      rec("s::once", "passed")])
+                      *controls("once")])
     assert found == {"reset": (Confidence.HIGH, ["s::twice"])}
 
 
