@@ -526,7 +526,7 @@ class _SuiteParser:
             if grad != REFERENCE:
                 if not isinstance(grad, dict):
                     self.fail("'expect.grad' must be a mapping of name: number, or 'reference'", *at, "grad")
-                for name, g in grad.items():
+                for name in grad:
                     if name not in bound:
                         self.fail(f"expect.grad names {name!r}, which is not an input or step"
                                   f"{did_you_mean(str(name), bound)}; known: {', '.join(sorted(bound))}",

@@ -231,11 +231,11 @@ class _Recorder:
         """Every kept node's value, grad and local derivatives (None where unreadable)."""
         locals_fn = getattr(self.engine, "local_derivatives", None)
         values, grads, local = [], [], []
-        for node in self.nodes:
-            values.append(_try(lambda: to_float(node) if is_number(node) else to_float(self.engine.value(node))))
-            grads.append(None if is_number(node) else _try(lambda: optional_float(self.engine.grad(node))))
+        for node in self.nodes:  # each lambda runs at once, inside _try
+            values.append(_try(lambda n=node: to_float(n) if is_number(n) else to_float(self.engine.value(n))))
+            grads.append(None if is_number(node) else _try(lambda n=node: optional_float(self.engine.grad(n))))
             local.append(None if is_number(node) or not callable(locals_fn) else
-                         _try(lambda: [to_float(d) for d in locals_fn(node)]))
+                         _try(lambda n=node: [to_float(d) for d in locals_fn(n)]))
         return {"created": self.created, "values": values, "grads": grads, "locals": local}
 
 
