@@ -35,6 +35,7 @@ class Unsupported(Exception):
     """Raised by an engine's ``apply`` for an op it does not implement: the case is ``unsupported``."""
 
 
+@runtime_checkable
 class Engine(Protocol):
     """What the grader asks of an engine: a builder of graphs of scalar nodes.
 
@@ -90,6 +91,7 @@ class StructuredEngine(Engine, Protocol):
         ...
 
 
+@runtime_checkable
 class Reporter(Protocol):
     """A report format: ``register(name, render)`` in ``register_reporters``; the text is written whole."""
 

@@ -18,8 +18,9 @@ Its reference formula is ``forward(*values)``, the value, and
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 Form = Literal["infix", "prefix", "call"]
 
@@ -43,6 +44,7 @@ class OpSpec:
     symbol: str = ""             # infix or prefix: "+", "-", "**"
     precedence: int = ATOM       # infix or prefix: higher binds tighter (Python's order)
     right_assoc: bool = False    # a ** b ** c is a ** (b ** c)
+    associative: bool = False    # a + (b + c) may be written a + b + c
     dunder: str = ""             # Python's operator method: "add" for __add__/__radd__ (operator.add)
 
     def __post_init__(self) -> None:
@@ -102,11 +104,11 @@ def _sigmoid_derivatives(x: float) -> tuple[float]:
 
 BUILTIN: tuple[OpSpec, ...] = (
     OpSpec("add", 2, lambda x, y: x + y, lambda x, y: (1.0, 1.0),
-           form="infix", symbol="+", precedence=1, dunder="add"),
+           form="infix", symbol="+", precedence=1, associative=True, dunder="add"),
     OpSpec("sub", 2, lambda x, y: x - y, lambda x, y: (1.0, -1.0),
            form="infix", symbol="-", precedence=1, dunder="sub"),
     OpSpec("mul", 2, lambda x, y: x * y, lambda x, y: (y, x),
-           form="infix", symbol="*", precedence=2, dunder="mul"),
+           form="infix", symbol="*", precedence=2, associative=True, dunder="mul"),
     OpSpec("div", 2, lambda x, y: x / y, _div_derivatives,  # ZeroDivisionError when y == 0
            form="infix", symbol="/", precedence=2, dunder="truediv"),
     OpSpec("pow", 2, math.pow, _pow_derivatives,  # always a float; ValueError or OverflowError, never complex
@@ -128,14 +130,3 @@ NAMES: tuple[str, ...] = tuple(TABLE)
 INFIX: dict[str, OpSpec] = {s.symbol: s for s in BUILTIN if s.form == "infix"}
 CALLS: dict[str, int] = {s.name: s.arity for s in BUILTIN if s.form == "call"}
 
-
-def with_plugins(extra: dict[str, OpSpec] | None = None) -> dict[str, OpSpec]:
-    """The built-in ops and a plugin's ``extra`` ones (call form); a plugin cannot redefine a built-in op."""
-    table = dict(TABLE)
-    for name, spec in (extra or {}).items():
-        if name in TABLE:
-            raise ValueError(f"op {name!r} is built in; a plugin cannot register it again")
-        if spec.form != "call":
-            raise ValueError(f"op {name!r}: a plugin op is written as a call, {name}(...)")
-        table[name] = spec
-    return table

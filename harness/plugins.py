@@ -6,13 +6,20 @@ this module adds the built-in reporters and turns a broken plugin into a usage e
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 
 from harness.engine_side import collector
 from harness.engine_side.collector import (  # noqa: F401 (part of this module's API)
-    ENTRY_POINT_GROUP, HOOK_NAMES, PLUGINS_ENV, engines, extra_plugin_names, hook_functions, new_manager, ops,
+    ENTRY_POINT_GROUP,
+    HOOK_NAMES,
+    PLUGINS_ENV,
+    engines,
+    extra_plugin_names,
+    hook_functions,
+    new_manager,
+    ops,
 )
 from harness.errors import HarnessError
 from harness.ops import OpSpec  # noqa: F401 (plugins written before harness.OpSpec import it from here)

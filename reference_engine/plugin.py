@@ -1,8 +1,9 @@
 """The harness plugin that registers the reference engine under the name "reference"."""
 
+import dataclasses
 import functools
 
-from harness import Unsupported, hookimpl
+from harness import OPS, Unsupported, hookimpl
 from reference_engine import tensor
 from reference_engine.tensor import Tensor
 
@@ -11,11 +12,7 @@ class ReferenceEngine:
     """The harness engine protocol over reference_engine.Tensor."""
 
     name = "reference"
-    ops = {
-        "add": tensor._add, "sub": tensor._sub, "mul": tensor._mul, "div": tensor._div,
-        "pow": tensor._pow, "neg": tensor._neg, "exp": tensor._exp, "log": tensor._log,
-        "tanh": tensor._tanh, "relu": tensor._relu, "sigmoid": tensor._sigmoid,
-    }
+    ops = {name: getattr(tensor, f"_{name}") for name in OPS}  # the notebook's functions
 
     def leaf(self, value: float) -> Tensor:
         """A new input node."""
@@ -23,14 +20,10 @@ class ReferenceEngine:
 
     def apply(self, op: str, *operands: "Tensor | float") -> Tensor:
         """A new node computing op over operands (Tensors or plain numbers)."""
-        if op in self.ops:
-            return self.ops[op](*operands)
-        spec = _plugin_ops().get(op)
-        if spec is None or spec.forward is None or spec.derivatives is None:
+        function = self.ops.get(op) or _plugin_ops().get(op)
+        if function is None:
             raise Unsupported(op)
-        nodes = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in operands)
-        values = [n.value for n in nodes]
-        return Tensor(spec.forward(*values), nodes, tuple(spec.derivatives(*values)))
+        return function(*operands)
 
     def backward(self, node: Tensor) -> None:
         """Backpropagate from node, adding to every derivative it reaches."""
@@ -56,10 +49,16 @@ class ReferenceEngine:
 
 @functools.cache
 def _plugin_ops() -> dict:
-    """Ops that installed plugins register, with their forward and derivative functions."""
+    """The functions of the ops that installed plugins register with a reference formula."""
     from harness.engine_side import collector  # runs in the engine process: nothing grader-side
 
-    return collector.ops(collector.installed_manager())
+    functions = {}
+    for spec in collector.ops(collector.installed_manager()).values():
+        if spec.forward is not None and spec.derivatives is not None:
+            derivatives = spec.derivatives  # a plugin's may return any iterable: the node keeps a tuple
+            exact = dataclasses.replace(spec, derivatives=lambda *values, d=derivatives: tuple(d(*values)))
+            functions[spec.name] = tensor.op_function(exact)
+    return functions
 
 
 @hookimpl

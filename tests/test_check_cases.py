@@ -100,7 +100,7 @@ def test_a_wrong_generated_expectation_is_caught_by_finite_differences_alone(gra
     plugin.write_text(textwrap.dedent("""\
         import math
         from harness import hookimpl
-        from harness.plugins import OpSpec
+        from harness import OpSpec
 
         @hookimpl
         def register_ops(register):

@@ -26,17 +26,42 @@ from harness.errors import HarnessError
 FILES = Path(__file__).resolve().parent / "gradescope_files"
 PACKAGES = ("harness", "reference_engine")
 DISTRIBUTION = "autograd-harness"
-FALLBACK_DEPENDENCIES = ("pluggy>=1.3", "PyYAML>=6.0")
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # the same input gives the same zip
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def dependencies() -> list[str]:
-    """The harness's runtime requirements, from its installed metadata."""
+def requirements() -> list[str]:
+    """grade's runtime requirements, as pyproject.toml declares them: the source checkout's own file, else
+    the installed metadata (which is built from it)."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    if pyproject.is_file():
+        import tomllib
+
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        if project.get("name") == DISTRIBUTION:
+            return [str(r) for r in project.get("dependencies", [])]
     try:
         requires = importlib.metadata.requires(DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError:
-        return list(FALLBACK_DEPENDENCIES)
-    return [r.split(";")[0].strip() for r in requires if "extra ==" not in r]
+        raise HarnessError(f"--build-gradescope: {DISTRIBUTION} is neither installed nor run from its source "
+                           "folder, so its dependencies are unknown; pip install it first") from None
+    return [r for r in requires if "extra ==" not in r]
+
+
+def dependencies() -> list[str]:
+    """What setup.sh installs: each runtime requirement pinned to the version installed here, the one that
+    grade was run with (``pluggy==1.6.0``), so the autograder image grades as this machine does."""
+    pins = []
+    for requirement in requirements():
+        match = _NAME.match(requirement.strip())
+        name = match.group(0) if match else requirement
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise HarnessError(f"--build-gradescope: {name}, which grade needs, is not installed here; "
+                               f"pip install '{requirement.split(';')[0].strip()}'") from None
+        pins.append(f"{name}=={version}")
+    return pins
 
 
 def _add(zf: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) -> None:

@@ -130,12 +130,13 @@ class _Grader:
 
     def _run(self, items: list) -> None:
         from harness.running import program
-        from harness.running.runner import run_engine, timeout_for
+        from harness.running.runner import Session, timeout_for
 
         progs = [program.build(i.case) for i in items]
         timeouts = [timeout_for(i.case.timeout, self.limits) for i in items]
-        run = run_engine(self.spec, progs, timeouts, self.limits)[0]  # the first engine the spec provides
-        for i, obs in zip(items, run.observations):
+        with Session(self.spec, self.limits) as session:  # the first engine the spec provides
+            observations = session.run(progs, timeouts)
+        for i, obs in zip(items, observations):
             self.observations[i.nodeid] = obs
 
 

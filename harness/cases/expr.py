@@ -11,12 +11,19 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from harness import ops as optable
 from harness.errors import ExprError, did_you_mean
 
-#: Ops written as function calls, with their arity.
-CALL_OPS = {"exp": 1, "log": 1, "tanh": 1, "relu": 1, "sigmoid": 1}
+#: Ops written as function calls, with their arity (the built-in ones; plugins add more).
+CALL_OPS = dict(optable.CALLS)
 
-_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
+# Python's operators by their symbol in the op table.
+_AST_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.USub: "-"}
+_BINOPS = {cls: optable.INFIX[sym].name for cls, sym in _AST_SYMBOLS.items() if sym in optable.INFIX
+           and issubclass(cls, ast.operator)}
+_PREFIX = {cls: spec.name for cls, sym in _AST_SYMBOLS.items() if issubclass(cls, ast.unaryop)
+           for spec in optable.BUILTIN if spec.form == "prefix" and spec.symbol == sym}
+_INFIX_TEXT = " ".join(optable.INFIX)
 
 _FORBIDDEN = {
     ast.Attribute: "attribute access ('.') is not allowed",
@@ -83,11 +90,11 @@ def _children(node: ast.AST, call_ops: dict[str, int]):
     col = getattr(node, "col_offset", None)
     if isinstance(node, ast.BinOp):
         if type(node.op) not in _BINOPS:
-            raise ExprError(f"operator {_op_symbol(node.op)} is not allowed; use + - * / **", col)
+            raise ExprError(f"operator {_op_symbol(node.op)} is not allowed; use {_INFIX_TEXT}", col)
         return [node.left, node.right]
     if isinstance(node, ast.UnaryOp):
-        if isinstance(node.op, ast.USub):
-            if _is_number(node.operand):
+        if type(node.op) in _PREFIX:
+            if isinstance(node.op, ast.USub) and _is_number(node.operand):
                 return None  # a negative literal is a constant
             return [node.operand]
         if isinstance(node.op, ast.UAdd):
@@ -122,7 +129,7 @@ def _emit(node: ast.AST, code: list, ops: set[str]) -> None:
     elif isinstance(node, ast.UnaryOp):
         if isinstance(node.op, ast.UAdd):
             return
-        op = "neg"
+        op = _PREFIX[type(node.op)]
         code.append(["op", op, 1])
     else:
         assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)  # the walk admits no other node
@@ -163,26 +170,27 @@ def _op_symbol(op: ast.AST) -> str:
 
 
 def render(code) -> str:
-    """Postfix code back to infix text with only the parentheses it needs."""
-    symbols = {"add": ("+", 1), "sub": ("-", 1), "mul": ("*", 2), "div": ("/", 2), "pow": ("**", 4)}
+    """Postfix code back to infix text with only the parentheses it needs (the op table's precedences)."""
+    negative = optable.TABLE["neg"].precedence  # a negative number binds like unary minus
     stack: list[tuple[str, int]] = []  # (text, precedence)
     for ins in code:
         if ins[0] == "const":
-            stack.append((repr(ins[1]), 3 if ins[1] < 0 else 5))
-        elif ins[0] == "name":
-            stack.append((ins[1], 5))
-        elif ins[1] in symbols and ins[2] == 2:
+            stack.append((repr(ins[1]), negative if ins[1] < 0 else optable.ATOM))
+            continue
+        if ins[0] == "name":
+            stack.append((ins[1], optable.ATOM))
+            continue
+        spec = optable.TABLE.get(ins[1])
+        if spec is not None and spec.form == "infix" and ins[2] == 2:
             (left, lp), (right, rp) = stack.pop(-2), stack.pop()
-            sym, prec = symbols[ins[1]]
-            left_tight = lp <= prec if sym == "**" else lp < prec
-            right_tight = rp < prec or (rp == prec and sym in ("-", "/"))
-            left = f"({left})" if left_tight else left
-            right = f"({right})" if right_tight else right
-            stack.append((f"{left} {sym} {right}", prec))
-        elif ins[1] == "neg":
+            p = spec.precedence
+            left_tight = lp <= p if spec.right_assoc else lp < p
+            right_tight = rp < p or (rp == p and not (spec.right_assoc or spec.associative))
+            stack.append((spec.write(f"({left})" if left_tight else left, f"({right})" if right_tight else right), p))
+        elif spec is not None and spec.form == "prefix" and ins[2] == 1:
             text, prec = stack.pop()
-            stack.append((f"-({text})" if prec < 3 else f"-{text}", 3))
-        else:
+            stack.append((spec.write(f"({text})" if prec < spec.precedence else text), spec.precedence))
+        else:  # a call, built-in or a plugin's
             args = [stack.pop()[0] for _ in range(ins[2])][::-1]
-            stack.append((f"{ins[1]}({', '.join(args)})", 5))
+            stack.append((f"{ins[1]}({', '.join(args)})", optable.ATOM))
     return stack[-1][0] if stack else ""

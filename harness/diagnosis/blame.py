@@ -47,7 +47,7 @@ from harness.reporting.common import fmt
 from harness.running.observation import Observation
 from harness.running.program import Program
 from harness.running.reference import REFERENCE_SPEC, trusted
-from harness.running.runner import Limits, run_programs, timeout_for
+from harness.running.runner import Limits, Session, timeout_for
 
 TRACE_CAP = 2000      # cases with more nodes are not traced node by node
 DRAW_CAP = 60         # cases with more nodes are not drawn
@@ -140,8 +140,9 @@ def _reference_runs(items: list[Item], limits: Limits, reference: str) -> dict[s
     unique = list({it.case.id: it for it in items}.values())
     if not unique:
         return {}
-    runs = run_programs(reference, None, [dataclasses.replace(it.program, trace=TRACE_CAP) for it in unique],
-                        [timeout_for(it.case.timeout, limits) for it in unique], trusted(limits))
+    with Session(reference, trusted(limits)) as session:
+        runs = session.run([dataclasses.replace(it.program, trace=TRACE_CAP) for it in unique],
+                           [timeout_for(it.case.timeout, limits) for it in unique])
     return {it.case.id: obs for it, obs in zip(unique, runs)}
 
 
@@ -186,10 +187,10 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
     trace_timeouts = [timeout_for(it.case.timeout, limits) for it, _ in whole]
     probe_programs = [p.program(pid) for p, pid in probes.items()]
     probe_timeouts = [min(limits.timeout, PROBE_TIMEOUT)] * len(probe_programs)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        ref_job = pool.submit(run_programs, reference, None, probe_programs, probe_timeouts, trusted(limits))
-        eng_job = pool.submit(run_programs, spec, select, trace_programs + probe_programs,
-                              trace_timeouts + probe_timeouts, limits)
+    with ThreadPoolExecutor(max_workers=2) as pool, Session(reference, trusted(limits)) as ref_session, \
+            Session(spec, limits, select) as eng_session:
+        ref_job = pool.submit(ref_session.run, probe_programs, probe_timeouts)
+        eng_job = pool.submit(eng_session.run, trace_programs + probe_programs, trace_timeouts + probe_timeouts)
         ref_probes, eng_all = ref_job.result(), eng_job.result()
     eng_traces = {it.case.id: obs for (it, _), obs in zip(whole, eng_all)}
     answers = {p: (r, e) for p, r, e in zip(probes, ref_probes, eng_all[len(whole):])}
@@ -200,7 +201,7 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
         verdicts = {p: _judge_probe(p, *answers[p], it.case.tolerance) for p, _used in plan if p in answers}
         found[it.case.id] += _op_findings(plan, verdicts)
         eng = eng_traces.get(it.case.id)
-        if eng is not None:
+        if eng is not None and ref.trace is not None:  # a plan means the reference traced it
             traces[it.case.id] = (g, ref.trace, eng.trace if eng.status == "ok" else None)
             div = _divergence(g, ref.trace, traces[it.case.id][2], it.case)
             if div:

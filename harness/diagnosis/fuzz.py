@@ -29,6 +29,7 @@ from harness.cases.loader import Assign, Case, Expect
 from harness.diagnosis import graph as graphs
 from harness.judging.compare import judge
 from harness.model import FuzzSummary, MinimalFailure, MismatchKind, Status, Verdict
+from harness.ops import BUILTIN
 from harness.reporting.common import fmt
 from harness.running import program as programs
 from harness.running.observation import Observation
@@ -41,8 +42,8 @@ RUN_BUDGET = 120.0          # seconds of generating; past it the report says how
 SHRINK_BUDGET = 30.0        # seconds of new engine runs while shrinking
 MAX_VALUE, MAX_GRAD = 1e3, 1e4
 KINK, POLE = 1e-3, 1e-2     # distance kept from relu's kink, and from log's, 1/x's and x**-n's poles
-UNARY = ("neg", "exp", "log", "tanh", "relu", "sigmoid")
-BINARY = ("add", "sub", "mul", "div", "pow")
+UNARY = tuple(spec.name for spec in BUILTIN if spec.arity == 1)    # neg exp log tanh relu sigmoid
+BINARY = tuple(spec.name for spec in BUILTIN if spec.arity == 2)   # add sub mul div pow
 _INPUTS = [1, 2, -1, 3, -2, 0.5, -0.5, 1.5, -1.5, 0.25, 2.5, -3, 0.75, -0.75, 1.25]
 _CONSTS = [2, 1, 3, -1, 0.5, -2, 1.5]
 _EXPONENTS = [2, 3, -1, 0.5, -2, 1.5]
@@ -312,7 +313,7 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
     timeout = min(limits.timeout, FUZZ_TIMEOUT)
     out = FuzzRun(summary=FuzzSummary(seed=seed, requested=count))
     summary = out.summary
-    with _lock, Session(spec, select, limits) as eng, Session(reference, None, trusted(limits)) as ref, _home():
+    with _lock, Session(spec, limits, select) as eng, Session(reference, trusted(limits)) as ref, _home():
         fuzzer = Fuzzer(eng, ref, timeout)
         forms, skipped = supported_forms(fuzzer)
         summary.forms, summary.skipped = tuple(str(f) for f in forms), tuple(skipped)

@@ -12,15 +12,14 @@ import operator
 import reprlib
 
 from harness import Unsupported
+from harness.ops import BUILTIN
 
-#: op -> (method, reflected method, operator)
-BINARY = {
-    "add": ("__add__", "__radd__", operator.add),
-    "sub": ("__sub__", "__rsub__", operator.sub),
-    "mul": ("__mul__", "__rmul__", operator.mul),
-    "div": ("__truediv__", "__rtruediv__", operator.truediv),
-    "pow": ("__pow__", "__rpow__", operator.pow),
-}
+#: Infix op -> (method, reflected method, operator): "add" -> ("__add__", "__radd__", operator.add).
+BINARY = {spec.name: (f"__{spec.dunder}__", f"__r{spec.dunder}__", getattr(operator, spec.dunder))
+          for spec in BUILTIN if spec.form == "infix"}
+#: Prefix op -> (method, operator): "neg" -> ("__neg__", operator.neg).
+PREFIX = {spec.name: (f"__{spec.dunder}__", getattr(operator, spec.dunder))
+          for spec in BUILTIN if spec.form == "prefix"}
 
 
 def is_number(x) -> bool:
@@ -60,10 +59,11 @@ class MicrogradAdapter:
         if op in BINARY:
             return self._binary(op, *operands)
         node = operands[0] if not is_number(operands[0]) else self.cls(operands[0])
-        if op == "neg":
-            if not hasattr(type(node), "__neg__"):
-                raise Unsupported(f"neg: {type(node).__name__} has no __neg__ (unary minus)")
-            return -node
+        if op in PREFIX:
+            dunder, fn = PREFIX[op]
+            if not hasattr(type(node), dunder):
+                raise Unsupported(f"{op}: {type(node).__name__} has no {dunder} (unary minus)")
+            return fn(node)
         method = getattr(node, op, None)
         if not callable(method):
             raise Unsupported(f"{op}: {type(node).__name__} has no .{op}() method")

@@ -10,18 +10,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.cases.fingerprint import fingerprint
 from harness.diagnosis import blame as blaming
 from harness.diagnosis import fuzz as fuzzing
 from harness.judging.compare import case_result, judge
-from harness.model import CaseResult, EngineResult, RunResult, Shrunk, Status
+from harness.model import CaseResult, EngineResult, EngineStatus, RunResult, Shrunk, Status
 from harness.running import program as programs
 from harness.running import reference
+from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC
-from harness.running.runner import Limits, Worker, run_engine, timeout_for, with_hidden
+from harness.running.runner import Limits, Session, Worker, timeout_for, with_hidden
 from harness.sandbox import reaper
 from harness.version import harness_version
 
@@ -44,16 +45,59 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     progs = progs or [programs.build(c) for c in cases]
     timeouts = [timeout_for(c.timeout, limits) for c in cases]
     results = []
-    for run in run_engine(spec, progs, timeouts, limits, worker, engines):
+    for run in _observe(spec, progs, timeouts, limits, worker, engines):
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
                  for case, prog, obs in zip(cases, progs, run.observations)]
-        engine = EngineResult(run.name, run.source, [it.result for it in items], run.load_error,
-                              ignored_engines=tuple(run.ignored),
-                              origin=run.origin, load_notes=list(run.notes))
+        engine = EngineResult(run.name, spec, [it.result for it in items], run.load_error,
+                              ignored_engines=run.ignored, origin=run.origin, load_notes=list(run.notes))
         if not run.load_error:
             _feedback(spec, run.name, engine, items, limits, feedback)
         results.append(engine)
     return results
+
+
+@dataclass
+class _Run:
+    """The observations of one graded engine of a submission."""
+
+    name: str
+    observations: list[Observation]
+    load_error: str = ""
+    ignored: tuple[str, ...] = ()  # engines the submission registers that were not graded
+    origin: str = ""               # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
+    notes: list[str] = field(default_factory=list)  # what loading skipped or chose
+
+
+def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Worker | None,
+             engines: tuple) -> list[_Run]:
+    """Run the programs on the first engine ``spec`` registers, or on each engine named in ``engines``,
+    each in a session of its own; each run lists the registered engines left ungraded."""
+    with Session(spec, limits, worker=worker) as first:
+        if first.start().load_error:
+            return [_Run(first.name, first.run(progs, timeouts), first.load_error)]
+        names = first.engines
+        wanted = list(dict.fromkeys(engines)) or [first.name]
+        ignored = list(names)  # every registration but the first one of each graded name
+        for name in wanted:
+            if name in ignored:
+                ignored.remove(name)
+        runs = []
+        for name in wanted:
+            if name not in names:
+                known = list(dict.fromkeys(names))
+                why = (f"the submission registers no engine named {name!r} (--engine-name); it registers "
+                       f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
+                runs.append(_Run(name, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in progs], why))
+            elif name == first.name and first.worker is not None:  # the engine the first process loaded
+                runs.append(_Run(name, first.run(progs, timeouts), ignored=tuple(ignored), origin=first.origin,
+                                 notes=first.notes))
+                first.close()
+            else:
+                with Session(spec, limits, select=name) as other:
+                    observations = other.run(progs, timeouts)
+                    runs.append(_Run(name, observations, ignored=tuple(ignored), origin=other.origin,
+                                     notes=other.notes))
+    return runs
 
 
 def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.Item], limits: Limits,

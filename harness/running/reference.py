@@ -12,7 +12,7 @@ from dataclasses import replace
 from harness.cases.loader import REFERENCE, Case
 from harness.errors import CaseFileError, HarnessError
 from harness.running.program import build
-from harness.running.runner import Limits, Observation, run_engine, timeout_for
+from harness.running.runner import Limits, Observation, Session, timeout_for
 
 #: The module that registers the reference engine; loading it by module name works with or
 #: without the package's entry points installed.
@@ -29,7 +29,8 @@ def observe(programs: list, timeouts: list, limits: Limits) -> list[Observation]
     """Run ``programs`` on the reference engine, in its own process."""
     if not programs:
         return []
-    return run_engine(REFERENCE_SPEC, programs, timeouts, trusted(limits))[0].observations
+    with Session(REFERENCE_SPEC, trusted(limits)) as session:
+        return session.run(programs, timeouts)
 
 
 def needs_reference(case: Case) -> bool:

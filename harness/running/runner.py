@@ -1,8 +1,10 @@
 """Run programs in engine processes and collect observations (program -> observations).
 
-Each engine gets its own worker process.  A case that runs over its timeout,
-or kills its process, costs only that case: the worker is killed and a fresh
-one carries on with the rest.
+``Session`` is the one way to do it: grading, the reference answers, blame,
+fuzz, ``--check-cases`` and the pytest plugin all open one per engine.  Each
+session owns a worker process; a case that runs over its timeout, or kills
+its process, costs only that case: the worker is killed and a fresh one
+carries on with the rest.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,19 +77,6 @@ def hello_fields(hello) -> tuple[list[str], str, str]:
     engine = hello.get("engine")
     engine = protocol.clip(engine, protocol.MAX_NAME) if isinstance(engine, str) else (names or ["engine"])[0]
     return names or [engine], engine, ""
-
-
-@dataclass
-class EngineRun:
-    """Observations of one engine, in program order."""
-
-    name: str
-    source: str
-    observations: list
-    load_error: str = ""
-    ignored: list = field(default_factory=list)  # engines the submission registers that were not graded
-    origin: str = ""               # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
-    notes: list = field(default_factory=list)  # what the load skipped or chose, one line each
 
 
 class Worker:
@@ -252,6 +241,7 @@ def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
     """Spawn the engine processes of the first ``jobs`` specs now, so they start while the cases are parsed.
 
     The grader becomes a subreaper between their spawn and their hello, before any submission code runs.
+    Hand each to ``Session(spec, limits, worker=...)``.
     """
     limits = with_hidden(limits, specs)
     early = {spec: Worker(spec, None, limits, greet=False) for spec in dict.fromkeys(specs[:max(1, jobs)])}
@@ -259,6 +249,110 @@ def prestart(specs: list[str], limits: Limits, jobs: int = 1) -> dict:
     for worker in early.values():
         worker.greet()
     return early
+
+
+class Session:
+    """One engine of a submission in its engine process: loaded once, fed batches of programs.
+
+    The one way to run programs::
+
+        with Session(spec, limits) as session:
+            observations = session.run(programs, timeouts)
+
+    ``select`` picks an engine by name when the submission registers several (None: the first);
+    ``worker`` is a process ``prestart`` spawned for ``spec``.  A program that times out or
+    kills the process costs only itself: a fresh process carries on with the rest.  A
+    submission that fails to load gives every program a ``crashed`` observation saying why, and so
+    does one whose process cannot be started again after a crash (``load_error`` says why).
+    """
+
+    def __init__(self, spec: str, limits: Limits, select: str | None = None, worker: Worker | None = None):
+        self.spec, self.limits, self.select = spec, limits, select
+        self.worker = worker
+        self.hello: dict | None = None
+        self.load_error = ""
+
+    def start(self) -> Session:
+        """Load the engine now (``run`` does it on first use); sets ``load_error`` when it fails."""
+        if self.hello is None and not self.load_error:
+            self.worker, hello = _start(self.spec, self.select, self.limits, self.worker)
+            if self.worker is None:
+                self.load_error = hello
+            else:
+                self.hello = hello
+        return self
+
+    @property
+    def engines(self) -> list[str]:
+        """The names of the engines the submission registers, in its order (loading it first)."""
+        hello = self.start().hello
+        return list(hello["engines"]) if hello is not None else [self.name]
+
+    @property
+    def name(self) -> str:
+        """This engine's name (loading it first): what it says, else the one selected, else the spec's file name."""
+        hello = self.start().hello
+        if hello is not None:
+            return str(hello["engine"])
+        if self.select is not None:
+            return self.select
+        return Path(self.spec).stem if os.sep in self.spec or self.spec.endswith(".py") else self.spec
+
+    @property
+    def origin(self) -> str:
+        """Where the loaded engine was defined, e.g. 'student.ipynb, cell 7: class Value' ('' if unknown)."""
+        hello = self.start().hello
+        return str(hello.get("origin", "")) if hello is not None else ""
+
+    @property
+    def notes(self) -> list[str]:
+        """What loading skipped or chose (cells, IPython syntax, the smoke probe's pick), one line each."""
+        hello = self.start().hello
+        return list(hello.get("notes", [])) if hello is not None else []
+
+    def run(self, programs: list, timeouts: list) -> list[Observation]:
+        """Observations of ``programs`` (each with its timeout), in order."""
+        self.start()
+        if self.load_error:
+            return [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {self.load_error}")
+                    for p in programs]
+        observations: list = []
+        pending = list(zip(programs, timeouts))
+        while pending:
+            if self.worker is None:  # the last one died: a fresh process for the rest
+                self.worker, why = _start(self.spec, self.select, self.limits)
+                if self.worker is None:  # e.g. grading was interrupted: later runs start nothing either
+                    observations += [Observation(p.id, EngineStatus.CRASHED,
+                                                 message=f"the engine failed to restart: {why}") for p, _ in pending]
+                    self.load_error = why
+                    break
+            self.worker.send([p.to_wire() for p, _ in pending])
+            for i, (program, timeout) in enumerate(pending):
+                started = time.perf_counter()
+                obs, dead = _receive(self.worker, program, timeout)
+                if obs.status in (EngineStatus.TIMEOUT, EngineStatus.CRASHED):
+                    obs.duration_s = time.perf_counter() - started
+                observations.append(obs)
+                if dead:
+                    self.worker.kill()
+                    self.worker = None
+                    pending = pending[i + 1:]
+                    break
+            else:
+                pending = []
+        return observations
+
+    def close(self) -> None:
+        """Stop the engine process (a worker handed in but never started is stopped too)."""
+        if self.worker is not None:
+            self.worker.kill()
+            self.worker = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None = None):
@@ -289,44 +383,6 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
     return worker, {"ready": True, "engines": names, "engine": engine, "origin": origin, "notes": notes}
 
 
-def run_engine(spec: str, programs: list, timeouts: list, limits: Limits,
-               worker: Worker | None = None, engines: tuple = ()) -> list:
-    """Run every program against one engine of ``spec``: the first it registers, or each engine named in
-    ``engines`` (``worker``: spawned early for it).  Each run lists the registered engines left ungraded."""
-    worker, hello = _start(spec, None, limits, worker)
-    if worker is None:
-        name = Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec
-        failed = [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {hello}")
-                  for p in programs]
-        return [EngineRun(name, spec, failed, load_error=hello)]
-    names = hello["engines"]
-    wanted = list(dict.fromkeys(engines)) or [hello["engine"]]
-    ignored = list(names)  # every registration but the first one of each graded name
-    for name in wanted:
-        if name in ignored:
-            ignored.remove(name)
-    runs = []
-    for name in wanted:
-        if name not in names:
-            known = list(dict.fromkeys(names))
-            why = (f"the submission registers no engine named {name!r} (--engine-name); it registers "
-                   f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
-            runs.append(EngineRun(name, spec, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in programs],
-                                  load_error=why))
-            continue
-        if name == hello["engine"] and worker is not None:
-            w, h, worker = worker, hello, None  # the engine the first process loaded
-        else:
-            w, h = _start(spec, name, limits)
-        obs = (_run_all(w, spec, name, programs, timeouts, limits) if w is not None else
-               [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {h}") for p in programs])
-        runs.append(EngineRun(name, spec, obs, ignored=ignored, origin=h["origin"] if w is not None else "",
-                              notes=h["notes"] if w is not None else []))
-    if worker is not None:
-        worker.kill()
-    return runs
-
-
 def load_notes(hello: dict) -> tuple[str, list]:
     """The origin and load notes of an untrusted ready hello, each capped (wire.MAX_NOTES, MAX_NOTE)."""
     origin = hello.get("origin")
@@ -334,81 +390,6 @@ def load_notes(hello: dict) -> tuple[str, list]:
     notes = [protocol.clip(n, protocol.MAX_NOTE) for n in notes[:protocol.MAX_NOTES]
              if isinstance(n, str)] if isinstance(notes, list) else []
     return (protocol.clip(origin, protocol.MAX_NOTE) if isinstance(origin, str) else ""), notes
-
-
-def _run_all(worker, spec, select, programs, timeouts, limits) -> list:
-    observations, worker = _run_batch(worker, spec, select, programs, timeouts, limits)
-    if worker is not None:
-        worker.kill()
-    return observations
-
-
-def _run_batch(worker, spec, select, programs, timeouts, limits):
-    """(observations, the worker still alive or None), restarting the worker after each death."""
-    observations: list = []
-    pending = list(zip(programs, timeouts))
-    while pending:
-        if worker is None:
-            worker, why = _start(spec, select, limits)
-            if worker is None:
-                observations += [Observation(p.id, EngineStatus.CRASHED, message=f"the engine failed to restart: {why}")
-                                 for p, _ in pending]
-                break
-        worker.send([p.to_wire() for p, _ in pending])
-        for i, (program, timeout) in enumerate(pending):
-            started = time.perf_counter()
-            obs, dead = _receive(worker, program, timeout)
-            if obs.status in ("timeout", "crashed"):
-                obs.duration_s = time.perf_counter() - started
-            observations.append(obs)
-            if dead:
-                worker.kill()
-                worker = None
-                pending = pending[i + 1:]
-                break
-        else:
-            pending = []
-    return observations, worker
-
-
-def run_programs(spec: str, select: str | None, programs: list, timeouts: list, limits: Limits) -> list:
-    """Observations of one engine of ``spec`` (the first when ``select`` is None), in program order."""
-    with Session(spec, select, limits) as session:
-        return session.run(programs, timeouts)
-
-
-class Session:
-    """One engine's process, kept alive between batches (and restarted after a timeout or crash)."""
-
-    def __init__(self, spec: str, select: str | None, limits: Limits):
-        self.spec, self.select, self.limits = spec, select, limits
-        self.worker = None
-        self.load_error = ""
-
-    def run(self, programs: list, timeouts: list) -> list:
-        """Observations of ``programs``, in order."""
-        if self.worker is None and not self.load_error:
-            self.worker, hello = _start(self.spec, self.select, self.limits)
-            if self.worker is None:
-                self.load_error = hello
-        if self.load_error:
-            return [Observation(p.id, EngineStatus.CRASHED, message=f"the submission failed to load: {self.load_error}")
-                    for p in programs]
-        observations, self.worker = _run_batch(self.worker, self.spec, self.select, programs, timeouts,
-                                               self.limits)
-        return observations
-
-    def close(self) -> None:
-        """Stop the engine process."""
-        if self.worker is not None:
-            self.worker.kill()
-            self.worker = None
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _receive(worker: Worker, program: Program, timeout: float):

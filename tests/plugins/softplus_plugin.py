@@ -3,7 +3,7 @@
 import math
 
 from harness import hookimpl
-from harness.plugins import OpSpec
+from harness import OpSpec
 
 
 @hookimpl
