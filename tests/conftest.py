@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,3 +98,25 @@ def _fast_tier_starts_no_grade(request, monkeypatch):
         start(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse_grade)
+
+
+def token_env() -> tuple[str, dict]:
+    """A unique environment variable: every process the grader starts inherits it."""
+    token = f"HOSTILE_TEST_TOKEN={uuid.uuid4().hex}"
+    key, value = token.split("=")
+    return token, dict(os.environ, **{key: value})
+
+
+def processes_with(token: str) -> list[int]:
+    """Live processes whose environment holds ``token``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if token.encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found

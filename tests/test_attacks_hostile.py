@@ -169,3 +169,36 @@ def test_no_student_facing_report_quotes_a_hidden_case(grade, engine, tmp_path, 
     assert "hidden case: failed" in result.stdout
     instructor = grade(*args, "--audience", "instructor")
     assert "1.375" in instructor.stdout  # the instructor sees the hidden case in full
+
+
+EXFILTRATION_CASES = """
+suite: course
+cases:
+  - name: hidden_first
+    visibility: hidden
+    inputs: {h1: 5.5, h2: 7.25}
+    output: h1 * h2 + h1
+    expect: {value: 45.375}
+  - name: later_too
+    visibility: after_due_date
+    inputs: {l1: 9.125}
+    output: l1 + l1
+    expect: {value: 18.25}
+  - name: visible_sum
+    inputs: {a: 1.5, b: 2.5}
+    output: a + b
+    expect: {value: 4}
+"""
+
+
+def test_a_submission_cannot_carry_hidden_inputs_into_a_visible_cases_output(grade, tmp_path):
+    """Attack 10 from inside the engine: what a visible case shows comes from a process that never saw a
+    hidden program (hidden cases run after the visible ones, in a fresh process)."""
+    cases = tmp_path / "course.yaml"
+    cases.write_text(EXFILTRATION_CASES)
+    result = grade("--engine", attack("exfiltrate"), "--cases", cases, *FAST, "--format", "json")
+    visible = result.case("course::visible_sum")
+    assert visible["status"] == "error"
+    assert "seen [1.5, 2.5] sent [1.5, 2.5]" in visible["message"]
+    hidden = result.case("course::later_too")  # it did run, in its own process, and saw the hidden programs
+    assert "9.125" in hidden["message"] and "5.5" in hidden["message"]

@@ -15,12 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import ENGINES, ROOT, fixture_engine
+from conftest import ENGINES, ROOT, fixture_engine, processes_with, token_env
 
 pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
@@ -46,28 +45,6 @@ def all_passed_but(**special) -> dict:
 
 def message(result, name: str, engine: int = 0) -> str:
     return result.case(f"hostile::{name}", engine)["message"]
-
-
-def token_env() -> tuple[str, dict]:
-    """A unique environment variable: every process the grader starts inherits it."""
-    token = f"HOSTILE_TEST_TOKEN={uuid.uuid4().hex}"
-    key, value = token.split("=")
-    return token, dict(os.environ, **{key: value})
-
-
-def processes_with(token: str) -> list[int]:
-    """Live processes whose environment holds ``token``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if token.encode() in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
 
 
 def engine_processes(token: str) -> list[int]:

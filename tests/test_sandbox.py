@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, fixture_engine, run_grade
+from conftest import ROOT, fixture_engine, processes_with, run_grade, token_env
 
 ATTACKS = ROOT / "tests" / "engines" / "attacks"
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -190,14 +190,13 @@ def test_attack_9_a_detached_process_is_killed_with_its_engine(mode, tmp_path):
     if mode == "uid":  # the submission must be readable by the slot's uid: not in pytest's 0700 tmp_path
         pytest.skip("covered by tests/test_user.py's detached-process test (a fixed uid)")
     report = tmp_path / "report.json"
-    env = dict(os.environ, GRADE_TEST_REPORT=str(report))
+    token, env = token_env()
+    env["GRADE_TEST_REPORT"] = str(report)
     result = run_grade("--engine", fixture_engine("detached_writer", tmp_path), "--cases",
                        ROOT / "tests" / "cases" / "hostile.yaml", "--sandbox", mode, "--format", "json",
                        "--output", report, "--no-blame", env=env)
     assert result.code == 0, result.stderr
-    import time
-
-    time.sleep(2.5)  # past the moment the writer would have started overwriting
+    assert processes_with(token) == []  # gone before grade exited: nothing is left that could write later
     assert json.loads(report.read_text())["engines"][0]["engine"] == "detached_writer"
 
 
@@ -356,17 +355,17 @@ def test_uids_are_private_per_live_engine_process(monkeypatch, tmp_path):
 def test_attack_9_under_the_pytest_plugin_a_detached_process_cannot_rewrite_the_junit_file(mode, tmp_path):
     """detached_writer's setsid grandchild would rewrite the --junitxml file 2 s after the import."""
     import subprocess
-    import time
 
     junit = tmp_path / "out.xml"
     shutil.copy(ROOT / "tests" / "cases" / "hostile.yaml", tmp_path / "hostile.yaml")
-    env = dict(os.environ, GRADE_TEST_REPORT=str(junit))
+    token, env = token_env()
+    env["GRADE_TEST_REPORT"] = str(junit)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
                            "-q", f"--engine={fixture_engine('detached_writer', tmp_path)}",
                            f"--engine-sandbox={mode}", "hostile.yaml", f"--junitxml={junit}"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    time.sleep(2.5)  # past the moment the writer would have started overwriting
+    assert processes_with(token) == []  # gone before pytest exited: nothing is left that could write later
     text = junit.read_text()
     assert "hacked" not in text and 'failures="0"' in text
 

@@ -38,7 +38,8 @@ from harness.running.runner import Limits, Session
 
 MAX_OPS = 8
 FUZZ_TIMEOUT = 1.0          # seconds per expression (capped by --timeout); the reference needs microseconds
-RUN_BUDGET = 120.0          # seconds of generating; past it the report says how many ran
+#: Seconds of generating (HARNESS_FUZZ_BUDGET overrides it); past it the report says how many ran.
+RUN_BUDGET = float(os.environ.get("HARNESS_FUZZ_BUDGET") or 120.0)
 SHRINK_BUDGET = 30.0        # seconds of new engine runs while shrinking
 MAX_VALUE, MAX_GRAD = 1e3, 1e4
 KINK, POLE = 1e-3, 1e-2     # distance kept from relu's kink, and from log's, 1/x's and x**-n's poles

@@ -43,11 +43,17 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     """The first engine ``spec`` registers (or each one named in ``engines``), graded on ``cases``
     (``worker``: one spawned early for ``spec``; ``progs``: the cases' programs, when already built)."""
     progs = progs or [programs.build(c) for c in cases]
-    timeouts = [timeout_for(c.timeout, limits) for c in cases]
+    # Visible cases first; hidden and after_due_date ones after them, in a fresh engine process, so that
+    # nothing a student sees (a visible case's numbers or messages) comes from a process that saw them.
+    order = sorted(range(len(cases)), key=lambda i: cases[i].visibility != "visible")
+    fence = sum(c.visibility == "visible" for c in cases)
+    timeouts = [timeout_for(cases[i].timeout, limits) for i in order]
     results = []
-    for run in _observe(spec, progs, timeouts, limits, worker, engines):
+    for run in _observe(spec, [progs[i] for i in order], timeouts, limits, worker, engines, fence):
+        by_index = dict(zip(order, run.observations, strict=True))
+        observations = [by_index[i] for i in range(len(cases))]
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
-                 for case, prog, obs in zip(cases, progs, run.observations)]
+                 for case, prog, obs in zip(cases, progs, observations)]
         engine = EngineResult(run.name, spec, [it.result for it in items], run.load_error,
                               ignored_engines=run.ignored, origin=run.origin, load_notes=list(run.notes))
         if not run.load_error:
@@ -68,10 +74,21 @@ class _Run:
     notes: list[str] = field(default_factory=list)  # what loading skipped or chose
 
 
+def _fenced(session: Session, progs: list, timeouts: list, fence: int) -> list[Observation]:
+    """Observations of ``progs``: those from ``fence`` on in a fresh process of the session's engine, after
+    the ones before it are answered."""
+    if not 0 < fence < len(progs):
+        return session.run(progs, timeouts)
+    observations = session.run(progs[:fence], timeouts[:fence])
+    session.close()  # the next run starts a process that never saw a program before the fence
+    return observations + session.run(progs[fence:], timeouts[fence:])
+
+
 def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Worker | None,
-             engines: tuple) -> list[_Run]:
+             engines: tuple, fence: int = 0) -> list[_Run]:
     """Run the programs on the first engine ``spec`` registers, or on each engine named in ``engines``,
-    each in a session of its own; each run lists the registered engines left ungraded."""
+    each in a session of its own; each run lists the registered engines left ungraded.  Programs from
+    ``fence`` on run in a fresh process (see ``_fenced``)."""
     with Session(spec, limits, worker=worker) as first:
         if first.start().load_error:
             return [_Run(first.name, first.run(progs, timeouts), first.load_error)]
@@ -89,12 +106,12 @@ def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Wor
                        f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
                 runs.append(_Run(name, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in progs], why))
             elif name == first.name and first.worker is not None:  # the engine the first process loaded
-                runs.append(_Run(name, first.run(progs, timeouts), ignored=tuple(ignored), origin=first.origin,
-                                 notes=first.notes))
+                runs.append(_Run(name, _fenced(first, progs, timeouts, fence), ignored=tuple(ignored),
+                                 origin=first.origin, notes=first.notes))
                 first.close()
             else:
                 with Session(spec, limits, select=name) as other:
-                    observations = other.run(progs, timeouts)
+                    observations = _fenced(other, progs, timeouts, fence)
                     runs.append(_Run(name, observations, ignored=tuple(ignored), origin=other.origin,
                                      notes=other.notes))
     return runs
@@ -116,8 +133,12 @@ def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.It
             case = replace(o.case, name=f"minimal-{n}")
             minimal[sig] = blaming.Item(case, replace(o.program, id=case.id), o.observation,
                                         case_result(case, o.observation, o.verdict))
-    if feedback.blame:
-        blaming.blame(spec, name, items + fuzz_items, limits, feedback.reference, extra=list(minimal.values()))
+    if feedback.blame:  # hidden cases are probed apart, so that no visible case's blame comes from them
+        shown = [it for it in items if it.case.visibility == "visible"]
+        kept = [it for it in items if it.case.visibility != "visible"]
+        blaming.blame(spec, name, shown + fuzz_items, limits, feedback.reference, extra=list(minimal.values()))
+        if kept:
+            blaming.blame(spec, name, kept, limits, feedback.reference)
     for it in fuzz_items:
         sig = signatures.get(it.case.id)
         if sig in minimal:
