@@ -286,6 +286,7 @@ class RunResult:
     cases_fingerprint: str = ""           # sha256 of the graded case set (harness.cases.fingerprint)
     sandbox: str = "none"                 # the sandbox the engine processes ran in: bwrap | uid | none
     sandbox_warning: str = ""             # why they were not sandboxed, when --sandbox auto fell back to none
+    audience: str = "instructor"          # who the run is shown to: instructor | student (audience.redact)
 
     @property
     def all_passed(self) -> bool:

@@ -133,3 +133,26 @@ def test_reference_expectations_are_computed_like_grade_does(pytester):
     result = pytester.runpytest(*QUICK, f"--engine={NOTEBOOK}", "oracle.yaml")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["failed: grad of L: expected 2, got 1"])
+
+
+def test_failures_carry_the_blame_and_the_summary_says_what_to_fix_first(pytester, engine):
+    shutil.copy(ROOT / "cases" / "ops.yaml", pytester.path / "ops.yaml")
+    buggy = engine("bug_sub_sign")
+    result = pytester.runpytest(*QUICK, f"--engine={buggy}", "ops.yaml", "-k", "sub or add")
+    result.assert_outcomes(failed=3, passed=result.parseoutcomes()["passed"])
+    result.stdout.fnmatch_lines([
+        "*_ case ops::sub_two_leaves _*", "failed: grad of b: expected -1, got 1",
+        "  blame (high confidence): sub: d(a - b)/db is 1, expected -1 * [[]bug_sub_sign.py:*[]]",
+    ])
+    result.stdout.fnmatch_lines(["*= what to fix first =*",
+                                 "1. sub: d(a - b)/db is 1, expected -1 * [[]bug_sub_sign.py:*[]] (3 cases, e.g. *)"])
+    quiet = pytester.runpytest(*QUICK, f"--engine={buggy}", "ops.yaml", "-k", "sub", "--engine-no-blame")
+    assert "blame (" not in quiet.stdout.str() and "what to fix first" not in quiet.stdout.str()
+
+
+def test_what_to_fix_first_under_xdist(pytester, engine):
+    pytest.importorskip("xdist")
+    shutil.copy(ROOT / "cases" / "ops.yaml", pytester.path / "ops.yaml")
+    result = pytester.runpytest_subprocess(*QUICK, f"--engine={engine('bug_sub_sign')}", "ops.yaml", "-k", "sub",
+                                           "-n", "2")
+    result.stdout.fnmatch_lines(["*= what to fix first =*", "1. sub: *[[]bug_sub_sign.py:*[]] (3 cases, e.g. *)"])

@@ -5,7 +5,10 @@ the given paths (the built-in suites when no path is given) is collected as
 ``<file>::<suite>::<case>``, one item per case, and each item runs through the
 same engine process and judge as ``grade``: ``passed`` passes, ``unsupported``
 is a skip, and ``failed``, ``error`` and ``timeout`` fail with the verdict's
-message (expected, got, tolerance).  It follows pytest's "non-python tests"
+message (expected, got, tolerance) and the blame of ``grade`` (the culprit op and where the
+submission implements it; ``--engine-no-blame`` turns it off).  The terminal summary ends with
+"what to fix first", from the same list as every report (``harness.reporting.common.fix_first``).
+It follows pytest's "non-python tests"
 example; pytest's own ``--junitxml``, ``-k``, ``-x`` and ``-n`` work as usual.
 """
 
@@ -20,6 +23,8 @@ import pytest
 #: A YAML file is a case file when a top-level ``cases:`` key starts one of its lines.
 _CASES_KEY = re.compile(rb"^cases[ \t]*:", re.M)
 _GRADER = pytest.StashKey["_Grader"]()
+#: The user property that carries a failing case's diagnoses (JSON) to the terminal summary.
+_BLAME = "harness_diagnosis"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="address-space cap of the engine process, 0 for none (default: 2048)")
     group.addoption("--engine-sandbox", default="auto", choices=["auto", "bwrap", "uid", "none"],
                     help="where the engine process runs, as grade --sandbox (default: auto)")
+    group.addoption("--engine-no-blame", action="store_true", default=False,
+                    help="do not look for the culprit of failing cases (faster), as grade --no-blame")
 
 
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list) -> None:
@@ -75,6 +82,29 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return None
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """What to fix first, over every failing case of the session (the same list as every report)."""
+    if _GRADER not in config.stash:
+        return
+    import json
+
+    from harness.batch.shards import diagnosis_from_dict
+    from harness.model import CaseResult, Status
+    from harness.reporting.common import clean, fix_first
+
+    cases = []
+    for report in terminalreporter.stats.get("failed", []):
+        for key, value in getattr(report, "user_properties", ()):
+            if key == _BLAME:
+                cases.append(CaseResult(report.nodeid, Status.FAILED, 0.0, 0.0,
+                                        diagnosis=[diagnosis_from_dict(d) for d in json.loads(value)]))
+    items = fix_first(cases)
+    if items:
+        terminalreporter.write_sep("=", "what to fix first")
+        for k, f in enumerate(items, 1):
+            terminalreporter.write_line(clean(f"{k}. {f.text()}"))
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     if _GRADER not in parent.config.stash or file_path.suffix not in (".yaml", ".yml"):
         return None
@@ -100,7 +130,8 @@ class _Grader:
         sandbox = choose(config.getoption("engine_sandbox"))
         self.limits = Limits(timeout=config.getoption("engine_timeout"), memory_mb=memory or None,
                              sandbox=sandbox.mode, sandbox_warning=sandbox.warning)
-        self.observations: dict = {}
+        self.blame = not config.getoption("engine_no_blame")
+        self.results: dict = {}  # node id -> CaseResult, with its blame
         self._call_ops: dict | None = None
 
     def call_ops(self) -> dict:
@@ -114,21 +145,21 @@ class _Grader:
         return self._call_ops
 
     def verdict(self, item: CaseItem):
-        """The judge's verdict on ``item``'s case, as a case result."""
-        from harness.judging.compare import case_result, judge
-
-        if item.nodeid not in self.observations:
+        """The judge's verdict on ``item``'s case, as a case result (with its blame when it fails)."""
+        if item.nodeid not in self.results:
             if hasattr(item.config, "workerinput"):  # a pytest-xdist worker runs only some of the items
                 batch = [item]
             else:  # one engine process for the suite's selected cases
                 batch = [i for i in item.session.items if isinstance(i, CaseItem) and i.parent is item.parent
-                         and i.nodeid not in self.observations]
+                         and i.nodeid not in self.results]
                 batch = batch if item in batch else [item]
             self._run(batch)
-        obs = self.observations[item.nodeid]
-        return case_result(item.case, obs, judge(item.case, obs))
+        return self.results[item.nodeid]
 
     def _run(self, items: list) -> None:
+        """Run, judge and (for the failing ones) blame ``items`` at once, as ``grade`` does an engine's cases."""
+        from harness.diagnosis import blame as blaming
+        from harness.judging.compare import case_result, judge
         from harness.running import program
         from harness.running.runner import Session, timeout_for
 
@@ -136,8 +167,13 @@ class _Grader:
         timeouts = [timeout_for(i.case.timeout, self.limits) for i in items]
         with Session(self.spec, self.limits) as session:  # the first engine the spec provides
             observations = session.run(progs, timeouts)
-        for i, obs in zip(items, observations):
-            self.observations[i.nodeid] = obs
+            name, load_error = session.name, session.load_error
+        graded = [blaming.Item(i.case, prog, obs, case_result(i.case, obs, judge(i.case, obs)))
+                  for i, prog, obs in zip(items, progs, observations)]
+        if self.blame and not load_error:
+            blaming.blame(self.spec, name, graded, self.limits)
+        for i, it in zip(items, graded):
+            self.results[i.nodeid] = it.result
 
 
 class CaseFile(pytest.File):
@@ -186,9 +222,14 @@ class CaseItem(pytest.Item):
         self.extra_keyword_matches.update(case.tags)  # so that -k TAG selects by tag
 
     def runtest(self) -> None:
+        import json
+
         from harness.reporting.common import case_text
+        from harness.reporting.json import diagnosis_dict
 
         result = self.config.stash[_GRADER].verdict(self)
+        if result.diagnosis:  # for the terminal summary, also from a pytest-xdist worker
+            self.user_properties.append((_BLAME, json.dumps([diagnosis_dict(d) for d in result.diagnosis])))
         if result.status == "unsupported":  # reported at the case's line, not this one
             raise pytest.skip.Exception(case_text(result), _use_item_location=True)
         if result.status != "passed":

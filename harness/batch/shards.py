@@ -220,7 +220,7 @@ def _case(c: dict, path: str) -> CaseResult:
         mismatches=[_read_part(_mismatch, m, path, c["id"]) for m in c.get("mismatches", [])],
         hint=str(c.get("hint", "")),
         context=None if context is None else _read_part(_context, context, path, c["id"]),
-        diagnosis=[_read_part(_diagnosis, d, path, c["id"]) for d in c.get("diagnosis", [])],
+        diagnosis=[_read_part(diagnosis_from_dict, d, path, c["id"]) for d in c.get("diagnosis", [])],
         graph=None if graph is None else _read_part(_graph, graph, path, c["id"]),
         shrunk=None if shrunk is None else _read_part(_shrunk, shrunk, path, c["id"]))
 
@@ -244,7 +244,8 @@ def _context(c: dict) -> CaseContext:
                        float(c["tolerance_abs"]), float(c["tolerance_rel"]))
 
 
-def _diagnosis(d: dict) -> Diagnosis:
+def diagnosis_from_dict(d: dict) -> Diagnosis:
+    """A diagnosis read back from ``harness.reporting.json.diagnosis_dict``."""
     where = d.get("where")
     return Diagnosis(DiagnosisKind(d["kind"]), str(d["culprit"]), str(d["message"]), Confidence(d["confidence"]),
                      tuple(str(x) for x in d.get("evidence", ())),
@@ -267,7 +268,7 @@ def _shrunk(s: dict) -> Shrunk:
     return Shrunk(str(s["expression"]), int(s["ops"]), Status(s.get("status", Status.FAILED)),
                   str(s.get("detail", s.get("message", ""))),
                   tuple(_mismatch(m) for m in s.get("mismatches", ())),
-                  tuple(_diagnosis(d) for d in s.get("diagnosis", ())))
+                  tuple(diagnosis_from_dict(d) for d in s.get("diagnosis", ())))
 
 
 def _fuzz(f: dict) -> FuzzSummary:

@@ -52,7 +52,8 @@ def redact(run: RunResult, audience: Audience, *, reveals_after_due_date: bool =
     """
     if audience == Audience.INSTRUCTOR:
         return run
-    return dataclasses.replace(run, engines=[_engine(e, reveals_after_due_date) for e in run.engines])
+    return dataclasses.replace(run, engines=[_engine(e, reveals_after_due_date) for e in run.engines],
+                               audience=str(audience))
 
 
 def hidden_text(status: Status) -> str:

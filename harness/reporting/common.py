@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from harness.model import (
@@ -25,6 +26,7 @@ from harness.model import (
     PictureNode,
     Shrunk,
     Verdict,
+    Where,
 )
 
 #: Characters that may move a terminal's cursor, change its colors, reorder text (bidi controls) or
@@ -73,8 +75,7 @@ def blame_line(d: Diagnosis) -> str:
     if d.from_shrunk:
         return f"blame ({d.confidence} confidence, on the shrunk expression): {d.message}"
     because = f" ({'; '.join(d.evidence)})" if d.evidence and d.kind == DiagnosisKind.PATTERN else ""
-    where = f" [{d.where.file}:{d.where.line}]" if d.where else ""
-    return f"blame ({d.confidence} confidence): {d.message}{because}{where}"
+    return f"blame ({d.confidence} confidence): {d.message}{because}{where_suffix(d.where)}"
 
 
 def summary(c: CaseResult | Shrunk | Verdict) -> str:
@@ -117,30 +118,67 @@ def case_text(c: CaseResult) -> str:
     return "\n".join(case_lines(c))
 
 
-def culprit_lines(cases: Iterable[CaseResult], most: int = 3) -> list[str]:
-    """What to fix first: the culprits blamed with high confidence, by how many cases they explain."""
+@dataclass(frozen=True)
+class FixFirst:
+    """One entry of "what to fix first": a culprit blamed with high confidence, the cases it explains."""
+
+    culprit: str
+    message: str          # the culprit's explanation, starting with ``culprit:``
+    where: Where | None   # where the submission implements it, when an op probe found it
+    cases: int            # how many failing cases it explains
+    example: str          # one of them (a case id)
+
+    def text(self) -> str:
+        """``sub: d(a - b)/db is 1, expected -1 [engine.py:78] (3 cases, e.g. basic::sub)``."""
+        return f"{self.message}{where_suffix(self.where)} ({self.cases} case{'s' if self.cases != 1 else ''}, " \
+               f"e.g. {self.example})"
+
+
+def where_text(where: Where | None) -> str:
+    """``engine.py:78``, or "" when the place is not known."""
+    return f"{where.file}:{where.line}" if where is not None else ""
+
+
+def where_suffix(where: Where | None) -> str:
+    """`` [engine.py:78]`` after a blame, or ""."""
+    return f" [{where_text(where)}]" if where is not None else ""
+
+
+def fix_first(cases: Iterable[CaseResult], most: int = 3) -> list[FixFirst]:
+    """What to fix first, for every format: the culprits blamed with high confidence, by how many cases
+    they explain (most first), each with its most general explanation.  A suspect case (culprit ``case``)
+    is never in it: it is not the engine's fault.  A student's view of a run (``audience.redact``) has no
+    diagnosis on a hidden case, so a hidden case never counts nor serves as the example."""
     found: dict[str, list[tuple[str, Diagnosis]]] = {}
     for c in cases:
         for d in c.diagnosis:
-            if d.confidence == Confidence.HIGH and d.kind != DiagnosisKind.CASE:  # a suspect case is not the engine's
+            if d.confidence == Confidence.HIGH and d.kind != DiagnosisKind.CASE:
                 found.setdefault(d.culprit or d.kind, []).append((c.id, d))
-    if not found:
-        return []
     ranked = sorted(found.items(), key=lambda kv: -len({cid for cid, _ in kv[1]}))
-    lines = ["what to fix first:"]
     general = {DiagnosisKind.PATTERN: 0, DiagnosisKind.OP: 1}  # the most general explanation first
+    out = []
     for culprit, hits in ranked[:most]:
-        n = len({cid for cid, _ in hits})
         example, d = min(hits, key=lambda h: general.get(h[1].kind, 2))
+        where = d.where or next((h.where for _, h in hits if h.where is not None), None)
         text = d.message if d.message.startswith(f"{culprit}:") else f"{culprit}: {d.message}"
-        where = f" [{d.where.file}:{d.where.line}]" if d.where else ""
-        lines.append(f"  - {text}{where} ({n} case{'s' if n != 1 else ''}, e.g. {example})")
-    return lines
+        out.append(FixFirst(culprit, text, where, len({cid for cid, _ in hits}), example))
+    return out
+
+
+def culprit_lines(cases: Iterable[CaseResult], most: int = 3) -> list[str]:
+    """What to fix first, as lines of text (the text report)."""
+    items = fix_first(cases, most)
+    return ["what to fix first:", *(f"  - {f.text()}" for f in items)] if items else []
+
+
+def suspect_ids(cases: Iterable[CaseResult]) -> list[str]:
+    """The suspect cases: those whose expected numbers the reference engine disagrees with."""
+    return [c.id for c in cases if any(d.kind == DiagnosisKind.CASE for d in c.diagnosis)]
 
 
 def suspect_lines(cases: Iterable[CaseResult]) -> list[str]:
     """For the instructor: the suspect cases, whose expected numbers the reference engine disagrees with."""
-    ids = [c.id for c in cases if any(d.kind == DiagnosisKind.CASE for d in c.diagnosis)]
+    ids = suspect_ids(cases)
     if not ids:
         return []
     shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")

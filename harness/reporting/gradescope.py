@@ -18,13 +18,13 @@ from typing import Any
 
 from harness import Reporter, hookimpl
 from harness.model import ReportContext, RunResult, Status
-from harness.reporting.common import case_text, clean, ignored_note, strict
+from harness.reporting.common import case_text, clean, fix_first, ignored_note, strict
 
 
 def as_dict(run: RunResult) -> dict[str, Any]:
     """The results.json document as plain data."""
     several = len(run.engines) > 1
-    tests, notes = [], []
+    tests, notes, fixes = [], [], []  # what to fix first comes first
     for label, e in zip(run.labels(), run.engines, strict=True):
         if e.ignored_engines:
             notes.append(f"{clean(label) + ': ' if several else ''}{ignored_note(e)}")
@@ -48,14 +48,18 @@ def as_dict(run: RunResult) -> dict[str, Any]:
         if later:
             summary += f"; {later} more tests are hidden or shown after the due date"
         notes.append(f"{clean(label)}: {summary}" if several else summary)
-    for label, e in zip(run.labels(), run.engines):  # which class or cell was graded, what loading skipped
+        items = fix_first(e.cases)
+        if items:
+            fixes.append("\n".join([f"{clean(label) + ': ' if several else ''}What to fix first:",
+                                     *(f"  {k}. {clean(f.text())}" for k, f in enumerate(items, 1))]))
+    for label, e in zip(run.labels(), run.engines, strict=True):  # which class or cell was graded, what loading skipped
         if e.origin or e.load_notes:
             loaded = ([f"graded: {e.origin}"] if e.origin else []) + [f"- {n}" for n in e.load_notes]
             notes.append((f"{clean(label)}: " if several else "") + clean("\n".join(loaded)))
     return {
         "score": run.score,
         "execution_time": max(0, round(run.duration_s)),
-        "output": "\n\n".join(notes),
+        "output": "\n\n".join(fixes + notes),
         "tests": tests,
         "extra_data": {"harness_version": run.harness_version, "cases_fingerprint": run.cases_fingerprint,
                        "sandbox": run.sandbox},

@@ -11,7 +11,17 @@ from collections.abc import Callable
 
 from harness import Reporter, hookimpl
 from harness.model import STATUSES, CaseResult, GraphPicture, ReportContext, RunResult, Status
-from harness.reporting.common import case_lines, clean, fuzz_lines, ignored_note, node_lines, status_counts
+from harness.reporting.common import (
+    case_lines,
+    clean,
+    fix_first,
+    fuzz_lines,
+    ignored_note,
+    node_lines,
+    status_counts,
+    suspect_lines,
+    where_suffix,
+)
 from harness.reporting.layout import layered
 
 BOX = (170, 68)
@@ -29,6 +39,9 @@ tr:nth-child(even) { background: #f6f8fa; }
 pre { white-space: pre-wrap; background: #f6f8fa; padding: .5em; border-radius: 4px; }
 .blame { margin: .2em 0; } .conf { font-size: .8em; padding: 0 .4em; border-radius: 3px; color: #fff; }
 .conf.high { background: #c0392b; } .conf.medium { background: #b7791f; } .conf.low { background: #777; }
+.fix-first { border-left: 4px solid #c0392b; background: #fdf3f2; padding: .4em 1em; margin: 1em 0; }
+.fix-first h3 { margin: .3em 0; font-size: 1.05em; } .where { font-family: monospace; color: #555; }
+.suspect { border-left: 4px solid #b7791f; background: #fdf8ec; padding: .4em 1em; }
 svg.graph { max-width: 100%; height: auto; border: 1px solid #eee; }
 svg .node rect { fill: #fff; stroke: #555; } svg .node.output rect { stroke-width: 2.5; }
 svg .node.divergent rect { fill: #fdecea; stroke: #c0392b; } svg .node.first rect { stroke-width: 3; }
@@ -95,9 +108,9 @@ def _failure(anchor: str, c: CaseResult, uid: str) -> str:
         parts.append(f"<p>{_e(c.description)}</p>")
     for d in c.diagnosis:
         on = " (on the shrunk expression)" if d.from_shrunk else ""
-        where = f" [{d.where.file}:{d.where.line}]" if d.where else ""
+        where = f' <span class="where">{_e(where_suffix(d.where).strip())}</span>' if d.where else ""
         parts.append(f'<p class="blame"><span class="conf {_e(d.confidence)}">{_e(d.confidence)}</span> '
-                     f"{_e(d.message + where + on)}</p>")
+                     f"{_e(d.message + on)}{where}</p>")
     parts.append(f"<pre>{_e(chr(10).join(case_lines(c, blame=False)))}</pre>")
     if c.graph and c.graph.drawn:
         parts.append(svg(c.graph, c.id, uid))
@@ -107,6 +120,23 @@ def _failure(anchor: str, c: CaseResult, uid: str) -> str:
     elif c.graph:
         parts.append(f"<p>Graph not drawn: {_e(c.graph.why or 'too large')}.</p>")
     parts.append("</div>")
+    return "".join(parts)
+
+
+def _fix_first(cases: list[CaseResult], i: int, show_suspects: bool) -> str:
+    """What to fix first, before the case table: each culprit, where, and a link to an example case."""
+    parts = []
+    items = fix_first(cases)
+    if items:
+        parts.append('<div class="fix-first"><h3>What to fix first</h3><ol>')
+        for f in items:
+            where = f' <span class="where">{_e(where_suffix(f.where).strip())}</span>' if f.where else ""
+            n = f"{f.cases} case{'s' if f.cases != 1 else ''}"
+            parts.append(f"<li>{_e(f.message)}{where} ({n}, e.g. "
+                         f'<a href="#e{i}-{_e(f.example)}">{_e(f.example)}</a>)</li>')
+        parts.append("</ol></div>")
+    if show_suspects:
+        parts += [f'<p class="suspect">{_e(line)}</p>' for line in suspect_lines(cases)]
     return "".join(parts)
 
 
@@ -126,6 +156,7 @@ def render(run: RunResult, context: ReportContext) -> str:
             body.append(f"<p>{_e(ignored_note(e))}</p>")
         if e.load_error:
             body.append(f"<p>The submission failed to load:</p><pre>{_e(e.load_error)}</pre>")
+        body.append(_fix_first(e.cases, i, show_suspects=run.audience == "instructor"))
         if e.fuzz is not None:
             body.append(f"<pre>{_e(chr(10).join(fuzz_lines(e.fuzz)))}</pre>")
         body.append("<table><tr><th>case</th><th>status</th><th>points</th><th>time</th></tr>")

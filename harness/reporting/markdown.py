@@ -7,7 +7,15 @@ from collections.abc import Callable
 
 from harness import Reporter, hookimpl
 from harness.model import ReportContext, RunResult, Status
-from harness.reporting.common import case_lines, clean, ignored_note, status_counts
+from harness.reporting.common import (
+    case_lines,
+    clean,
+    fix_first,
+    ignored_note,
+    status_counts,
+    suspect_lines,
+    where_text,
+)
 
 _ICON = {Status.PASSED: "✅", Status.FAILED: "❌", Status.ERROR: "💥", Status.TIMEOUT: "⏱️",
          Status.UNSUPPORTED: "➖"}
@@ -25,6 +33,19 @@ def cell(text: str) -> str:
 
     text = _MARKUP.sub(r"\\\1", html.escape(clean(text.strip()), quote=False))
     return text.replace("\n", "<br>")
+
+
+def fix_first_markdown(cases: list) -> list[str]:
+    """What to fix first, as a numbered list (and a blank line), or nothing."""
+    items = fix_first(cases)
+    if not items:
+        return []
+    out = ["**What to fix first:**", ""]
+    for k, f in enumerate(items, 1):
+        where = f" (`{cell(where_text(f.where))}`)" if f.where else ""
+        n = f"{f.cases} case{'s' if f.cases != 1 else ''}"
+        out.append(f"{k}. {cell(f.message)}{where}: {n}, e.g. `{f.example}`")
+    return out + [""]
 
 
 def render(run: RunResult, context: ReportContext) -> str:
@@ -48,6 +69,9 @@ def render(run: RunResult, context: ReportContext) -> str:
         if e.load_error:
             out.append("> **The submission failed to load:**<br>" + cell(e.load_error))
             out.append("")
+        out += fix_first_markdown(e.cases)
+        if run.audience == "instructor":
+            out += [f"> {cell(line)}" for line in suspect_lines(e.cases)] + [""] * bool(suspect_lines(e.cases))
         out.append("| status | case | points | details |")
         out.append("|---|---|---|---|")
         for c in sorted(e.cases, key=lambda c: ORDER.index(c.status)):

@@ -51,7 +51,8 @@ def render(run: RunResult, context: ReportContext) -> str:
         if e.fuzz is not None:
             out.extend(clean(line) for line in fuzz_lines(e.fuzz))
         out.extend(clean(line) for line in culprit_lines(e.cases))
-        out.extend(clean(line) for line in suspect_lines(e.cases))
+        if run.audience == "instructor":
+            out.extend(clean(line) for line in suspect_lines(e.cases))
         summary = f"{clean(name)}: {e.score:g}/{e.max_score:g} points ({e.percent:.1f}%), {status_counts(e.counts)}"
         ok = e.counts[Status.PASSED] == len(e.cases)
         out.append(_paint(summary, "32;1" if ok else "31;1", context))

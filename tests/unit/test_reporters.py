@@ -130,7 +130,7 @@ def test_json_report_has_the_contract_keys_the_composed_message_and_the_typed_fi
 def test_markdown_report():
     out = markdown.render(build_run(), ReportContext())
     assert "### ❌ engine: 1/5 points (20.0%)" in out
-    (row,) = [line for line in out.splitlines() if "`ops::sub`" in line]
+    (row,) = [line for line in out.splitlines() if "`ops::sub`" in line and line.startswith("|")]
     assert row.startswith("| ❌ failed | `ops::sub` | 0/1 | grad of b: expected -1, got 1<br>inputs a=5")
     assert out.rstrip().endswith("(sandbox: bwrap).")
 
@@ -163,8 +163,8 @@ def test_gradescope_report_clamps_and_records_what_graded_it():
 
 def test_html_report_shows_blame_once_and_the_picture():
     out = html.render(build_run(), ReportContext())
-    # once per case that it explains: in the case's blame, not again in its message
-    assert out.count("sub: d(a - b)/db is 1, expected -1 (sub alone at a=5, b=2)") == 2
+    # once per case that it explains: in the case's blame, not again in its message; and once in what to fix first
+    assert out.count("sub: d(a - b)/db is 1, expected -1 (sub alone at a=5, b=2)") == 3
     assert 'data-node="n1"' in out and "first" in out
     assert "sandbox bwrap" in out
 
