@@ -204,7 +204,9 @@ def _engine(e: dict, path: str) -> EngineResult:
     return EngineResult(e["engine"], e["source"], [], load_error=str(e.get("load_error") or ""),
                         submission=str(e.get("submission") or ""),
                         ignored_engines=tuple(str(n) for n in e.get("ignored_engines", ())),
-                        fuzz=_read_part(_fuzz, fuzz, path, "fuzz") if fuzz is not None else None)
+                        fuzz=_read_part(_fuzz, fuzz, path, "fuzz") if fuzz is not None else None,
+                        origin=str(e.get("origin") or ""),
+                        load_notes=[str(n) for n in e.get("load_notes") or []])
 
 
 def _case(c: dict, path: str) -> CaseResult:

@@ -46,8 +46,9 @@ from harness.model import (
 from harness.reporting.common import fmt
 from harness.running.observation import Observation
 from harness.running.program import Program
-from harness.running.reference import REFERENCE_SPEC, trusted
+from harness.running.reference import REFERENCE_SPEC
 from harness.running.runner import Limits, Session, timeout_for
+from harness.running.shared import ReferenceCache
 
 TRACE_CAP = 2000      # cases with more nodes are not traced node by node
 DRAW_CAP = 60         # cases with more nodes are not drawn
@@ -101,11 +102,14 @@ class Probe:
 
 
 def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
-          reference: str = REFERENCE_SPEC, extra: Sequence[Item] = ()) -> None:
+          reference: str = REFERENCE_SPEC, extra: Sequence[Item] = (), shared: ReferenceCache | None = None) -> None:
     """Add diagnoses, and a drawable graph, to the results of the failing cases in ``items``.
 
-    ``extra`` cases are probed first but are left out of the patterns across the run.
+    ``extra`` cases are probed first but are left out of the patterns across the run.  The reference
+    engine's side (traced runs, probe answers) comes from ``shared``, the batch's reference work
+    (default: this call's own).
     """
+    shared = shared if shared is not None else ReferenceCache(enabled=False)
     failing = [it for it in list(extra) + items if it.result.status not in (Status.PASSED, Status.UNSUPPORTED)]
     if not failing:
         return
@@ -115,13 +119,13 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
     own = {id(it) for it in items}
     to_check = [it for it in failing if id(it) in own and it.probe
                 and it.result.status in ("failed", "error")][:MAX_CASES]
-    ref_runs = _reference_runs(targets + to_check, limits, reference)
-    suspects = _suspects(to_check, ref_runs, limits, reference)
+    ref_runs = _reference_runs(targets + to_check, limits, reference, shared)
+    suspects = _suspects(to_check, ref_runs, limits, reference, shared)
     for case_id, d in suspects.items():
         found[case_id] = [d]
     targets = [it for it in targets if it.case.id not in suspects]
     if targets:
-        _probe(spec, select, targets, limits, reference, found, traces, ref_runs)
+        _probe(spec, select, targets, limits, reference, found, traces, ref_runs, shared)
     records = [_record(it) for it in items if it.case.id not in suspects]
     explained = {cid for cid, ds in found.items() if any(d.kind == OP and d.confidence == HIGH for d in ds)}
     for cid in explained:  # an op that reproduces the failure is the stronger culprit
@@ -135,18 +139,20 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
         _annotate(it, _merge(found[it.case.id]), traces.get(it.case.id))
 
 
-def _reference_runs(items: list[Item], limits: Limits, reference: str) -> dict[str, Observation]:
-    """Each case traced by the reference engine, in its own process: case id -> observation."""
+def _reference_runs(items: list[Item], limits: Limits, reference: str,
+                    shared: ReferenceCache) -> dict[str, Observation]:
+    """Each case traced by the reference engine, in its own process (or known to the batch's
+    ``shared`` reference work): case id -> observation."""
     unique = list({it.case.id: it for it in items}.values())
     if not unique:
         return {}
-    with Session(reference, trusted(limits)) as session:
-        runs = session.run([dataclasses.replace(it.program, trace=TRACE_CAP) for it in unique],
-                           [timeout_for(it.case.timeout, limits) for it in unique])
+    runs = shared.run(reference, [dataclasses.replace(it.program, trace=TRACE_CAP) for it in unique],
+                      [timeout_for(it.case.timeout, limits) for it in unique], limits)
     return {it.case.id: obs for it, obs in zip(unique, runs)}
 
 
-def _suspects(items: list[Item], ref_runs: dict, limits: Limits, reference: str) -> dict[str, Diagnosis]:
+def _suspects(items: list[Item], ref_runs: dict, limits: Limits, reference: str,
+              shared: ReferenceCache) -> dict[str, Diagnosis]:
     """The cases whose own expectations the reference engine fails, with their diagnoses.
 
     The finite differences come from ``--check-cases``'s machinery, run on those cases only.
@@ -161,13 +167,15 @@ def _suspects(items: list[Item], ref_runs: dict, limits: Limits, reference: str)
         return {}
     central: dict = {}
     if reference == REFERENCE_SPEC:  # finite differences of the harness's own reference engine
-        central = checking.check([case for case, _ in found.values()], limits).central
+        cases = [case for case, _ in found.values()]
+        central = shared.value(("central", tuple(sorted(c.id for c in cases))),  # type: ignore[assignment]
+                               lambda: checking.check(cases, limits).central)
     return {cid: suspect.diagnosis(wrong, {q: v for (c, q), v in central.items() if c == cid})
             for cid, (case, wrong) in found.items()}
 
 
 def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict,
-           ref_runs: dict) -> None:
+           ref_runs: dict, shared: ReferenceCache) -> None:
     """Trace the target cases in both engines, probe their ops, and add what that shows to ``found``.
 
     ``ref_runs`` holds the reference engine's traced run of every target.
@@ -187,9 +195,8 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
     trace_timeouts = [timeout_for(it.case.timeout, limits) for it, _ in whole]
     probe_programs = [p.program(pid) for p, pid in probes.items()]
     probe_timeouts = [min(limits.timeout, PROBE_TIMEOUT)] * len(probe_programs)
-    with ThreadPoolExecutor(max_workers=2) as pool, Session(reference, trusted(limits)) as ref_session, \
-            Session(spec, limits, select) as eng_session:
-        ref_job = pool.submit(ref_session.run, probe_programs, probe_timeouts)
+    with ThreadPoolExecutor(max_workers=2) as pool, Session(spec, limits, select) as eng_session:
+        ref_job = pool.submit(shared.run, reference, probe_programs, probe_timeouts, limits)
         eng_job = pool.submit(eng_session.run, trace_programs + probe_programs, trace_timeouts + probe_timeouts)
         ref_probes, eng_all = ref_job.result(), eng_job.result()
     eng_traces = {it.case.id: obs for (it, _), obs in zip(whole, eng_all)}

@@ -35,6 +35,7 @@ from harness.running import program as programs
 from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC, trusted
 from harness.running.runner import Limits, Session
+from harness.running.shared import ReferenceCache
 
 MAX_OPS = 8
 FUZZ_TIMEOUT = 1.0          # seconds per expression (capped by --timeout); the reference needs microseconds
@@ -49,7 +50,7 @@ _INPUTS = [1, 2, -1, 3, -2, 0.5, -0.5, 1.5, -1.5, 0.25, 2.5, -3, 0.75, -0.75, 1.
 _CONSTS = [2, 1, 3, -1, 0.5, -2, 1.5]
 _EXPONENTS = [2, 3, -1, 0.5, -2, 1.5]
 _NAMES = "abc"
-_lock = threading.Lock()  # Hypothesis runs one search at a time
+_hypothesis = threading.Lock()  # one Hypothesis search at a time (engine runs happen outside it)
 
 
 @dataclass(frozen=True)
@@ -209,10 +210,23 @@ def safe(g: graphs.Graph, trace: dict) -> bool:
     return True
 
 
-class Fuzzer:
-    """Runs expressions in the engine and the reference, each in a long-lived process."""
+@dataclass(frozen=True)
+class Corpus:
+    """The expressions of one seed with the reference's answers: the same for every submission
+    that supports the same forms (generating them is steered by the reference alone)."""
 
-    def __init__(self, engine: Session, reference: Session, timeout: float):
+    outcomes: tuple             # valid Outcomes with expectations, no engine observation, in order
+    invalid: tuple              # Outcomes of the expressions the reference left out (unsafe territory)
+    rejected: int
+    out_of_time: bool
+    load_error: str = ""
+
+
+class Fuzzer:
+    """Runs expressions in the engine and the reference, each in a long-lived process
+    (``engine`` None: the reference only, to make a corpus)."""
+
+    def __init__(self, engine: Session | None, reference: Session, timeout: float):
         self.engine, self.reference, self.timeout = engine, reference, timeout
         self.cache: dict[str, Outcome] = {}
         self.live_runs = 0
@@ -236,13 +250,21 @@ class Fuzzer:
             result = Outcome(case, prog, valid=False, key=key)
         else:
             case = replace(case, expect=Expect(value=ref.value, grad={n: ref.grads[n] for n in case.inputs}))
-            obs = self.engine.run([prog], [self.timeout])[0]
-            result = Outcome(case, prog, obs, judge(case, obs), key=key)
+            if self.engine is None:
+                result = Outcome(case, prog, key=key)
+            else:
+                obs = self.engine.run([prog], [self.timeout])[0]
+                result = Outcome(case, prog, obs, judge(case, obs), key=key)
         self.cache[key] = result
         return result
 
+    @property
+    def stopped(self) -> bool:
+        """An engine failed to load (e.g. grading was interrupted)."""
+        return bool((self.engine is not None and self.engine.load_error) or self.reference.load_error)
 
-def supported_forms(fuzzer: Fuzzer) -> tuple[list[Form], list[str]]:
+
+def supported_forms(engine: Session, timeout: float) -> tuple[list[Form], list[str]]:
     """The op forms the engine handles (tried once each), and why the others are left out."""
     probes = []
     for form in ALL_FORMS:
@@ -253,7 +275,7 @@ def supported_forms(fuzzer: Fuzzer) -> tuple[list[Form], list[str]]:
     forms, skipped = [], []
     for form, expr in zip(ALL_FORMS, probes):
         case = to_case(expr, 0)
-        obs = fuzzer.engine.run([programs.build(case)], [fuzzer.timeout])[0]
+        obs = engine.run([programs.build(case)], [timeout])[0]
         if obs.status == "ok":
             forms.append(form)
         elif obs.status == "unsupported":
@@ -309,36 +331,64 @@ def strategy(forms: list[Form]):
 
 
 def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
-        reference: str = REFERENCE_SPEC) -> FuzzRun:
-    """Generate ``count`` expressions from ``seed``, run them in both engines, shrink the failures."""
+        reference: str = REFERENCE_SPEC, shared: ReferenceCache | None = None) -> FuzzRun:
+    """Generate ``count`` expressions from ``seed``, run them in both engines, shrink the failures.
+
+    The expressions and the reference's answers (the corpus) come from ``shared``, the batch's
+    reference work: generated once per seed and set of supported forms, by the reference alone.
+    The engine runs them all in one go, outside any lock, so submissions fuzz in parallel; only
+    shrinking, which the engine's own answers steer, searches again, one search at a time.
+    """
+    shared = shared if shared is not None else ReferenceCache(enabled=False)
     timeout = min(limits.timeout, FUZZ_TIMEOUT)
     out = FuzzRun(summary=FuzzSummary(seed=seed, requested=count))
     summary = out.summary
-    with _lock, Session(spec, limits, select) as eng, Session(reference, trusted(limits)) as ref, _home():
-        fuzzer = Fuzzer(eng, ref, timeout)
-        forms, skipped = supported_forms(fuzzer)
+    with Session(spec, limits, select) as eng, Session(reference, trusted(limits)) as ref:
+        forms, skipped = supported_forms(eng, timeout)
         summary.forms, summary.skipped = tuple(str(f) for f in forms), tuple(skipped)
-        if eng.load_error or ref.load_error or not forms:
+        if eng.load_error or not forms:
             summary.generated = 0
-            summary.stopped = (f"the reference engine failed to load: {ref.load_error}" if ref.load_error
-                                      else "the engine failed to load" if eng.load_error
-                                      else "the engine supports none of the ops")
+            summary.stopped = "the engine failed to load" if eng.load_error else "the engine supports none of the ops"
             return out
-        outcomes: list[Outcome] = []
-        _search(strategy(forms), count, seed, fuzzer, record=outcomes)
+        corpus = shared.value(("fuzz", reference, tuple(forms), count, seed, timeout),
+                              lambda: _corpus(reference, forms, count, seed, limits, timeout, shared))
+        assert isinstance(corpus, Corpus)
+        if corpus.load_error:
+            summary.generated = 0
+            summary.stopped = f"the reference engine failed to load: {corpus.load_error}"
+            return out
+        observations = eng.run([o.program for o in corpus.outcomes], [timeout] * len(corpus.outcomes))
+        fuzzer = Fuzzer(eng, ref, timeout)
+        outcomes = [replace(o, observation=obs, verdict=judge(o.case, obs))
+                     for o, obs in zip(corpus.outcomes, observations)]
+        fuzzer.cache.update({o.key: o for o in outcomes})
+        fuzzer.cache.update({o.key: o for o in corpus.invalid})
         out.outcomes = outcomes
         summary.generated = len(outcomes)
-        summary.rejected = fuzzer.rejected
-        if fuzzer.out_of_time:
+        summary.rejected = corpus.rejected
+        if corpus.out_of_time:
             summary.stopped = f"generating stopped after {RUN_BUDGET:g} s"
-        if any(o.shrinkable for o in outcomes) and not (eng.load_error or ref.load_error):
-            out.minimal = _search(strategy(forms), count, seed, fuzzer, record=None)
+        if any(o.shrinkable for o in outcomes) and not eng.load_error:
+            with _hypothesis, _home():
+                out.minimal = _search(strategy(forms), count, seed, fuzzer, record=None)
             if fuzzer.shrink_cut:
                 cut = f"shrinking stopped after {SHRINK_BUDGET:g} s (the expressions may not be minimal)"
                 summary.stopped = "; ".join(filter(None, [summary.stopped, cut]))
         summary.minimal = tuple(MinimalFailure(sig, o.case.description, op_count(o.case))
                                 for sig, o in out.minimal.items())
     return out
+
+
+def _corpus(reference: str, forms: list[Form], count: int, seed: int, limits: Limits, timeout: float,
+            shared: ReferenceCache) -> Corpus:
+    """The recording search of ``seed`` over ``forms``, against the reference engine alone."""
+    with Session(reference, trusted(limits)) as ref, _hypothesis, _home():
+        fuzzer = Fuzzer(None, ref, timeout)
+        recorded: list[Outcome] = []
+        _search(strategy(forms), count, seed, fuzzer, record=recorded)
+        invalid = tuple(o for o in fuzzer.cache.values() if not o.valid)
+        shared.count(fuzzer.live_runs)
+        return Corpus(tuple(recorded), invalid, fuzzer.rejected, fuzzer.out_of_time, ref.load_error)
 
 
 def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -> dict:
@@ -363,7 +413,7 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
     @seeded(seed)
     @given(strat)
     def check(expr):
-        if fuzzer.engine.load_error or fuzzer.reference.load_error:  # e.g. grading was interrupted
+        if fuzzer.stopped:  # e.g. grading was interrupted
             if record is not None:
                 raise _Enough
             return

@@ -90,6 +90,8 @@ def engine_dict(e: EngineResult) -> dict[str, Any]:
             "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
             **({"load_error": e.load_error} if e.load_error else {}),
             **({"ignored_engines": list(e.ignored_engines)} if e.ignored_engines else {}),
+            **({"origin": e.origin} if e.origin else {}),
+            **({"load_notes": list(e.load_notes)} if e.load_notes else {}),
             **({"fuzz": dataclasses.asdict(e.fuzz)} if e.fuzz is not None else {}),
             "cases": [case_dict(c) for c in e.cases]}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.cases.fingerprint import fingerprint
@@ -23,6 +23,7 @@ from harness.running import reference
 from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC
 from harness.running.runner import Limits, Session, Worker, timeout_for, with_hidden
+from harness.running.shared import ReferenceCache, sharing_enabled
 from harness.sandbox import reaper
 from harness.version import harness_version
 
@@ -35,13 +36,16 @@ class Feedback:
     fuzz: int = 0           # number of random expressions (0: no fuzzing)
     seed: int = 0
     reference: str = REFERENCE_SPEC   # the engine whose answers are expected (blame, fuzz)
+    share: bool = True      # reference work computed once per batch (off: per submission, same results)
 
 
 def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Feedback(),
                  worker: Worker | None = None, progs: list | None = None,
-                 engines: tuple = ()) -> list[EngineResult]:
+                 engines: tuple = (), shared: ReferenceCache | None = None) -> list[EngineResult]:
     """The first engine ``spec`` registers (or each one named in ``engines``), graded on ``cases``
-    (``worker``: one spawned early for ``spec``; ``progs``: the cases' programs, when already built)."""
+    (``worker``: one spawned early for ``spec``; ``progs``: the cases' programs, when already built;
+    ``shared``: the batch's reference work)."""
+    shared = shared if shared is not None else ReferenceCache(enabled=sharing_enabled(feedback.share))
     progs = progs or [programs.build(c) for c in cases]
     # Visible cases first; hidden and after_due_date ones after them, in a fresh engine process, so that
     # nothing a student sees (a visible case's numbers or messages) comes from a process that saw them.
@@ -55,9 +59,9 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
                  for case, prog, obs in zip(cases, progs, observations)]
         engine = EngineResult(run.name, spec, [it.result for it in items], run.load_error,
-                              ignored_engines=run.ignored)
+                              ignored_engines=run.ignored, origin=run.origin, load_notes=list(run.notes))
         if not run.load_error:
-            _feedback(spec, run.name, engine, items, limits, feedback)
+            _feedback(spec, run.name, engine, items, limits, feedback, shared)
         results.append(engine)
     return results
 
@@ -70,6 +74,8 @@ class _Run:
     observations: list[Observation]
     load_error: str = ""
     ignored: tuple[str, ...] = ()  # engines the submission registers that were not graded
+    origin: str = ""               # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
+    notes: list[str] = field(default_factory=list)  # what loading skipped or chose
 
 
 def _fenced(session: Session, progs: list, timeouts: list, fence: int) -> list[Observation]:
@@ -104,21 +110,24 @@ def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Wor
                        f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
                 runs.append(_Run(name, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in progs], why))
             elif name == first.name and first.worker is not None:  # the engine the first process loaded
-                runs.append(_Run(name, _fenced(first, progs, timeouts, fence), ignored=tuple(ignored)))
+                runs.append(_Run(name, _fenced(first, progs, timeouts, fence), ignored=tuple(ignored),
+                                 origin=first.origin, notes=first.notes))
                 first.close()
             else:
                 with Session(spec, limits, select=name) as other:
-                    runs.append(_Run(name, _fenced(other, progs, timeouts, fence), ignored=tuple(ignored)))
+                    observations = _fenced(other, progs, timeouts, fence)
+                    runs.append(_Run(name, observations, ignored=tuple(ignored), origin=other.origin,
+                                     notes=other.notes))
     return runs
 
 
 def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.Item], limits: Limits,
-              feedback: Feedback) -> None:
+              feedback: Feedback, shared: ReferenceCache) -> None:
     fuzz_items: list[blaming.Item] = []
     minimal: dict[str, blaming.Item] = {}
     signatures: dict[str, str | None] = {}
     if feedback.fuzz:
-        fz = fuzzing.run(spec, name, feedback.fuzz, feedback.seed, limits, feedback.reference)
+        fz = fuzzing.run(spec, name, feedback.fuzz, feedback.seed, limits, feedback.reference, shared)
         engine.fuzz = fz.summary
         for o in fz.outcomes:
             fuzz_items.append(blaming.Item(o.case, o.program, o.observation,
@@ -131,9 +140,10 @@ def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.It
     if feedback.blame:  # hidden cases are probed apart, so that no visible case's blame comes from them
         shown = [it for it in items if it.case.visibility == "visible"]
         kept = [it for it in items if it.case.visibility != "visible"]
-        blaming.blame(spec, name, shown + fuzz_items, limits, feedback.reference, extra=list(minimal.values()))
+        blaming.blame(spec, name, shown + fuzz_items, limits, feedback.reference, extra=list(minimal.values()),
+                      shared=shared)
         if kept:
-            blaming.blame(spec, name, kept, limits, feedback.reference)
+            blaming.blame(spec, name, kept, limits, feedback.reference, shared=shared)
     for it in fuzz_items:
         sig = signatures.get(it.case.id)
         if sig in minimal:
@@ -166,14 +176,18 @@ def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
 
 def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[int, int], None] | None = None,
                feedback: Feedback = Feedback(), started: dict | None = None,
-               fuzz_here: Callable[[int], bool] | None = None, engines: tuple = ()) -> RunResult:
+               fuzz_here: Callable[[int], bool] | None = None, engines: tuple = (),
+               shared: ReferenceCache | None = None) -> RunResult:
     """Grade each ((spec, submission id), cases) item of ``plan`` (in parallel up to ``jobs``), in its order.
 
     Expectations written as ``reference`` are computed first, by the reference engine in its own process.
     ``started`` maps a spec to a worker that ``prestart`` spawned for it; each is used once.
     ``fuzz_here(i)`` says whether item i fuzzes (default: all), so a sharded submission is fuzzed once.
     ``engines`` names the engines to grade in each submission (default: the first it registers).
+    ``shared`` holds the batch's reference work (blame's traced runs and probes, fuzz corpora); by
+    default a new one, shared unless ``feedback.share`` or $GRADE_SHARE_REFERENCE turns it off.
     """
+    shared = shared if shared is not None else ReferenceCache(enabled=sharing_enabled(feedback.share))
     start = time.perf_counter()
     limits = with_hidden(limits, [spec for (spec, _), _ in plan])
     started = dict(started or {})
@@ -191,7 +205,7 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         (spec, sub), cases = plan[i]
         extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
         results = _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None),
-                             [built[id(c)] for c in cases], engines)
+                             [built[id(c)] for c in cases], engines, shared)
         return _with_lost(results, whole[i][1], lost) if lost else results
 
     try:
@@ -201,7 +215,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
                 if progress is not None:
                     progress(i + 1, len(plan))
         else:
-            _in_parallel(job, per_item, jobs, progress)
+            fuzzed = [feedback.fuzz if fuzz_here is None or fuzz_here(i) else 0 for i in range(len(plan))]
+            _in_parallel(job, per_item, jobs, progress, [len(cases) + n for (_, cases), n in zip(plan, fuzzed)])
     except BaseException:  # interrupted: kill the engine processes so that nothing outlives grading
         reaper.stop_all()
         raise
@@ -246,13 +261,18 @@ def _mark_suspects(engines: list, suspects: dict, cases: list, limits: Limits) -
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
-                 progress: Callable[[int, int], None] | None) -> None:
-    """results[i] = job(i) for every i, ``jobs`` at a time, each in its own thread."""
+                 progress: Callable[[int, int], None] | None, sizes: list | None = None) -> None:
+    """results[i] = job(i) for every i, ``jobs`` at a time, each in its own thread.
+
+    The longest jobs by ``sizes`` (an estimate: cases and fuzz expressions) start first, so that a long
+    one does not start last and leave the other slots idle; a slot takes the next job as soon as it is free.
+    """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
+    order = longest_first(sizes) if sizes is not None else list(range(len(results)))
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(job, i): i for i in range(len(results))}
+        futures = {pool.submit(job, i): i for i in order}
         for done, future in enumerate(as_completed(futures), 1):
             results[futures[future]] = future.result()
             if progress is not None:
@@ -264,12 +284,18 @@ def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def longest_first(sizes: list) -> list[int]:
+    """Indices of ``sizes``, largest first (ties keep their order)."""
+    return sorted(range(len(sizes)), key=lambda i: -sizes[i])
+
+
 def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits,
                feedback: Feedback = Feedback(), worker: Worker | None = None,
-               progs: list | None = None, engines: tuple = ()) -> list[EngineResult]:
+               progs: list | None = None, engines: tuple = (),
+               shared: ReferenceCache | None = None) -> list[EngineResult]:
     """One submission's results; a failure of the harness itself costs only this submission."""
     try:
-        results = grade_engine(spec, cases, limits, feedback, worker, progs, engines)
+        results = grade_engine(spec, cases, limits, feedback, worker, progs, engines, shared)
     except Exception as e:  # e.g. no more processes or file descriptors: grade the rest anyway
         why = f"the harness could not grade this submission: {type(e).__name__}: {e}"
         results = [EngineResult(submission or spec, spec, [

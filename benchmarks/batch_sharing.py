@@ -1,0 +1,117 @@
+"""Issue 13: a whole course near the machine's limit (shared reference work, parallel fuzz, memory).
+
+Each figure is a ratio taken in one run, next to the machine's measured parallelism at that moment
+(two CPU-bound processes side by side against one after the other, ``batches.machine_parallelism``):
+
+- blame: a mixed batch of 48 with blame on, wall time against (sum of the engines' own case
+  durations / parallelism); target <= 1.3;
+- jobs: ``--jobs 2`` against ``--jobs 1`` on 6 and on 48 submissions, as a share of the parallelism;
+  target >= 0.85;
+- fuzz: ``--fuzz 300`` on 8 submissions, ``--jobs 2`` against ``--jobs 1``, as a share; target >= 0.85;
+- memory: the grader's peak RSS on 50, 500 and 5,000 tiny submissions (the reference engine on one
+  case); target: within 2x from the smallest batch to the largest.
+
+``python benchmarks/batch_sharing.py --quick`` runs small variants (6 and 12 submissions, --fuzz 30,
+memory at 10/20/40) that only check that the script works; their figures mean little.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from batches import grade_cmd, machine_parallelism, make_batch
+from common import ROOT, Row, clean_env, tool
+
+MIXED = ["notebook_full", "micrograd_full", "plugin_engine", "bug_mul_swapped", "bug_sub_sign", "bug_tanh",
+         "bug_assign_grad", "bug_recursive_topo"]
+
+
+def _grade(argv: list[str]) -> tuple[float, dict]:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, cwd=ROOT)
+    took = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"grade exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return took, json.loads(proc.stdout)
+
+
+def _mixed(folder: Path, n: int) -> list[str]:
+    import batches
+
+    saved = batches.FIXTURES
+    batches.FIXTURES = MIXED
+    try:
+        return make_batch(folder, n)
+    finally:
+        batches.FIXTURES = saved
+
+
+def blame_floor(n: int = 48) -> Row:
+    with tempfile.TemporaryDirectory(prefix="bench-share-") as tmp:
+        subs = _mixed(Path(tmp), n)
+        took, report = _grade(grade_cmd(subs, 2))
+        par = machine_parallelism()
+    own = sum(c["duration_s"] or 0 for e in report["engines"] for c in e["cases"])
+    floor = own / par
+    ratio = took / floor
+    return Row(f"mixed batch of {n}, blame on, --jobs 2: wall / (case durations / parallelism)", ratio, "x",
+               "<= 1.3", ratio <= 1.3, f"{took:.2f} s against a floor of {floor:.2f} s ({own:.2f} s of cases, "
+               f"parallelism {par:.2f})")
+
+
+def jobs_share(n: int, fuzz: int = 0) -> Row:
+    extra = ["--fuzz", str(fuzz), "--seed", "7", "-k", "fuzz"] if fuzz else []
+    with tempfile.TemporaryDirectory(prefix="bench-share-") as tmp:
+        subs = _mixed(Path(tmp), n)
+        one, _ = _grade(grade_cmd(subs, 1) + extra)
+        two, _ = _grade(grade_cmd(subs, 2) + extra)
+        par = machine_parallelism()
+    share = (one / two) / par
+    what = f"--fuzz {fuzz} on {n}" if fuzz else f"{n} submissions"
+    return Row(f"{what}: --jobs 2 speedup as a share of the machine's parallelism", share, "", ">= 0.85",
+               share >= 0.85, f"jobs 1 {one:.2f} s, jobs 2 {two:.2f} s, parallelism {par:.2f}")
+
+
+_PEAK = """
+import resource, sys
+from harness import cli
+try:
+    cli.main(sys.argv[1:])
+except SystemExit:
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def peak_kb(n: int) -> int:
+    """The grader's own peak RSS (engine processes excluded) grading ``n`` tiny submissions."""
+    argv = [sys.executable, "-c", _PEAK, "--jobs", "2", "--format", "json", "--no-blame",
+            "-k", "notebook::a_plus_b_times_c", *(a for _ in range(n) for a in ("--engine", "reference"))]
+    proc = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, cwd=ROOT)
+    return int(proc.stderr.strip().splitlines()[-1])
+
+
+def memory(sizes=(50, 500, 5000)) -> Row:
+    peaks = {n: peak_kb(n) for n in sizes}
+    ratio = peaks[sizes[-1]] / peaks[sizes[0]]
+    return Row(f"grader peak memory, {sizes[-1]} against {sizes[0]} tiny submissions", ratio, "x", "<= 2",
+               ratio <= 2, ", ".join(f"{n}: {kb / 1024:.0f} MB" for n, kb in peaks.items()))
+
+
+def run(quick: bool = False) -> list[Row]:
+    if quick:
+        return [blame_floor(8), jobs_share(6), jobs_share(4, fuzz=30), memory((10, 20, 40))]
+    return [blame_floor(48), jobs_share(6), jobs_share(48), jobs_share(8, fuzz=300), memory()]
+
+
+if __name__ == "__main__":
+    assert tool("grade")
+    start = time.perf_counter()
+    for r in run(quick="--quick" in sys.argv):
+        print(f"[{'ok' if r.ok else 'MISS'}] {r.name}: {r.shown()} (target {r.target})\n       {r.detail}")
+    print(f"{time.perf_counter() - start:.1f} s")

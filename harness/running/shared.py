@@ -1,0 +1,125 @@
+"""Reference work shared by every submission of a batch: computed once, used by all.
+
+The answers of the reference engine depend only on what it is asked, never on the
+submission being graded: the traced reference run of a failing case, the reference
+side of an op probe (keyed by op and operand values, through the probe's program),
+and the fuzz corpus of a seed.  ``ReferenceCache`` keeps them for one batch
+(``grading.grade_plan`` makes one and passes it to blame and fuzz).  Its source is
+always the reference engine in its own process, through the runner; a submission's
+answers never enter it.
+
+It is thread-safe: when two submissions ask for the same program at the same time,
+one runs it and the other waits for that answer.  ``runs`` counts the reference
+programs actually run (with sharing off, every request runs).  Sharing is on
+unless ``Feedback.share`` is False or the environment sets ``GRADE_SHARE_REFERENCE=0``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import replace
+
+from harness.model import EngineStatus
+from harness.running.observation import Observation
+from harness.running.reference import trusted
+from harness.running.runner import Limits, Session
+
+#: Set to 0 to compute reference work per submission (the identity test compares both ways).
+ENV_SWITCH = "GRADE_SHARE_REFERENCE"
+
+
+def sharing_enabled(requested: bool = True) -> bool:
+    """Whether a batch shares its reference work: ``requested`` and not turned off in the environment."""
+    return requested and os.environ.get(ENV_SWITCH, "1").strip() not in ("0", "no", "false", "off")
+
+
+def run_programs(spec: str, select: str | None, programs: list, timeouts: list, limits: Limits) -> list:
+    """Observations of ``programs`` from one engine process of ``spec``."""
+    with Session(spec, limits, select) as session:
+        return session.run(programs, timeouts)
+
+
+def _key(reference: str, program, timeout: float) -> str:
+    """What the reference engine is asked, without the program's id (probe ids differ per submission)."""
+    return json.dumps([reference, {**program.to_wire(), "id": ""}, timeout], sort_keys=True)
+
+
+class ReferenceCache:
+    """One batch's reference answers: program -> observation, and named values (fuzz corpora)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.runs = 0          # reference programs run
+        self.computed = 0      # values computed (fuzz corpora)
+        self._lock = threading.Lock()
+        self._answers: dict[str, Future] = {}
+        self._values: dict[object, Future] = {}
+
+    def run(self, reference: str, programs: list, timeouts: list, limits: Limits) -> list[Observation]:
+        """The reference engine's observations of ``programs``, in order (each under its own id);
+        the ones not known yet are run in one reference process (trusted limits)."""
+        if not programs:
+            return []
+        keys = [_key(reference, p, t) for p, t in zip(programs, timeouts)]
+        mine: dict[str, Future] = {}
+        futures: list[Future] = []
+        with self._lock:
+            for k in keys:
+                fut = self._answers.get(k) if self.enabled else None
+                if fut is None:
+                    fut = mine.get(k)
+                if fut is None:
+                    fut = mine[k] = Future()
+                    if self.enabled:
+                        self._answers[k] = fut
+                futures.append(fut)
+            self.runs += len(mine)
+        if mine:
+            todo = [(p, t) for p, t, k in zip(programs, timeouts, keys) if k in mine]
+            todo = list({_key(reference, p, t): (p, t) for p, t in todo}.values())
+            try:
+                got = run_programs(reference, None, [p for p, _ in todo], [t for _, t in todo], trusted(limits))
+            except BaseException as e:
+                with self._lock:
+                    for k, fut in mine.items():
+                        self._answers.pop(k, None)
+                        fut.set_exception(e)
+                raise
+            with self._lock:
+                for (p, t), obs in zip(todo, got):
+                    k = _key(reference, p, t)
+                    if obs.status == EngineStatus.CRASHED:  # the process died: not an answer to keep
+                        self._answers.pop(k, None)
+                    mine[k].set_result(obs)
+        return [replace(f.result(), id=p.id) for f, p in zip(futures, programs)]
+
+    def count(self, runs: int) -> None:
+        """Count ``runs`` reference programs run outside ``run`` (a fuzz corpus's own reference process)."""
+        with self._lock:
+            self.runs += runs
+
+    def value(self, key: object, compute: Callable[[], object]) -> object:
+        """``compute()``'s result, computed once per ``key`` (others asking meanwhile wait for it)."""
+        with self._lock:
+            fut = self._values.get(key) if self.enabled else None
+            owner = fut is None
+            if owner:
+                fut = Future()
+                if self.enabled:
+                    self._values[key] = fut
+        assert fut is not None
+        if owner:
+            with self._lock:
+                self.computed += 1
+            try:
+                fut.set_result(compute())
+            except BaseException as e:
+                with self._lock:
+                    self._values.pop(key, None)
+                fut.set_exception(e)
+                raise
+        return fut.result()

@@ -1,0 +1,168 @@
+"""The batch's shared reference work (harness.running.shared): computed once, identical results either way."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from conftest import fixture_engine
+
+from harness.model import EngineStatus
+from harness.running import shared as sharing
+from harness.running.observation import Observation
+from harness.running.program import Program
+from harness.running.runner import Limits
+from harness.running.shared import ReferenceCache
+
+
+def prog(pid: str, x: float = 1.0) -> Program:
+    return Program(id=pid, inputs=[["a", x]], steps=[], output=[["name", "a"]], backward=0, grads=[],
+                   structure=False)
+
+
+@pytest.fixture
+def reference_runs(monkeypatch):
+    """Replace the reference process with a recorder: the programs each 'process' was asked to run."""
+    asked: list[list[str]] = []
+
+    def run_programs(spec, select, programs, timeouts, limits):
+        assert spec == "ref" and select is None and limits.trusted  # the reference, in its own sandbox
+        asked.append([p.id for p in programs])
+        return [Observation(p.id, EngineStatus.OK, value=p.inputs[0][1]) for p in programs]
+
+    monkeypatch.setattr(sharing, "run_programs", run_programs)
+    return asked
+
+
+def test_the_same_program_under_another_id_is_answered_from_the_cache(reference_runs):
+    cache = ReferenceCache()
+    first = cache.run("ref", [prog("probe::1", 2), prog("probe::2", 3)], [1.0, 1.0], Limits())
+    again = cache.run("ref", [prog("probe::7", 3), prog("probe::8", 4)], [1.0, 1.0], Limits())
+    assert [(o.id, o.value) for o in first + again] == [("probe::1", 2), ("probe::2", 3), ("probe::7", 3),
+                                                          ("probe::8", 4)]
+    assert reference_runs == [["probe::1", "probe::2"], ["probe::8"]]
+    assert cache.runs == 3
+
+
+def test_with_sharing_off_every_request_runs(reference_runs):
+    cache = ReferenceCache(enabled=False)
+    for _ in range(3):
+        cache.run("ref", [prog("p", 2)], [1.0], Limits())
+    assert cache.runs == 3 and len(reference_runs) == 3
+
+
+def test_a_crashed_reference_answer_is_not_kept(monkeypatch):
+    calls = []
+
+    def run_programs(spec, select, programs, timeouts, limits):
+        calls.append(1)
+        return [Observation(p.id, EngineStatus.CRASHED, message="killed") for p in programs]
+
+    monkeypatch.setattr(sharing, "run_programs", run_programs)
+    cache = ReferenceCache()
+    cache.run("ref", [prog("p")], [1.0], Limits())
+    cache.run("ref", [prog("p")], [1.0], Limits())
+    assert len(calls) == 2
+
+
+def test_concurrent_requests_for_the_same_program_run_it_once(monkeypatch):
+    gate, entered = threading.Event(), threading.Event()
+    calls = []
+
+    def run_programs(spec, select, programs, timeouts, limits):
+        calls.append([p.id for p in programs])
+        entered.set()
+        gate.wait(10)
+        return [Observation(p.id, EngineStatus.OK, value=1.0) for p in programs]
+
+    monkeypatch.setattr(sharing, "run_programs", run_programs)
+    cache = ReferenceCache()
+    out: list = []
+    first = threading.Thread(target=lambda: out.append(cache.run("ref", [prog("a")], [1.0], Limits())))
+    first.start()
+    entered.wait(10)
+    second = threading.Thread(target=lambda: out.append(cache.run("ref", [prog("b")], [1.0], Limits())))
+    second.start()
+    gate.set()
+    first.join(10)
+    second.join(10)
+    assert calls == [["a"]] and sorted(o[0].id for o in out) == ["a", "b"]
+
+
+def test_a_value_is_computed_once_per_key_unless_sharing_is_off():
+    cache, off, made = ReferenceCache(), ReferenceCache(enabled=False), []
+    for c in (cache, cache, off, off):
+        c.value(("fuzz", 7), lambda: made.append(1) or len(made))
+    assert len(made) == 3
+
+
+def test_the_environment_turns_sharing_off(monkeypatch):
+    monkeypatch.setenv(sharing.ENV_SWITCH, "0")
+    assert not sharing.sharing_enabled(True)
+    monkeypatch.setenv(sharing.ENV_SWITCH, "1")
+    assert sharing.sharing_enabled(True) and not sharing.sharing_enabled(False)
+
+
+# --- whole batches: these start engine processes (the grading itself runs in this process) ---
+
+def _cases():
+    from harness.cases.loader import load_suites
+
+    suites = {s.name: s for s in load_suites()}
+    return suites["ops"].cases[:14] + suites["graphs"].cases[:6]
+
+
+def _report(run) -> str:
+    from harness.reporting.json import as_dict
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k != "duration_s"}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    return json.dumps(strip(as_dict(run)), indent=1, sort_keys=True)
+
+
+@pytest.mark.slow
+def test_verdicts_and_reports_are_identical_with_sharing_on_and_off():
+    from harness.running.grading import Feedback, grade
+
+    specs = [str(fixture_engine(n)) for n in ("bug_sub_sign", "micrograd_full", "bug_tanh", "bug_sub_sign",
+                                              "bug_assign_grad")]
+    cases = _cases()
+    reports = {}
+    for share in (True, False):
+        run = grade(specs, cases, Limits(), jobs=2, ids=[f"s{i}" for i in range(len(specs))],
+                    feedback=Feedback(fuzz=25, seed=7, share=share))
+        reports[share] = _report(run)
+    assert '"culprit": "sub"' in reports[True]  # blame ran and found something to compare
+    assert reports[True] == reports[False]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_n_identical_failing_submissions_run_the_reference_work_once(jobs):
+    from harness.running.grading import Feedback, grade_plan
+
+    cases = _cases()
+    spec = str(fixture_engine("bug_sub_sign"))
+    counted = {}
+    for n, share in ((1, True), (4, True), (4, False)):
+        cache = ReferenceCache(enabled=share)
+        run = grade_plan([((spec, f"s{i}"), cases) for i in range(n)], Limits(), jobs=jobs,
+                         feedback=Feedback(fuzz=10, seed=7), shared=cache)
+        assert all(c.diagnosis for e in run.engines for c in e.cases if c.status == "failed")
+        counted[n, share] = (cache.runs, cache.computed)
+    once = counted[1, True]
+    assert once[0] > 0 and once[1] == 1
+    assert counted[4, True] == once
+    assert counted[4, False] == (4 * once[0], 4)
+
+
+def test_long_submissions_start_first():
+    from harness.running.grading import longest_first
+
+    assert longest_first([3, 30, 3, 330, 30]) == [3, 1, 4, 0, 2]
