@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
+import sys
 import textwrap
 
 import pytest
-
 from conftest import ROOT
-
 
 SHAPES = ROOT / "tests" / "cases" / "feedback"
 
@@ -67,7 +67,7 @@ def test_html_escapes_what_the_engine_says(grade, tmp_path):
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in result.stdout
 
 
-def _browser():
+def _browser(profile=None):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not chromium or not driver:
@@ -76,8 +76,11 @@ def _browser():
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"):
         options.add_argument(arg)
+    if profile is not None:  # a fresh profile for each browser
+        options.add_argument(f"--user-data-dir={profile}")
     options.binary_location = chromium
     return webdriver.Chrome(service=Service(driver), options=options)
 
@@ -145,3 +148,75 @@ def test_html_names_each_submission_and_keeps_anchors_unique(grade, engine, tmp_
     ids = re.findall(r' id="([^"]+)"', result.stdout)
     assert len(ids) == len(set(ids))
     assert 'id="e0-shapes::sub_two_leaves"' in result.stdout and 'id="e1-shapes::sub_two_leaves"' in result.stdout
+
+
+#: Every drawing's geometry as the browser laid it out: each node's rect and text boxes, and points every
+#: 2 px along each edge's path.
+GEOMETRY = """
+return Array.from(document.querySelectorAll('svg.graph')).map(function (svg) {
+  var boxes = {};
+  svg.querySelectorAll('g.node').forEach(function (g) {
+    var r = g.querySelector('rect').getBBox();
+    boxes[g.dataset.node] = {box: [r.x, r.y, r.width, r.height],
+      texts: Array.from(g.querySelectorAll('text')).map(function (t) {
+        var b = t.getBBox(); return [b.x, b.y, b.width, b.height]; })};
+  });
+  var edges = Array.from(svg.querySelectorAll('path.edge')).map(function (p) {
+    var n = p.getTotalLength(), pts = [];
+    for (var s = 0; s <= n; s += 2) { var q = p.getPointAtLength(s); pts.push([q.x, q.y]); }
+    return {source: p.dataset.source, target: p.dataset.target, points: pts};
+  });
+  return {layout: svg.dataset.layout, boxes: boxes, edges: edges};
+});
+"""
+
+
+def _check_drawings(drawings: list) -> None:
+    assert drawings
+    for drawing in drawings:
+        boxes = drawing["boxes"]
+        for m, n in itertools.combinations(boxes, 2):
+            (ax, ay, aw, ah), (bx, by, bw, bh) = boxes[m]["box"], boxes[n]["box"]
+            assert not (ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah), (drawing["layout"], m, n)
+        for n, node in boxes.items():
+            x, y, w, h = node["box"]
+            for tx, ty, tw, th in node["texts"]:  # each label line fits inside its box
+                assert x <= tx and tx + tw <= x + w and y <= ty and ty + th <= y + h, (drawing["layout"], n)
+        for e in drawing["edges"]:
+            for n, node in boxes.items():
+                if n in (e["source"], e["target"]):
+                    continue
+                x, y, w, h = node["box"]
+                inside = [p for p in e["points"] if x + 1 < p[0] < x + w - 1 and y + 1 < p[1] < y + h - 1]
+                assert not inside, f"{drawing['layout']}: edge {e['source']}->{e['target']} crosses {n}: {inside[:2]}"
+
+
+@pytest.mark.slow  # runs grade and a browser as subprocesses
+def test_graph_geometry_in_headless_chromium(html_report, tmp_path, monkeypatch):
+    """Boxes never overlap, labels fit their boxes, no edge crosses a box it does not join: in the report
+    grade wrote, and in a neuron's picture drawn by each layout backend."""
+    from harness.model import CaseResult, EngineResult, ReportContext, RunResult, Status
+    from harness.reporting import html, layout
+
+    sys.path.insert(0, str(ROOT / "tests" / "unit"))
+    from test_layout import NEURON
+
+    run = RunResult([EngineResult("eng", "engine.py", [CaseResult("models::neuron", Status.FAILED, 0.0, 1.0,
+                                                                  graph=NEURON)])])
+    pages = [html_report]
+    for backend in ("dot", "grandalf"):
+        if backend == "dot" and not layout.dot_available():
+            continue
+        monkeypatch.setattr(layout, "dot_available", lambda backend=backend: backend == "dot" and bool(
+            shutil.which("dot")))
+        page = tmp_path / f"neuron-{backend}.html"
+        page.write_text(html.render(run, ReportContext()))
+        assert f'data-layout="{backend}"' in page.read_text()
+        pages.append(page)
+    browser = _browser(tmp_path / "profile")
+    try:
+        for page in pages:
+            browser.get(page.as_uri())
+            _check_drawings(browser.execute_script(GEOMETRY))
+    finally:
+        browser.quit()
