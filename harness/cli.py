@@ -190,11 +190,12 @@ def _subcommand(commands, name: str, summary: str, description: str) -> argparse
 
 def _engine_options(g) -> None:
     g.add_argument("--engine", action="append", default=[], metavar="SPEC",
-                   help="a .py file, a package folder, a module name or an installed engine name "
-                        "(repeatable)")
+                   help="a .py file, a notebook (.ipynb), a folder (a package or a repository), "
+                        "DIR::module[:Class], a module name or an installed engine name (repeatable)")
     g.add_argument("--submissions", action="append", default=[], metavar="DIR",
-                   help="a folder whose every child folder or .py file is one submission, "
-                        "named after it (repeatable)")
+                   help="a folder whose every child folder, .py, .ipynb or .zip file is one submission, "
+                        "named after it, or a Canvas, Moodle or Blackboard 'download all submissions' "
+                        "folder or zip, one submission per student (repeatable)")
 
 
 def _engine_name_option(g) -> None:
@@ -234,6 +235,10 @@ def _limit_options(g) -> None:
                    help="seconds per case unless the case sets its own (default: 10)")
     g.add_argument("--load-timeout", type=_positive, default=20.0, metavar="S",
                    help="seconds to import a submission (default: 20)")
+    g.add_argument("--notebook-mode", choices=["defs", "all"], default="defs",
+                   help="notebooks and scripts exported from them: run only the statements that define "
+                        "names (defs: no training loops, plots or asserts; whole cells if that finds no "
+                        "engine) or every cell (all) (default: defs)")
     g.add_argument("--memory-mb", type=_natural, default=2048, metavar="MB",
                    help="address-space cap of each engine process, 0 for none (default: 2048)")
     g.add_argument("--max-output-mb", type=_natural, default=64, metavar="MB",
@@ -673,6 +678,7 @@ def _build_gradescope(args: argparse.Namespace) -> Outcome:
     options += ["--user", args.user] if args.user is not None else []
     options += [o for name in args.engine_names for o in ("--engine-name", name)]
     options += ["--sandbox", args.sandbox] if args.sandbox != "auto" else []
+    options += ["--notebook-mode", args.notebook_mode] if args.notebook_mode != "defs" else []
     names = gradescope_zip.build(args.build_gradescope, args.cases, options, course_plugins)
     hidden = sum(c.visibility != "visible" for c in cases)
     return Outcome(f"wrote {args.build_gradescope}: {len(cases)} cases ({hidden} hidden or after the due date) "
@@ -720,6 +726,7 @@ def _grade(args: argparse.Namespace) -> Outcome:
     finally:
         for worker in early.values():
             worker.kill()
+        _remove_workdir(args)
 
 
 def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
@@ -739,7 +746,7 @@ def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
     if not written:
         if args.submissions:
             raise HarnessError(f"no submissions in {', '.join(args.submissions)}: expected child "
-                               "folders or .py files")
+                               "folders, .py, .ipynb or .zip files, or an LMS download")
         raise HarnessError("no engine to grade: give --engine SPEC (a .py file, a module or 'reference') "
                            "or --submissions DIR")
     _check_unique(ids)
@@ -856,15 +863,53 @@ def _limits(args: argparse.Namespace):
     return Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None,
                   output_mb=args.max_output_mb or None,
                   forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))),
-                  user=user, sandbox=sandbox.mode, sandbox_warning=sandbox.warning)
+                  user=user, sandbox=sandbox.mode, sandbox_warning=sandbox.warning,
+                  notebook_mode=getattr(args, "notebook_mode", "defs"))
 
 
 def _graded(args: argparse.Namespace) -> tuple[list, list, list]:
-    """The submissions to grade: (specs, as written, submission ids)."""
-    written = list(args.engine) + [path for folder in args.submissions for path in submissions(folder)]
-    ids: list[Any] = [None] * len(args.engine) + [submission_id(p) for p in written[len(args.engine):]]
-    specs = [os.path.abspath(s) if os.path.exists(s) else s for s in written]
+    """The submissions to grade: (specs, as written, submission ids); --submissions is expanded once."""
+    if getattr(args, "_expanded", None) is None:
+        args._expanded = [s for target in args.submissions for s in _expand(target, args)]
+    written = list(args.engine) + [s.source for s in args._expanded]
+    ids: list[Any] = [None] * len(args.engine) + [s.id for s in args._expanded]
+    specs = [_absolute(s) for s in args.engine] + [os.path.abspath(s.path) for s in args._expanded]
     return specs, written, ids
+
+
+def _expand(target: str, args: argparse.Namespace) -> list:
+    """The submissions of one --submissions folder or zip (an LMS download's grouped per student)."""
+    import atexit
+    import tempfile
+
+    from harness import intake
+    from harness.intake import lms
+
+    if getattr(args, "_workdir", None) is None:
+        args._workdir = tempfile.mkdtemp(prefix="grade-submissions-")
+        os.chmod(args._workdir, 0o711)  # an engine process that dropped root (--user) reads its files
+        atexit.register(_remove_workdir, args)
+    found = lms.expand(target, Path(args._workdir))
+    for s in found:
+        if s.problem:
+            intake.PROBLEMS[os.path.abspath(s.path)] = s.problem
+    return found
+
+
+def _remove_workdir(args: argparse.Namespace) -> None:
+    """Remove what --submissions unpacked (LMS downloads, students' archives), once."""
+    workdir = getattr(args, "_workdir", None)
+    if workdir:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+        args._workdir = ""
+
+
+def _absolute(spec: str) -> str:
+    """A spec with its path made absolute (DIR::module: the folder), as the engine processes need it."""
+    folder, sep, target = spec.partition("::")
+    return os.path.abspath(folder) + sep + target if os.path.exists(folder) else spec
 
 
 def _reporters(pm, name: str) -> dict:
@@ -878,24 +923,6 @@ def _reporters(pm, name: str) -> dict:
         raise HarnessError(f"unknown --format {name!r}{did_you_mean(name, reporters)}; "
                            f"choose from {', '.join(sorted(reporters))}")
     return reporters
-
-
-def submissions(folder: str) -> list[str]:
-    """The submissions in ``folder``: its child folders and .py files, by name.
-
-    Names starting with ``.`` or ``_`` (``__pycache__``, ``__MACOSX``) are skipped.
-    """
-    path = Path(folder)
-    if not path.is_dir():
-        raise HarnessError(f"--submissions {folder}: no such folder")
-    return [str(p) for p in sorted(path.iterdir(), key=lambda p: p.name)
-            if not p.name.startswith((".", "_")) and (p.is_dir() or (p.is_file() and p.suffix == ".py"))]
-
-
-def submission_id(path: str) -> str:
-    """A submission's id: its folder's name, or its file's name without ``.py``."""
-    p = Path(path)
-    return p.stem if p.is_file() else p.name
 
 
 def _check_unique(ids: list) -> None:

@@ -166,7 +166,8 @@ class GraphPicture:
     nodes: tuple[PictureNode, ...] = ()
     edges: tuple[PictureEdge, ...] = ()
     output: str = ""
-    first_divergent: str | None = None   # the node to highlight
+    first_divergent: str | None = None   # the first node, from the output down, whose grad is wrong
+    culprit: str | None = None           # the op node that handed it the wrong grad (the highlight)
     traced: bool = False                 # node by node from traced runs (else only the named grads)
 
 
@@ -250,6 +251,8 @@ class EngineResult:
     submission: str = ""    # the submission id: a --submissions child's name, else the engine's name
     fuzz: FuzzSummary | None = None
     ignored_engines: tuple[str, ...] = ()  # engines the submission registers that were not graded (--engine-name)
+    origin: str = ""        # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
+    load_notes: list[str] = field(default_factory=list)  # what loading skipped (cells, IPython syntax) or chose
 
     @property
     def max_score(self) -> float:

@@ -17,7 +17,8 @@ import pytest
 from engines.mutants import MUTANTS, materialise
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINES = ROOT / "tests" / "engines"
+ENGINES = ROOT / "tests" / "engines"      # correct engines, their mutants, single-file oddities
+LAYOUTS = ROOT / "tests" / "layouts"      # submissions of several files: a multi-file folder, a package
 EXAMPLES = ROOT / "examples"
 _SHARED: list[Path] = []  # this process's folder of mutants for fixture_engine(name) without a folder
 

@@ -1,5 +1,5 @@
 """Attacks 1, 5 and 11 of issue 11 through the ``grade`` CLI, with the attack_hostile_ engines of
-tests/engines/attacks/ on tests/cases/attacks.yaml (add and mul only)."""
+tests/attacks/ on tests/cases/attacks.yaml (add and mul only)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from conftest import ENGINES, ROOT
 
 pytestmark = pytest.mark.slow
 
-ATTACKS = ENGINES / "attacks"
+ATTACKS = ROOT / "tests" / "attacks"
 CASES = ROOT / "tests" / "cases" / "attacks.yaml"
 FAST = ("--timeout", "20", "--load-timeout", "20", "--no-blame")
 MB = 1 << 20

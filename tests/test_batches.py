@@ -114,9 +114,9 @@ def test_two_submissions_with_one_name_are_a_clear_error(tmp_path):
 def test_an_empty_or_missing_submissions_folder_is_a_clear_error(tmp_path):
     result = run_grade("--submissions", tmp_path)
     assert (result.code, result.stderr) == (
-        2, f"grade: error: no submissions in {tmp_path}: expected child folders or .py files\n")
+        2, f"grade: error: no submissions in {tmp_path}: expected child folders, .py, .ipynb or .zip files, or an LMS download\n")
     result = run_grade("--submissions", tmp_path / "missing")
-    assert (result.code, result.stderr) == (2, f"grade: error: --submissions {tmp_path / 'missing'}: no such folder\n")
+    assert (result.code, result.stderr) == (2, f"grade: error: --submissions {tmp_path / 'missing'}: no such folder or zip\n")
 
 
 def test_fail_under_gates_on_every_engines_percent(tmp_path):

@@ -130,6 +130,7 @@ def test_failing_cases_carry_their_graph_with_the_divergent_node(report):
     assert nodes["b"] == {"id": "n1", "op": "leaf", "label": "b", "value": 2.0, "expected_grad": -3.0,
                           "got_grad": 3.0, "divergent": True}
     assert graph["first_divergent"] == "n1"
+    assert graph["culprit"] == nodes["a - b"]["id"]  # the op that handed b its wrong grad is the highlight
     assert not nodes["a - b"]["divergent"] and nodes["a - b"]["op"] == "sub"
     assert ["n3", "n4", 0] in graph["edges"] and graph["output"] == "n4"
 

@@ -7,6 +7,7 @@ import os
 import stat
 
 import pytest
+from conftest import LAYOUTS
 
 pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
@@ -205,8 +206,8 @@ def test_bad_command_lines_exit_2_without_traceback(grade, args, needle):
     assert "Traceback" not in result.stderr
 
 
-def test_multi_file_submission_and_package(grade, engine):
-    for spec in (engine("multifile/engine.py"), engine("pkg_engine/")):
+def test_multi_file_submission_and_package(grade):
+    for spec in (LAYOUTS / "multifile" / "engine.py", f"{LAYOUTS / 'pkg_engine'}/"):
         result = grade("--engine", spec, "-k", "notebook::a_plus", "--format", "json")
         assert set(result.statuses().values()) == {"passed"}, spec
 

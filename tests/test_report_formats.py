@@ -177,9 +177,11 @@ def test_gradescope_maps_points_and_visibility_per_case():
     assert tests["statuses::second_backward_doubles_output_grad"]["max_score"] == 3.0
     assert tests["statuses::exp_is_unsupported"]["visibility"] == "after_due_date"
     assert tests["statuses::sub_then_mul"]["tags"] == ["ci", "backprop"]
-    # The top-level output is shown to students: what to fix first (if anything), then visible tests only.
-    *fixes, counts = doc["output"].split("\n\n")
+    # The top-level output is shown to students: what to fix first (if anything), then visible tests only,
+    # then which class was graded.
+    *fixes, counts, graded = doc["output"].split("\n\n")
     assert counts == "2 of 4 visible tests passed; 2 more tests are hidden or shown after the due date"
+    assert graded == "graded: notebook_verbatim.py: class Tensor"
     assert all(f.startswith("What to fix first:\n  1. ") for f in fixes)
 
 

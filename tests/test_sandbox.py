@@ -1,7 +1,7 @@
-"""``--sandbox``: the attacks of issue 11 as fixture engines (tests/engines/attacks/), under every sandbox mode.
+"""``--sandbox``: the attacks of issue 11 as fixture engines (tests/attacks/), under every sandbox mode.
 
 Each attack engine is correct, except that every attack that works spoils one operator (see
-tests/engines/attacks/_value.py), so a case per operator tells which attacks worked.  Under each
+tests/attacks/_value.py), so a case per operator tells which attacks worked.  Under each
 mode the machine provides, the test asserts exactly which work: none inside bwrap, the documented
 few under ``uid``, and (as root) all of them under ``none`` -- which shows that each attack is real.
 The bwrap argument builder is tested in-process at the end.
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, fixture_engine, processes_with, run_grade, token_env
 
-ATTACKS = ROOT / "tests" / "engines" / "attacks"
+ATTACKS = ROOT / "tests" / "attacks"
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 REACH = """\
 suite: reach

@@ -204,7 +204,9 @@ def _engine(e: dict, path: str) -> EngineResult:
     return EngineResult(e["engine"], e["source"], [], load_error=str(e.get("load_error") or ""),
                         submission=str(e.get("submission") or ""),
                         ignored_engines=tuple(str(n) for n in e.get("ignored_engines", ())),
-                        fuzz=_read_part(_fuzz, fuzz, path, "fuzz") if fuzz is not None else None)
+                        fuzz=_read_part(_fuzz, fuzz, path, "fuzz") if fuzz is not None else None,
+                        origin=str(e.get("origin") or ""),
+                        load_notes=[str(n) for n in e.get("load_notes") or []])
 
 
 def _case(c: dict, path: str) -> CaseResult:
@@ -259,7 +261,7 @@ def _graph(g: dict) -> GraphPicture:
                   for n in g["nodes"])
     edges = tuple(PictureEdge(str(a), str(b), int(pos)) for a, b, pos in g["edges"])
     return GraphPicture(True, nodes=nodes, edges=edges, output=str(g["output"]),
-                        first_divergent=g.get("first_divergent"), traced=bool(g.get("traced")))
+                        first_divergent=g.get("first_divergent"), culprit=g.get("culprit"), traced=bool(g.get("traced")))
 
 
 def _shrunk(s: dict) -> Shrunk:

@@ -432,7 +432,7 @@ def _record(it: Item) -> patterns.Record:
 def _annotate(it: Item, found: list[Diagnosis], traced: tuple | None) -> None:
     """Give a failing case its diagnoses (they replace the judge's quick guess) and its picture."""
     it.result.diagnosis = list(found)
-    it.result.graph = picture(it, traced)
+    it.result.graph = picture(it, traced, {d.culprit for d in found})
 
 
 def mark_suspect(res: CaseResult, d: Diagnosis) -> None:
@@ -440,10 +440,10 @@ def mark_suspect(res: CaseResult, d: Diagnosis) -> None:
     res.diagnosis = [d]
 
 
-def picture(it: Item, traced: tuple | None = None) -> GraphPicture:
+def picture(it: Item, traced: tuple | None = None, culprits: frozenset[str] | set[str] = frozenset()) -> GraphPicture:
     """A failing case's graph for drawing: from the traced runs when there are any, else from the
     case's own expectations and the engine's grads of the named nodes."""
     g, ref, eng = traced if traced else (graphs.build(it.program, DRAW_CAP + 1), None, None)
     expected = it.case.expect.grad if isinstance(it.case.expect.grad, dict) else {}
     return graphs.picture(g, ref, eng, expected, it.observation.grads or {},
-                          lambda got, want: close(got, want, it.case.tolerance), DRAW_CAP)
+                          lambda got, want: close(got, want, it.case.tolerance), DRAW_CAP, culprits)

@@ -10,7 +10,7 @@ node's operands always come before it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,11 +209,12 @@ def shape(program, cap: int = SHAPE_CAP) -> Shape:
 
 def picture(g: Graph, ref: dict[str, Any] | None, eng: dict[str, Any] | None, expected: dict[str, Any],
             got_by_name: dict[str, float | None], close: Callable[[float | None, float], bool],
-            cap: int) -> GraphPicture:
+            cap: int, culprits: Collection[str] = ()) -> GraphPicture:
     """A case's graph for drawing: each reachable node with its op, value, expected and got grads.
 
     ``ref`` and ``eng`` are traced runs of the reference and the engine (node by node); without
-    them only the named nodes get grads, from ``expected`` and ``got_by_name``.  ``close(got,
+    them only the named nodes get grads, from ``expected`` and ``got_by_name``.  ``culprits``: the ops
+    blame names, to pick the highlighted op among several users of the first wrong node.  ``close(got,
     want)`` says whether a grad is right.  Graphs of more than ``cap`` nodes are not drawn.
     """
     reach = g.reachable() if g.complete else set()
@@ -249,4 +250,20 @@ def picture(g: Graph, ref: dict[str, Any] | None, eng: dict[str, Any] | None, ex
     first = next((n.id for n in reversed(nodes) if n.divergent and n.op != "const"), None)  # from the output down
     output = g.output[1] if g.output else 0
     return GraphPicture(True, nodes=tuple(nodes), edges=tuple(edges), output=f"n{output}",
-                        first_divergent=first, traced=bool(ref))
+                        first_divergent=first, culprit=_handed(first, f"n{output}", nodes, edges, culprits),
+                        traced=bool(ref))
+
+
+def _handed(first: str | None, output: str, nodes: list[PictureNode], edges: list[PictureEdge],
+            culprits: Collection[str]) -> str | None:
+    """The op node that handed ``first`` its wrong grad: ``first`` itself when it is the output (backward()
+    seeds it), its only user, else the user whose op blame names, else the user whose backward runs last
+    (the lowest in the graph: with "= instead of +=", its share is the one left)."""
+    if first is None or first == output:
+        return first
+    op = {n.id: n.op for n in nodes}
+    users = sorted({e.target for e in edges if e.source == first}, key=lambda n: int(n[1:]))
+    if len(users) <= 1:
+        return users[0] if users else first
+    named = [u for u in users if op.get(u) in culprits]
+    return named[0] if named else users[0]

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 #: Forbidden by default: the reference engine, and the harness itself...
 DEFAULT_FORBIDDEN = ("reference_engine", "harness")
-#: ...except its public plugin API: ``hookimpl`` and ``Unsupported`` (in ``harness``) and the adapters.
-PUBLIC_API = ("harness", "harness.engine_side", "harness.engine_side.adapters")
+#: ...except its public plugin API: ``hookimpl``, ``Unsupported`` and ``OpSpec`` (in ``harness``), the op table
+#: ``harness.ops`` that they come from, and the adapters.
+PUBLIC_API = ("harness", "harness.ops", "harness.engine_side", "harness.engine_side.adapters")
 
 
 class ForbiddenImport(ImportError):

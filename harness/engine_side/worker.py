@@ -44,8 +44,14 @@ def main(argv: list[str]) -> int:
             _become(run_as, hello["spec"], LoadError)
         guard.install(policy)
 
+    notes: list = []
     try:
-        engines, _trusted = load(hello["spec"], hello.get("installed"), guard=before_submission)
+        if hello.get("unreadable"):  # the grader could not read the submission (a corrupt notebook, ...)
+            raise LoadError(str(hello["unreadable"]))
+        engines, _trusted = load(hello["spec"], hello.get("installed"), guard=before_submission,
+                                 notebook=hello.get("notebook"), mode=hello.get("notebook_mode", "defs"),
+                                 notes=notes, notebooks=hello.get("notebooks"))
+        notes[:0] = [str(n) for n in hello.get("notebook_notes", [])]
         if run_as and not _dropped:  # a trusted installed engine, loaded without the guard
             if trusted:
                 _preload_plugins()
@@ -62,8 +68,10 @@ def main(argv: list[str]) -> int:
     names = [protocol.clip(safe_str(getattr(e, "name", "engine")), protocol.MAX_NAME) for e in engines]
     select = hello.get("select")
     engine = engines[names.index(select)] if select in names else engines[0]
+    origin = protocol.clip(safe_str(getattr(engine, "origin", "") or ""), protocol.MAX_NOTE)
     protocol.write(fd_out, {"ready": True, "engines": names[:protocol.MAX_ENGINES],
-                            "engine": names[engines.index(engine)]})
+                            "engine": names[engines.index(engine)], "origin": origin,
+                            "notes": [protocol.clip(n, protocol.MAX_NOTE) for n in _capped(notes)]})
     while True:
         batch = protocol.read_blocking(fd_in)
         if batch is None:
@@ -76,6 +84,13 @@ def main(argv: list[str]) -> int:
                 obs["message"] = (f"the engine wrote more than {output_mb} MB (prints or files), the cap of an "
                                   "engine process (--max-output-mb): print less")
             protocol.write(fd_out, obs)
+
+
+def _capped(notes: list) -> list:
+    """At most wire.MAX_NOTES notes, the last saying how many were left out."""
+    if len(notes) <= protocol.MAX_NOTES:
+        return notes
+    return notes[:protocol.MAX_NOTES - 1] + [f"... and {len(notes) - protocol.MAX_NOTES + 1} more"]
 
 
 _dropped: list = []
@@ -97,6 +112,7 @@ def _preload_plugins() -> None:
 
 def _become(run_as: dict, spec: str, error) -> None:
     """Run as ``run_as`` from now on (once); ``error`` if the drop failed or the submission is unreadable."""
+    spec = spec.partition("::")[0]  # DIR::module[:Class]: the folder must be readable
     if not _dropped:
         try:
             privileges.drop(run_as)

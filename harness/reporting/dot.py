@@ -22,7 +22,9 @@ def digraph(title: str, graph: GraphPicture) -> str:
         if n.op == "const":
             attrs.append("shape=plaintext")
         if n.divergent:
-            attrs += ["color=red", "fontcolor=red", "penwidth=2" if n.id == graph.first_divergent else "penwidth=1"]
+            attrs += ["color=red", "fontcolor=red", "penwidth=1"]
+        if n.id == (graph.culprit or graph.first_divergent):
+            attrs += ["color=red", "penwidth=3", 'style=filled', 'fillcolor="#fff3cd"']
         if n.id == graph.output:
             attrs.append("peripheries=2")
         out.append(f"  {n.id} [{', '.join(attrs)}];")

@@ -52,6 +52,10 @@ def as_dict(run: RunResult) -> dict[str, Any]:
         if items:
             fixes.append("\n".join([f"{clean(label) + ': ' if several else ''}What to fix first:",
                                      *(f"  {k}. {clean(f.text())}" for k, f in enumerate(items, 1))]))
+    for label, e in zip(run.labels(), run.engines, strict=True):  # which class or cell was graded, what loading skipped
+        if e.origin or e.load_notes:
+            loaded = ([f"graded: {e.origin}"] if e.origin else []) + [f"- {n}" for n in e.load_notes]
+            notes.append((f"{clean(label)}: " if several else "") + clean("\n".join(loaded)))
     return {
         "score": run.score,
         "execution_time": max(0, round(run.duration_s)),

@@ -10,7 +10,7 @@ import html
 from collections.abc import Callable
 
 from harness import Reporter, hookimpl
-from harness.model import STATUSES, CaseResult, GraphPicture, ReportContext, RunResult, Status
+from harness.model import STATUSES, CaseResult, GraphPicture, PictureNode, ReportContext, RunResult, Status
 from harness.reporting.common import (
     case_lines,
     clean,
@@ -22,10 +22,7 @@ from harness.reporting.common import (
     suspect_lines,
     where_suffix,
 )
-from harness.reporting.layout import layered
-
-BOX = (170, 68)
-GAP = (56, 16)
+from harness.reporting.layout import lay_out
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -44,9 +41,9 @@ pre { white-space: pre-wrap; background: #f6f8fa; padding: .5em; border-radius: 
 .suspect { border-left: 4px solid #b7791f; background: #fdf8ec; padding: .4em 1em; }
 svg.graph { max-width: 100%; height: auto; border: 1px solid #eee; }
 svg .node rect { fill: #fff; stroke: #555; } svg .node.output rect { stroke-width: 2.5; }
-svg .node.divergent rect { fill: #fdecea; stroke: #c0392b; } svg .node.first rect { stroke-width: 3; }
+svg .node.divergent rect { fill: #fdecea; stroke: #c0392b; }\nsvg .node.culprit rect { fill: #fff3cd; stroke: #c0392b; stroke-width: 3; }
 svg .node.const rect { fill: #f3f3f3; stroke: #bbb; }
-svg text { font: 11px monospace; } svg .node.divergent text { fill: #c0392b; }
+svg text { font: 11px monospace; white-space: pre; } svg .node.divergent text { fill: #c0392b; }
 svg .edge { stroke: #888; fill: none; }
 """
 
@@ -69,34 +66,47 @@ def _e(text: object) -> str:
     return html.escape(clean(str(text)), quote=True)
 
 
-def svg(graph: GraphPicture, title: str = "", uid: str = "g") -> str:
-    """A case's graph as inline SVG, laid out in columns by topological depth."""
-    ids = [n.id for n in graph.nodes]
-    consts = {n.id for n in graph.nodes if n.op == "const"}
-    lay = layered(ids, [(e.source, e.target) for e in graph.edges], box=BOX, gap=GAP, pull_right=consts)
-    w, h = BOX
+CHAR_W = 7.0      # px per character of the 11px monospace labels (0.6 em, rounded up)
+LINE_H = 14.0     # px per label line
+PAD = (10.0, 8.0)  # px around a box's text
+MAX_CHARS = 34    # a longer label line is cut with an ellipsis (the node's tooltip has it whole)
+
+
+def _label(node: PictureNode) -> list[str]:
+    return [line if len(line) <= MAX_CHARS else line[:MAX_CHARS - 1] + "\u2026" for line in node_lines(node)[:4]]
+
+
+def box_size(lines: list[str]) -> tuple[float, float]:
+    """The size a box needs for its label lines."""
+    return (max(len(line) for line in lines) * CHAR_W + 2 * PAD[0], len(lines) * LINE_H + 2 * PAD[1])
+
+
+def svg(graph: GraphPicture, title: str = "", uid: str = "g", engine: str = "auto") -> str:
+    """A case's graph as inline SVG, laid out by Graphviz's dot (or grandalf), inputs on the left.
+
+    The highlight (class ``culprit``) is on the op that handed the first wrong gradient down."""
+    labels = {n.id: _label(n) for n in graph.nodes}
+    lay = lay_out({n: box_size(lines) for n, lines in labels.items()},
+                  [(e.source, e.target) for e in graph.edges], engine)
     out = [f'<svg class="graph" role="img" viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" '
-           f'width="{lay.width:.0f}" height="{lay.height:.0f}"><title>{_e(title)}</title>',
+           f'width="{lay.width:.0f}" height="{lay.height:.0f}" data-layout="{lay.engine}"><title>{_e(title)}</title>',
            f'<defs><marker id="arrow-{uid}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>']
-    for edge in graph.edges:
-        (ax, ay), (bx, by) = lay.positions[edge.source], lay.positions[edge.target]
-        x1, y1, x2, y2 = ax + w, ay + h / 2, bx, by + h / 2
-        mid = (x1 + x2) / 2
-        out.append(f'<path class="edge" marker-end="url(#arrow-{uid})" d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} '
-                   f'{x2:.0f},{y2:.0f}"/>')
+    for edge in lay.edges:
+        out.append(f'<path class="edge" data-source="{_e(edge.source)}" data-target="{_e(edge.target)}" '
+                   f'marker-end="url(#arrow-{uid})" d="{edge.d}"/>')
+    culprit = graph.culprit or graph.first_divergent
     for n in graph.nodes:
-        x, y = lay.positions[n.id]
+        b = lay.boxes[n.id]
         classes = ["node"] + (["const"] if n.op == "const" else []) + (["divergent"] if n.divergent else []) + (
-            ["first"] if n.id == graph.first_divergent else []) + (["output"] if n.id == graph.output else [])
-        lines = node_lines(n)
+            ["culprit"] if n.id == culprit else []) + (["output"] if n.id == graph.output else [])
+        lines = labels[n.id]
         out.append(f'<g class="{" ".join(classes)}" data-node="{_e(n.id)}">'
-                   f'<rect x="{x:.0f}" y="{y:.0f}" width="{w}" height="{h}" rx="5"/>')
-        for k, line in enumerate(lines[:4]):
-            ty = y + h / 2 + (k - (len(lines[:4]) - 1) / 2) * 14 + 4
-            text = line if len(line) <= 26 else line[:25] + "\u2026"
-            out.append(f'<text x="{x + 8:.0f}" y="{ty:.0f}">{_e(text)}</text>')
-        out.append(f"<title>{_e(chr(10).join(lines))}</title></g>")
+                   f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{b.w:.1f}" height="{b.h:.1f}" rx="5"/>')
+        for k, line in enumerate(lines):
+            ty = b.y + PAD[1] + k * LINE_H + LINE_H - 3.5
+            out.append(f'<text x="{b.x + PAD[0]:.1f}" y="{ty:.1f}">{_e(line)}</text>')
+        out.append(f"<title>{_e(chr(10).join(node_lines(n)))}</title></g>")
     out.append("</svg>")
     return "".join(out)
 
@@ -115,7 +125,8 @@ def _failure(anchor: str, c: CaseResult, uid: str) -> str:
     if c.graph and c.graph.drawn:
         parts.append(svg(c.graph, c.id, uid))
         parts.append('<p class="legend">Red: grads that differ from the reference engine'
-                     + (" (thick: the first one from the output down)" if c.graph.first_divergent else "")
+                     + (". Thick yellow: the op that handed the first wrong grad down"
+                        if c.graph.culprit or c.graph.first_divergent else "")
                      + ". Double border: the output.</p>")
     elif c.graph:
         parts.append(f"<p>Graph not drawn: {_e(c.graph.why or 'too large')}.</p>")

@@ -53,7 +53,7 @@ def graph_dict(g: GraphPicture) -> dict[str, Any]:
         return {"drawn": False, "why": g.why}
     return {"drawn": True, "nodes": [dataclasses.asdict(n) for n in g.nodes],
             "edges": [[e.source, e.target, e.position] for e in g.edges], "output": g.output,
-            "first_divergent": g.first_divergent, "traced": g.traced}
+            "first_divergent": g.first_divergent, "culprit": g.culprit, "traced": g.traced}
 
 
 def shrunk_dict(s: Shrunk) -> dict[str, Any]:
@@ -90,6 +90,8 @@ def engine_dict(e: EngineResult) -> dict[str, Any]:
             "max_score": e.max_score, "percent": round(e.percent, 2), "counts": e.counts,
             **({"load_error": e.load_error} if e.load_error else {}),
             **({"ignored_engines": list(e.ignored_engines)} if e.ignored_engines else {}),
+            **({"origin": e.origin} if e.origin else {}),
+            **({"load_notes": list(e.load_notes)} if e.load_notes else {}),
             **({"fuzz": dataclasses.asdict(e.fuzz)} if e.fuzz is not None else {}),
             "cases": [case_dict(c) for c in e.cases]}
 

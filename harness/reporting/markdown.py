@@ -60,6 +60,11 @@ def render(run: RunResult, context: ReportContext) -> str:
         out.append("")
         if e.ignored_engines:
             out.append(cell(ignored_note(e)))
+        if e.origin:
+            out.append(f"graded: {cell(e.origin)}")
+            out.append("")
+        if e.load_notes:
+            out.extend(f"- {cell(note)}" for note in e.load_notes)
             out.append("")
         if e.load_error:
             out.append("> **The submission failed to load:**<br>" + cell(e.load_error))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness import Reporter, hookimpl
-from harness.model import ReportContext, RunResult, Status
+from harness.model import EngineResult, ReportContext, RunResult, Status
 from harness.reporting.common import (
     case_lines,
     clean,
@@ -36,6 +36,7 @@ def render(run: RunResult, context: ReportContext) -> str:
     for name, e in zip(run.labels(), run.engines, strict=True):
         title = f"{name} ({e.source})" if name == e.engine else f"{name}: {e.engine} ({e.source})"
         out.append(_paint(f"== {clean(title)}", "1", context))
+        out.extend(load_lines(e))
         if e.ignored_engines:
             out.append(f"   {ignored_note(e)}")
         if e.load_error:
@@ -61,6 +62,15 @@ def render(run: RunResult, context: ReportContext) -> str:
     out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}; "
                f"sandbox: {clean(run.sandbox)}{warning}")
     return "\n".join(out) + "\n"
+
+
+def load_lines(e: EngineResult) -> list[str]:
+    """Where the graded engine was defined, and what loading skipped or chose."""
+    lines = [f"   graded: {clean(e.origin)}"] if e.origin else []
+    if e.load_notes:
+        lines.append("   while loading:")
+        lines.extend(f"   - {clean(note)}" for note in e.load_notes)
+    return lines
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.cases.fingerprint import fingerprint
@@ -59,7 +59,7 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
                  for case, prog, obs in zip(cases, progs, observations)]
         engine = EngineResult(run.name, spec, [it.result for it in items], run.load_error,
-                              ignored_engines=run.ignored)
+                              ignored_engines=run.ignored, origin=run.origin, load_notes=list(run.notes))
         if not run.load_error:
             _feedback(spec, run.name, engine, items, limits, feedback, shared)
         results.append(engine)
@@ -74,6 +74,8 @@ class _Run:
     observations: list[Observation]
     load_error: str = ""
     ignored: tuple[str, ...] = ()  # engines the submission registers that were not graded
+    origin: str = ""               # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
+    notes: list[str] = field(default_factory=list)  # what loading skipped or chose
 
 
 def _fenced(session: Session, progs: list, timeouts: list, fence: int) -> list[Observation]:
@@ -108,11 +110,14 @@ def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Wor
                        f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
                 runs.append(_Run(name, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in progs], why))
             elif name == first.name and first.worker is not None:  # the engine the first process loaded
-                runs.append(_Run(name, _fenced(first, progs, timeouts, fence), ignored=tuple(ignored)))
+                runs.append(_Run(name, _fenced(first, progs, timeouts, fence), ignored=tuple(ignored),
+                                 origin=first.origin, notes=first.notes))
                 first.close()
             else:
                 with Session(spec, limits, select=name) as other:
-                    runs.append(_Run(name, _fenced(other, progs, timeouts, fence), ignored=tuple(ignored)))
+                    observations = _fenced(other, progs, timeouts, fence)
+                    runs.append(_Run(name, observations, ignored=tuple(ignored), origin=other.origin,
+                                     notes=other.notes))
     return runs
 
 

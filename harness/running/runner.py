@@ -57,6 +57,7 @@ class Limits:
     hide: tuple = ()               # every graded submission: none is ever visible in another's sandbox
     cpu_s: int | None = 600        # RLIMIT_CPU of an engine process (all its cases), far above the timeouts
     processes: int | None = 64     # RLIMIT_NPROC when the engine process has a uid of its own
+    notebook_mode: str = "defs"    # --notebook-mode: run a notebook's definitions only, or all of it
 
 
 def hello_fields(hello) -> tuple[list[str], str, str]:
@@ -129,12 +130,15 @@ class Worker:
     def greet(self) -> None:
         """Tell the engine process what to load, and under which limits."""
         # Only a spec that is not a path can name an installed engine: a path needs no plugin scan.
+        from harness.intake.notebook import submission_fields
+
         installed = [] if _is_path(self.spec) else list(installed_engines())
         limits = self.limits
         self.send({"spec": self.spec, "select": self.select,
                    "limits": {"memory_mb": limits.memory_mb, "output_mb": limits.output_mb, "cpu_s": limits.cpu_s,
                               "processes": limits.processes if self.run_as is not None else None},
                    "installed": installed, "forbid": list(limits.forbidden_imports), "trusted": limits.trusted,
+                   **submission_fields(self.spec, limits.notebook_mode),
                    "user": None if self.run_as is None else  # in bwrap the interpreter stays readable: no preload
                    dict(self.run_as.to_wire(), preload=limits.sandbox != "bwrap")})
 
@@ -294,6 +298,18 @@ class Session:
             return self.select
         return Path(self.spec).stem if os.sep in self.spec or self.spec.endswith(".py") else self.spec
 
+    @property
+    def origin(self) -> str:
+        """Where the loaded engine was defined, e.g. 'student.ipynb, cell 7: class Value' ('' if unknown)."""
+        hello = self.start().hello
+        return str(hello.get("origin", "")) if hello is not None else ""
+
+    @property
+    def notes(self) -> list[str]:
+        """What loading skipped or chose (cells, IPython syntax, the smoke probe's pick), one line each."""
+        hello = self.start().hello
+        return list(hello.get("notes", [])) if hello is not None else []
+
     def run(self, programs: list, timeouts: list) -> list[Observation]:
         """Observations of ``programs`` (each with its timeout), in order."""
         self.start()
@@ -363,7 +379,17 @@ def _start(spec: str, select: str | None, limits: Limits, worker: Worker | None 
     if error:
         worker.kill()
         return None, error
-    return worker, {"ready": True, "engines": names, "engine": engine}
+    origin, notes = load_notes(hello)
+    return worker, {"ready": True, "engines": names, "engine": engine, "origin": origin, "notes": notes}
+
+
+def load_notes(hello: dict) -> tuple[str, list]:
+    """The origin and load notes of an untrusted ready hello, each capped (wire.MAX_NOTES, MAX_NOTE)."""
+    origin = hello.get("origin")
+    notes = hello.get("notes")
+    notes = [protocol.clip(n, protocol.MAX_NOTE) for n in notes[:protocol.MAX_NOTES]
+             if isinstance(n, str)] if isinstance(notes, list) else []
+    return (protocol.clip(origin, protocol.MAX_NOTE) if isinstance(origin, str) else ""), notes
 
 
 def _receive(worker: Worker, program: Program, timeout: float):

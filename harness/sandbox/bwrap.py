@@ -174,7 +174,7 @@ def _untrusted(view: View, host: Host, package: str, roots: list[str]) -> list[s
 
 def _submission(view: View) -> list[str]:
     """Bind the submission read-only; a module name sees the PYTHONPATH folders instead."""
-    spec = view.spec
+    spec = view.spec.partition("::")[0]  # DIR::module[:Class]: the folder
     if not (os.path.exists(spec) or os.sep in spec or spec.endswith(".py")):
         return [a for folder in view.python_path for a in ("--ro-bind-try", folder, folder)]
     path = os.path.abspath(spec)
