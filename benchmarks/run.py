@@ -28,6 +28,7 @@ SUITES = {
     "batches": "batches",
     "fuzz": "fuzz",
     "sandbox": "sandbox",
+    "sharing": "batch_sharing",
 }
 
 
