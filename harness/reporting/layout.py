@@ -181,7 +181,7 @@ class _EdgeView:
 
 
 def _with_grandalf(sizes: dict[str, tuple[float, float]], edges: list[tuple[str, str]]) -> Layout:
-    from grandalf.graphs import Edge, Graph, Vertex
+    from grandalf.graphs import Edge, Vertex, graph_core
     from grandalf.layouts import SugiyamaLayout
     from grandalf.routing import route_with_lines
 
@@ -193,12 +193,14 @@ def _with_grandalf(sizes: dict[str, tuple[float, float]], edges: list[tuple[str,
         e = Edge(vertices[a], vertices[b])
         e.view = _EdgeView()
         gedges.append(e)
-    graph = Graph(list(vertices.values()), gedges)
     boxes: dict[str, Box] = {}
     paths: list[EdgePath] = []
     top = MARGIN
     width = 0.0
-    for comp in graph.C:  # each connected part, one under the other
+    for part in _parts(list(sizes), edges):  # each connected part, one under the other
+        # built in a fixed order (grandalf's Graph collects edges in a set, which would make the drawing
+        # differ from run to run)
+        comp = graph_core([vertices[n] for n in part], [e for e in gedges if e.v[0].data in part])
         sug = SugiyamaLayout(comp)
         sug.xspace, sug.yspace = NODE_GAP, RANK_GAP
         sug.route_edge = route_with_lines
@@ -231,6 +233,24 @@ def _with_grandalf(sizes: dict[str, tuple[float, float]], edges: list[tuple[str,
         width = max(width, max(bx.x + bx.w for bx in boxes.values()) + MARGIN)
         top = bottom + NODE_GAP * 2
     return Layout(boxes, tuple(paths), width, top - NODE_GAP * 2 + MARGIN, "grandalf")
+
+
+def _parts(nodes: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
+    """The connected parts of the graph, each in the nodes' order, in the order of their first node."""
+    part = {n: n for n in nodes}
+
+    def root(n: str) -> str:
+        while part[n] != n:
+            part[n] = part[part[n]]
+            n = part[n]
+        return n
+
+    for a, b in edges:
+        part[root(a)] = root(b)
+    groups: dict[str, list[str]] = {}
+    for n in nodes:
+        groups.setdefault(root(n), []).append(n)
+    return list(groups.values())
 
 
 def _routed(a: str, b: str, pts: list[Point], boxes: dict[str, Box], columns: dict) -> EdgePath:

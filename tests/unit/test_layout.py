@@ -128,3 +128,8 @@ def test_the_highlight_is_the_op_that_handed_the_wrong_grad():
     assert _handed("n0", "n2", nodes, edges, {"mul"}) == "n2"
     assert _handed("n0", "n2", nodes, edges, ()) == "n1"          # else the one whose backward runs last
     assert _handed(None, "n2", nodes, edges, ()) is None
+
+
+@pytest.mark.parametrize("engine", BACKENDS)
+def test_the_same_graph_is_drawn_the_same_way_every_time(engine):
+    assert len({html.svg(NEURON, "neuron", engine=engine) for _ in range(6)}) == 1
