@@ -23,8 +23,10 @@ import pytest
 #: A YAML file is a case file when a top-level ``cases:`` key starts one of its lines.
 _CASES_KEY = re.compile(rb"^cases[ \t]*:", re.M)
 _GRADER = pytest.StashKey["_Grader"]()
-#: The user property that carries a failing case's diagnoses (JSON) to the terminal summary.
+#: The report attribute that carries a failing case's diagnoses (JSON) to the terminal summary; pytest-xdist
+#: sends a report's attributes from its workers, and --junitxml does not write it.
 _BLAME = "harness_diagnosis"
+_DIAGNOSIS = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -82,6 +84,14 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return None
 
 
+@pytest.hookimpl(hookwrapper=True)  # the old style, which pytest 7 has too
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failing case's report carries its diagnoses, for the terminal summary."""
+    outcome = yield
+    if call.when == "call" and _DIAGNOSIS in item.stash:
+        setattr(outcome.get_result(), _BLAME, item.stash[_DIAGNOSIS])
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     """What to fix first, over every failing case of the session (the same list as every report)."""
     if _GRADER not in config.stash:
@@ -94,10 +104,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
     cases = []
     for report in terminalreporter.stats.get("failed", []):
-        for key, value in getattr(report, "user_properties", ()):
-            if key == _BLAME:
-                cases.append(CaseResult(report.nodeid, Status.FAILED, 0.0, 0.0,
-                                        diagnosis=[diagnosis_from_dict(d) for d in json.loads(value)]))
+        value = getattr(report, _BLAME, None)
+        if isinstance(value, str):
+            cases.append(CaseResult(report.nodeid, Status.FAILED, 0.0, 0.0,
+                                    diagnosis=[diagnosis_from_dict(d) for d in json.loads(value)]))
     items = fix_first(cases)
     if items:
         terminalreporter.write_sep("=", "what to fix first")
@@ -229,7 +239,7 @@ class CaseItem(pytest.Item):
 
         result = self.config.stash[_GRADER].verdict(self)
         if result.diagnosis:  # for the terminal summary, also from a pytest-xdist worker
-            self.user_properties.append((_BLAME, json.dumps([diagnosis_dict(d) for d in result.diagnosis])))
+            self.stash[_DIAGNOSIS] = json.dumps([diagnosis_dict(d) for d in result.diagnosis])
         if result.status == "unsupported":  # reported at the case's line, not this one
             raise pytest.skip.Exception(case_text(result), _use_item_location=True)
         if result.status != "passed":
