@@ -165,6 +165,10 @@ def render(run: RunResult, context: ReportContext) -> str:
                     f"points ({e.percent:.1f}%): {_e(counts)}</p>")
         if e.ignored_engines:
             body.append(f"<p>{_e(ignored_note(e))}</p>")
+        if e.origin:
+            body.append(f'<p class="origin">graded: {_e(e.origin)}</p>')
+        if e.load_notes:
+            body.append("<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>" for n in e.load_notes) + "</ul>")
         if e.load_error:
             body.append(f"<p>The submission failed to load:</p><pre>{_e(e.load_error)}</pre>")
         body.append(_fix_first(e.cases, i, show_suspects=run.audience == "instructor"))

@@ -55,9 +55,13 @@ def render(run: RunResult, context: ReportContext) -> str:
             node = ET.SubElement(root, "testsuite", attrib)
             props = ET.SubElement(node, "properties")
             for key, value in (("submission", e.submission), ("engine", e.engine), ("source", e.source),
+                               *((("origin", e.origin),) if e.origin else ()),
                                ("score", f"{sum(c.score for c in cases):g}"),
                                ("max_score", f"{sum(c.max_score for c in cases):g}")):
                 ET.SubElement(props, "property", name=key, value=xml_text(value))
+            if e.load_notes:
+                notes = ET.SubElement(node, "system-out")
+                notes.text = xml_text("\n".join(["loading:", *e.load_notes]))
             for c in cases:
                 case = ET.SubElement(node, "testcase", name=c.id, classname=xml_text(label),
                                      time=_seconds(c.duration_s))

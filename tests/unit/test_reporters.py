@@ -274,3 +274,14 @@ def test_merge_refuses_shards_of_different_case_sets(tmp_path):
         paths[-1].write_text(json_report.render(run, ReportContext()))
     with pytest.raises(HarnessError, match="graded different case sets"):
         shards.merge(paths)
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html", "junit", "gradescope", "json"])
+def test_every_report_about_a_submission_says_where_its_engine_was_defined(fmt):
+    run = build_run()
+    engine = run.engines[0]
+    engine.origin = "student.ipynb, cell 7: class Value"
+    engine.load_notes = ["cell 3 skipped: ModuleNotFoundError: No module named 'graphviz'"]
+    out = FORMATS[fmt](run, ReportContext())
+    assert "student.ipynb, cell 7: class Value" in out, fmt
+    assert "No module named" in out, fmt
