@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -77,7 +79,10 @@ def test_the_zip_holds_the_scripts_the_harness_and_every_case(tmp_path, course):
             "lib/harness/engine_side/worker.py", "lib/reference_engine/__init__.py"} <= set(names)
     assert not any("__pycache__" in n or n.endswith(".pyc") or "/_cases/" in n for n in names)
     assert "GRADE_OPTIONS=(--timeout 5 --load-timeout 20 --memory-mb 2048 --max-output-mb 64 -k statuses:: -k x_times)" in run
-    pins = [f"{name}=={importlib.metadata.version(name)}" for name in ("hypothesis", "pluggy", "PyYAML")]
+    runtime = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [re.match(r"[A-Za-z0-9_.-]+", requirement).group() for requirement in runtime]
+    assert {"pluggy", "PyYAML", "hypothesis", "nbformat"} <= set(names)
+    pins = [f"{name}=={importlib.metadata.version(name)}" for name in names]
     assert f"DEPENDENCIES=({' '.join(pins)})" in setup
     for script in ("setup.sh", "run_autograder"):
         subprocess.run(["bash", "-n", "-c", zipfile.ZipFile(target).read(script).decode()], check=True)
