@@ -108,7 +108,7 @@ class Case:
     def bound_names(self) -> tuple:
         """Inputs then step names, in the order they are first bound."""
         names = list(self.inputs)
-        for step in _walk_assigns(self.steps):
+        for step in walk_assigns(self.steps):
             if step.name not in names:
                 names.append(step.name)
         return tuple(names)
@@ -281,10 +281,11 @@ def _yaml_children(node) -> list:
     return []
 
 
-def _walk_assigns(steps):
+def walk_assigns(steps):
+    """Every assignment in ``steps``, those inside ``repeat`` blocks included, in order."""
     for step in steps:
         if isinstance(step, Repeat):
-            yield from _walk_assigns(step.steps)
+            yield from walk_assigns(step.steps)
         else:
             yield step
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from harness.cases.loader import REFERENCE, Assign, Case, Repeat
+from harness.cases.loader import REFERENCE, Assign, Case, walk_assigns
 from harness.judging.compare import judge
 from harness.reporting.common import fmt, summary
 from harness.running import program as programs
@@ -161,16 +161,8 @@ def _constants(steps, constant: set) -> None:
             else:
                 constant.discard(step.name)
         else:
-            for _ in range(min(step.count, 1 + len(list(_assigns(step.steps))))):  # reaches a fixed point
+            for _ in range(min(step.count, 1 + len(list(walk_assigns(step.steps))))):  # reaches a fixed point
                 _constants(step.steps, constant)
-
-
-def _assigns(steps):
-    for s in steps:
-        if isinstance(s, Repeat):
-            yield from _assigns(s.steps)
-        else:
-            yield s
 
 
 def _moves(x) -> list:
