@@ -80,7 +80,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         grader = config.stash[_GRADER]
         sandbox = grader.limits.sandbox + (f" (warning: {grader.limits.sandbox_warning})"
                                            if grader.limits.sandbox_warning else "")
-        return [f"autograd-harness: grading engine {grader.written}", f"autograd-harness: sandbox: {sandbox}"]
+        from harness.running.grading import cgroup_limits
+
+        return [f"autograd-harness: grading engine {grader.written}", f"autograd-harness: sandbox: {sandbox}",
+                f"autograd-harness: cgroup: {cgroup_limits(grader.limits)}"]
     return None
 
 

@@ -62,7 +62,7 @@ def as_dict(run: RunResult) -> dict[str, Any]:
         "output": "\n\n".join(fixes + notes),
         "tests": tests,
         "extra_data": {"harness_version": run.harness_version, "cases_fingerprint": run.cases_fingerprint,
-                       "sandbox": run.sandbox},
+                       "sandbox": run.sandbox, **({"cgroup": run.cgroup} if run.cgroup else {})},
     }
 
 

@@ -187,7 +187,7 @@ def render(run: RunResult, context: ReportContext) -> str:
                      if c.status != Status.PASSED]
         body.append("</section>")
     body.append(f"<footer><p>harness {_e(run.harness_version or 'unknown')}, cases {_e(run.cases_fingerprint[:19])}, "
-                f"sandbox {_e(run.sandbox)}</p></footer>")
+                f"sandbox {_e(run.sandbox)}{f', cgroup {_e(run.cgroup)}' if run.cgroup else ''}</p></footer>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>Grading report</title><style>{_STYLE}</style></head><body>"

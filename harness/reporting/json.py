@@ -106,6 +106,7 @@ def as_dict(run: RunResult) -> dict[str, Any]:
         "cases_fingerprint": run.cases_fingerprint,
         "sandbox": run.sandbox,
         **({"sandbox_warning": run.sandbox_warning} if run.sandbox_warning else {}),
+        **({"cgroup": run.cgroup} if run.cgroup else {}),
     }
 
 

@@ -79,7 +79,8 @@ def render(run: RunResult, context: ReportContext) -> str:
             points = f"{c.score:g}/{c.max_score:g}"
             out.append(f"| {_ICON[c.status]} {c.status} | `{c.id}` | {points} | {details} |")
         out.append("")
-    out.append(f"Graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s (sandbox: {cell(run.sandbox)}).")
+    out.append(f"Graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s (sandbox: {cell(run.sandbox)}"
+               + (f"; cgroup: {cell(run.cgroup)}" if run.cgroup else "") + ").")
     return "\n".join(out) + "\n"
 
 

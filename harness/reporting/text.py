@@ -60,7 +60,7 @@ def render(run: RunResult, context: ReportContext) -> str:
     shard = f" (shard {run.shard[0]}/{run.shard[1]})" if run.shard else ""
     warning = f" (warning: {clean(run.sandbox_warning)})" if run.sandbox_warning else ""
     out.append(f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}; "
-               f"sandbox: {clean(run.sandbox)}{warning}")
+               f"sandbox: {clean(run.sandbox)}{warning}" + (f"; cgroup: {clean(run.cgroup)}" if run.cgroup else ""))
     return "\n".join(out) + "\n"
 
 

@@ -239,7 +239,15 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         _mark_suspects(results, suspects, [c for c in filled.values() if c.id in suspects], limits)
     return RunResult(results, round(time.perf_counter() - start, 3), harness_version=harness_version(),
                      cases_fingerprint=fingerprint(distinct), sandbox=limits.sandbox,
-                     sandbox_warning=limits.sandbox_warning)
+                     sandbox_warning=limits.sandbox_warning, cgroup=cgroup_limits(limits))
+
+
+def cgroup_limits(limits: Limits) -> str:
+    """The cgroup limits this run's engine processes got, for the report (harness.sandbox.cgroups)."""
+    from harness.sandbox import cgroups
+
+    cgroups.sweep_leftovers()
+    return cgroups.applied(cgroups.Caps(limits.processes, limits.memory_mb))
 
 
 def _with_lost(results: list, cases: list, lost: dict) -> list:

@@ -30,7 +30,7 @@ from harness import wire as protocol
 from harness.engine_side.guard import DEFAULT_FORBIDDEN
 from harness.model import EngineStatus
 from harness.running.observation import Observation
-from harness.sandbox import bwrap, reaper, uids
+from harness.sandbox import bwrap, cgroups, environment, reaper, uids
 
 if TYPE_CHECKING:
     from harness.running.program import Program
@@ -96,9 +96,9 @@ class Worker:
         self.cwd = tempfile.mkdtemp(prefix="grade-worker-")
         if self.run_as is not None and limits.sandbox != "bwrap":  # its home, writable once it drops root
             os.chown(self.cwd, self.run_as.uid, self.run_as.gid)
-        env = dict(os.environ, PYTHONFAULTHANDLER="1")
-        extra = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join([HARNESS_ROOT] + extra)
+        extra = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        # none of grade's own variables (secrets) reach the engine process, in any sandbox mode
+        env = environment.engine_env(os.environ, self.cwd, os.pathsep.join([HARNESS_ROOT] + extra))
         argv = [sys.executable, "-P", "-m", "harness.engine_side.worker", str(prog_r), str(obs_w)]
         if limits.sandbox == "bwrap":
             # an engine an installed plugin registers is the course's own: it sees what the reference sees
@@ -107,6 +107,10 @@ class Worker:
                 harness_root=HARNESS_ROOT, workdir=self.cwd, spec=spec, trusted=trusted, hide=limits.hide,
                 python_path=tuple(p for p in extra if p != HARNESS_ROOT), as_root=_is_root(),
                 tmp_mb=limits.output_mb or 64), argv)
+        # pids.max and a memory cap on the engine process and everything it starts, where cgroups can be made
+        self.cgroup = cgroups.for_engine(cgroups.Caps(limits.processes, limits.memory_mb))
+        if self.cgroup is not None:
+            argv = self.cgroup.join_command(argv)  # joined before bwrap or the engine process starts
         try:
             self.proc = reaper.spawn(lambda: subprocess.Popen(
                 argv, pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
@@ -116,6 +120,8 @@ class Worker:
                 os.close(fd)
             self.output.close()
             shutil.rmtree(self.cwd, ignore_errors=True)
+            if self.cgroup is not None:
+                self.cgroup.close()
             if self.lease is not None:
                 uids.release(self.lease)
             raise
@@ -178,6 +184,9 @@ class Worker:
                 why += " (a segmentation fault, e.g. from ctypes or a C extension)"
         else:
             why = f"the engine process exited with code {code} (os._exit or a fatal error)"
+        if self.cgroup is not None and self.cgroup.out_of_memory():
+            why += (f" (the out-of-memory killer: the engine process and what it started used more than "
+                    f"their {self.cgroup.memory_mb} MB together, the cgroup's memory cap)")
         frame = self._fault_frame()
         return why + (f" at {frame}" if frame else "")
 
@@ -199,7 +208,11 @@ class Worker:
         if self.killed:
             return
         self.killed = True
+        if self.cgroup is not None:  # everything in its cgroup at once, detached processes included
+            cgroups.kill(self.cgroup)
         reaper.kill(self.proc)
+        if self.cgroup is not None:
+            self.cgroup.close()
         if self.writer is not None:  # let it fail on the dead pipe before its fd can be reused
             self.outbox.put(None)
             self.writer.join(timeout=5)

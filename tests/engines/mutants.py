@@ -398,6 +398,23 @@ Expected verdict: ``error`` (out of memory) or ``timeout`` on every case that us
 cap; every other case passes. Try it by hand only under ``ulimit -v 2000000``.""", (
         before(EXP, "        hog = []\n        for _ in range(64):  # HOSTILE: 64 x 128 MiB, every page written\n"
                     "            hog.append(b\"\\xa5\" * (128 << 20))\n        del hog\n"),)),
+    "fork_bomb": Mutant(M, """Hostile: ``exp()`` forks 200 children that sleep for 30 s, then answers correctly.
+Expected verdict: with a cgroup's ``pids.max`` (64), ``error`` on the case that uses ``exp`` (a fork is refused:
+"Resource temporarily unavailable"); every other case passes.  Without one (and without RLIMIT_NPROC), all pass.""", (
+        after(IMPORTS, "import os\nimport time\n"),
+        before(EXP, "        for _ in range(200):  # HOSTILE: a bounded fork bomb\n"
+                    "            if os.fork() == 0:\n                time.sleep(30)\n                os._exit(0)\n"),)),
+    "memory_hog_children": Mutant(M, """Hostile: ``exp()`` forks 4 children that each hold 400 MiB for 1 s.
+Each stays under a 1024 MB ``RLIMIT_AS``; together they use 1.6 GiB.  exp() raises if a child was killed.
+Expected verdict: with a cgroup's memory cap (``--memory-mb 1024``), ``error`` on the case that uses ``exp``
+(the out-of-memory killer); every other case passes.  Without one, all pass.""", (
+        after(IMPORTS, "import os\nimport time\n"),
+        before(EXP, "        kids = []\n        for _ in range(4):  # HOSTILE: 4 x 400 MiB at once, every page written\n"
+                    "            pid = os.fork()\n            if pid == 0:\n"
+                    "                hog = b\"\\xa5\" * (400 << 20)\n                time.sleep(1)\n"
+                    "                os._exit(0 if hog else 1)\n            kids.append(pid)\n"
+                    "        ends = [os.waitpid(pid, 0)[1] for pid in kids]\n"
+                    "        if any(ends):\n            raise MemoryError(f\"a child was killed: wait statuses {ends}\")\n"),)),
     "flood_output": Mutant(M, """Hostile output volume: ``exp()`` prints 4 MB of junk on every call.
 Expected verdict: with ``--max-output-mb 1``, ``error`` naming the cap on every case that uses ``exp``.""", (
         before(EXP, '        print("#" * (4 << 20))  # 4 MB a call\n'),)),
