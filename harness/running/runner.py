@@ -300,7 +300,8 @@ class Session:
                 return self
             self.worker, hello = _start(self.spec, self.select, self._limits(), self.worker)
             if self.worker is None:
-                self.load_error = hello
+                spent = self.budget.exhausted() if self.budget is not None else ""
+                self.load_error = f"not loaded: {spent}" if spent else hello
             else:
                 self.hello = hello
         return self
@@ -349,6 +350,11 @@ class Session:
                 break
             if self.worker is None:  # the last one died: a fresh process for the rest
                 self.worker, why = _start(self.spec, self.select, self._limits())
+                spent = self.budget.exhausted() if self.budget is not None and self.worker is None else ""
+                if spent:  # its import was cut short by the end of the budget
+                    observations += [Observation(p.id, EngineStatus.TIMEOUT, message=f"not run: {spent}",
+                                                 not_run=True) for p, _ in pending]
+                    break
                 if self.worker is None:  # e.g. grading was interrupted: later runs start nothing either
                     observations += [Observation(p.id, EngineStatus.CRASHED,
                                                  message=f"the engine failed to restart: {why}") for p, _ in pending]
