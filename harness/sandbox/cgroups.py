@@ -316,7 +316,22 @@ def here() -> tuple[Hierarchy | None, str]:
                 _state["found"] = (None, "no cgroups on this system")
             else:
                 _state["found"] = find(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"), os.environ)
+                if _state["found"][0] is not None:
+                    _remove_stale(_state["found"][0])
         return _state["found"]
+
+
+def _remove_stale(where: Hierarchy) -> None:
+    """Remove the empty cgroups of grade processes that ended without removing them (``grade-PID-N``)."""
+    for folder in dict.fromkeys(f for _, f in where.parents):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            pid = name.split("-")[1] if name.startswith("grade-") and name.count("-") == 2 else ""
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                _rmdir(os.path.join(folder, name), wait=0)
 
 
 def for_engine(caps: Caps) -> Group | None:

@@ -389,6 +389,12 @@ Expected verdict: ``error`` naming SIGSEGV on those cases; every other case pass
 Expected verdict: ``error`` (exited with status 3) on those cases; every other case passes.""", (
         after(IMPORTS, "import os\n"),
         after(BACKWARD, "        if self.data < 0:\n            os._exit(3)  # HOSTILE: the process ends here\n"))),
+    "crash_every_case": Mutant(M, """Hostile: every backward() calls os._exit(3), and the import takes 0.5 s.
+Each case kills the engine process, so every case costs a restart (a fresh, slow import).
+Expected verdict: ``error`` on every case that calls backward(); with ``--submission-timeout`` or
+``--max-restarts``, the cases past the budget are ``timeout`` "not run: ...", and the batch goes on.""", (
+        after(IMPORTS, "import os\nimport time\n\ntime.sleep(0.5)  # a slow import: every restart costs it\n"),
+        after(BACKWARD, "        os._exit(3)  # HOSTILE: every case ends the process\n"))),
     "sys_exit_on_op": Mutant(M, """Hostile: ``log()`` calls ``sys.exit(0)``, which ``except Exception`` misses.
 Expected verdict: ``error`` on every case that uses ``log`` (never ``passed``); every other case passes.""", (
         after(IMPORTS, "import sys\n"),

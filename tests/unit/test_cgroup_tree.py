@@ -163,3 +163,13 @@ def test_applied_names_the_limits_or_the_reason_for_rlimits_only(monkeypatch):
     assert cgroups.for_engine(Caps(64, 2048)) is None
     monkeypatch.setitem(cgroups._state, "found", (Hierarchy(2, (("pids", "/x"), ("memory", "/x"))), ""))
     assert cgroups.applied(Caps(64, None)) == "v2: pids.max=64"
+
+
+def test_empty_cgroups_of_grade_processes_that_ended_are_removed(tmp_path):
+    parent = v2_tree(tmp_path, enabled="memory pids")
+    for name in ("grade-999999999-1", f"grade-{os.getpid()}-1", "grade-999999999-2", "other"):
+        (parent / name).mkdir()
+    (parent / "grade-999999999-2" / "busy").write_text("")  # not empty: as a cgroup with a process left
+    cgroups._remove_stale(Hierarchy(2, (("pids", str(parent)), ("memory", str(parent)))))
+    assert {p.name for p in parent.iterdir() if p.is_dir()} == {
+        "grade-999999999-2", f"grade-{os.getpid()}-1", "other"}
