@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _limit_options(limits)
     running = p.add_argument_group("running")
     _jobs_option(running)
+    _timings_option(running)
     _shard_option(running)
     _plugin_option(running)
     _feedback_options(p.add_argument_group("feedback"), graph=True)
@@ -262,6 +263,12 @@ def _jobs_option(g) -> None:
     g.add_argument("--jobs", type=_at_least_one, default=os.cpu_count() or 1, metavar="N",
                    help="submissions graded in parallel, each in its own engine process "
                         "(1 or more; default: the number of CPUs)")
+
+
+def _timings_option(g) -> None:
+    g.add_argument("--timings", action="append", default=[], metavar="REPORT",
+                   help="an earlier run's JSON report (repeatable: e.g. every shard's); the submissions "
+                        "that took longest start first")
 
 
 def _shard_option(g) -> None:
@@ -722,12 +729,17 @@ def _grade(args: argparse.Namespace) -> Outcome:
 
     limits = _limits(args)
     early: dict = {}
+    args._per_case = _per_case(args)
     # The first engine processes start loading now, while the cases are parsed.
     try:
-        specs = _graded(args)[0]
+        specs, written, ids = _graded(args)
     except HarnessError:
         specs = []  # reported below, in its turn
     if specs and not args.shard:  # a shard may grade only some of them
+        if args._per_case:  # every submission grades the same cases: the slowest per case start first
+            from harness.running.grading import longest_first
+
+            specs = [specs[i] for i in longest_first(args._per_case(list(zip(ids, written))))]
         early = prestart(specs, limits, args.jobs)
     try:
         return _grade_started(args, limits, early)
@@ -761,10 +773,12 @@ def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
     _prepare_output(args)
     plan = shards.split(list(zip(specs, ids)), cases, args.shard)
     feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
-    spool = _spool(args, dict(zip(specs, written)))
+    source = dict(zip(specs, written))
+    rates = getattr(args, "_per_case", None)
+    per_case = rates([(sub, source[spec]) for (spec, sub), _ in plan]) if rates else None
     run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
                      started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases),
-                     engines=tuple(args.engine_names), spool=spool)
+                     engines=tuple(args.engine_names), per_case=per_case, spool=_spool(args, source))
     reaper.sweep()  # the report is written last, when no process of a submission is left
     if args.shard:
         from harness.cases.fingerprint import fingerprint
@@ -781,6 +795,15 @@ MODES: dict[str, Callable[[argparse.Namespace], Outcome]] = {
 
 
 # --- helpers of the modes -----------------------------------------------------------------------
+
+def _per_case(args: argparse.Namespace) -> Callable[[list], list[float]] | None:
+    """With --timings: seconds per case of each (submission id, source as written), from the reports."""
+    if not args.timings:
+        return None
+    from harness.batch import timings
+
+    return timings.read(args.timings).rates
+
 
 def _selected_cases(args: argparse.Namespace, fuzzing: bool = False) -> list:
     """The cases of --cases (or the built-in suites) that -k, --tag and --exclude-tag select."""

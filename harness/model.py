@@ -253,6 +253,7 @@ class EngineResult:
     ignored_engines: tuple[str, ...] = ()  # engines the submission registers that were not graded (--engine-name)
     origin: str = ""        # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
     load_notes: list[str] = field(default_factory=list)  # what loading skipped (cells, IPython syntax) or chose
+    duration_s: float = 0.0  # seconds spent grading this engine: loading, cases, blame and fuzz (--timings reads it)
 
     @property
     def max_score(self) -> float:

@@ -40,7 +40,8 @@ def without_durations(report: dict) -> dict:
     report = dict(report)
     report.pop("duration_s", None)
     report.pop("shard", None)
-    report["engines"] = [{**e, "cases": [{k: v for k, v in c.items() if k != "duration_s"} for c in e["cases"]]}
+    report["engines"] = [{**{k: v for k, v in e.items() if k != "duration_s"},
+                          "cases": [{k: v for k, v in c.items() if k != "duration_s"} for c in e["cases"]]}
                          for e in report["engines"]]
     return report
 

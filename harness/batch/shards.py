@@ -112,6 +112,7 @@ def merge(paths: list) -> RunResult:
                 merged.load_error = merged.load_error or read.load_error
                 merged.submission = merged.submission or read.submission
                 merged.fuzz = merged.fuzz or read.fuzz
+                merged.duration_s += read.duration_s
             for c in e["cases"]:
                 if (key, c["id"]) in seen:
                     raise HarnessError(f"{path}: case {c['id']} of engine {e['engine']} ({e['source']}) "
@@ -206,7 +207,8 @@ def _engine(e: dict, path: str) -> EngineResult:
                         ignored_engines=tuple(str(n) for n in e.get("ignored_engines", ())),
                         fuzz=_read_part(_fuzz, fuzz, path, "fuzz") if fuzz is not None else None,
                         origin=str(e.get("origin") or ""),
-                        load_notes=[str(n) for n in e.get("load_notes") or []])
+                        load_notes=[str(n) for n in e.get("load_notes") or []],
+                        duration_s=_number(e.get("duration_s", 0.0), path))
 
 
 def _case(c: dict, path: str) -> CaseResult:

@@ -11,6 +11,10 @@ run also shows whether an expression stays in safe territory (away from
 relu's kink, log's and division's poles, and huge values), so that a
 correct engine never gets a false alarm.  The same seed gives the same
 expressions for the same installed versions of the harness and Hypothesis.
+
+Searches of different submissions run at the same time, each in its own
+thread (Hypothesis runs tests from several threads since 6.136.9): no lock is
+held across an engine's round trips.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ _INPUTS = [1, 2, -1, 3, -2, 0.5, -0.5, 1.5, -1.5, 0.25, 2.5, -3, 0.75, -0.75, 1.
 _CONSTS = [2, 1, 3, -1, 0.5, -2, 1.5]
 _EXPONENTS = [2, 3, -1, 0.5, -2, 1.5]
 _NAMES = "abc"
-_hypothesis = threading.Lock()  # one Hypothesis search at a time (engine runs happen outside it)
+_kinds_lock = threading.Lock()  # guards _KINDS (searches run in several threads)
 
 
 @dataclass(frozen=True)
@@ -128,9 +132,11 @@ _KINDS: dict[str, type] = {}
 
 
 def _mismatch_class(signature: str) -> type:
-    if signature not in _KINDS:
-        _KINDS[signature] = type(f"Mismatch_{len(_KINDS)}", (_Mismatch,), {})
-    return _KINDS[signature]
+    """One class per kind of failure, the same in every thread (Hypothesis tells failures apart by type)."""
+    with _kinds_lock:
+        if signature not in _KINDS:
+            _KINDS[signature] = type(f"Mismatch_{len(_KINDS)}", (_Mismatch,), {})
+        return _KINDS[signature]
 
 
 def to_case(expr: Expression, k: int) -> Case:
@@ -336,8 +342,9 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
 
     The expressions and the reference's answers (the corpus) come from ``shared``, the batch's
     reference work: generated once per seed and set of supported forms, by the reference alone.
-    The engine runs them all in one go, outside any lock, so submissions fuzz in parallel; only
-    shrinking, which the engine's own answers steer, searches again, one search at a time.
+    The engine runs them all in one go; only shrinking, which the engine's own answers steer,
+    searches again.  Nothing here holds a lock across engine runs, so submissions fuzz and shrink in
+    parallel (with ``--jobs N``, N at a time).
     """
     shared = shared if shared is not None else ReferenceCache(enabled=False)
     timeout = min(limits.timeout, FUZZ_TIMEOUT)
@@ -369,7 +376,7 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
         if corpus.out_of_time:
             summary.stopped = f"generating stopped after {RUN_BUDGET:g} s"
         if any(o.shrinkable for o in outcomes) and not eng.load_error:
-            with _hypothesis, _home():
+            with _home():
                 out.minimal = _search(strategy(forms), count, seed, fuzzer, record=None)
             if fuzzer.shrink_cut:
                 cut = f"shrinking stopped after {SHRINK_BUDGET:g} s (the expressions may not be minimal)"
@@ -382,7 +389,7 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
 def _corpus(reference: str, forms: list[Form], count: int, seed: int, limits: Limits, timeout: float,
             shared: ReferenceCache) -> Corpus:
     """The recording search of ``seed`` over ``forms``, against the reference engine alone."""
-    with Session(reference, trusted(limits)) as ref, _hypothesis, _home():
+    with Session(reference, trusted(limits)) as ref, _home():
         fuzzer = Fuzzer(None, ref, timeout)
         recorded: list[Outcome] = []
         _search(strategy(forms), count, seed, fuzzer, record=recorded)
@@ -477,20 +484,32 @@ def _leaves(group: BaseExceptionGroup):
 
 
 class _home:
-    """Keep Hypothesis's storage in a temporary folder, not in the user's working directory."""
+    """Keep Hypothesis's storage in a temporary folder, not in the user's working directory.
+
+    The folder is Hypothesis's global setting: the first search to enter makes it, the last to leave
+    removes it (searches of several submissions overlap).
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _tmp: str | None = None
 
     def __enter__(self):
         from hypothesis.configuration import set_hypothesis_home_dir
 
-        self.tmp = None
-        if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
-            self.tmp = tempfile.mkdtemp(prefix="grade-hypothesis-")
-            set_hypothesis_home_dir(self.tmp)
+        with _home._lock:
+            if _home._users == 0 and not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+                _home._tmp = tempfile.mkdtemp(prefix="grade-hypothesis-")
+                set_hypothesis_home_dir(_home._tmp)
+            _home._users += 1
         return self
 
     def __exit__(self, *exc):
         from hypothesis.configuration import set_hypothesis_home_dir
 
-        if self.tmp:
-            set_hypothesis_home_dir(None)
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        with _home._lock:
+            _home._users -= 1
+            if _home._users == 0 and _home._tmp:
+                set_hypothesis_home_dir(None)
+                shutil.rmtree(_home._tmp, ignore_errors=True)
+                _home._tmp = None

@@ -92,7 +92,7 @@ def engine_dict(e: EngineResult) -> dict[str, Any]:
             **({"origin": e.origin} if e.origin else {}),
             **({"load_notes": list(e.load_notes)} if e.load_notes else {}),
             **({"fuzz": dataclasses.asdict(e.fuzz)} if e.fuzz is not None else {}),
-            "cases": [case_dict(c) for c in e.cases]}
+            "duration_s": e.duration_s, "cases": [case_dict(c) for c in e.cases]}
 
 
 def as_dict(run: RunResult) -> dict[str, Any]:

@@ -55,6 +55,7 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     timeouts = [timeout_for(cases[i].timeout, limits) for i in order]
     results = []
     for run in _observe(spec, [progs[i] for i in order], timeouts, limits, worker, engines, fence):
+        began = time.perf_counter()
         by_index = dict(zip(order, run.observations, strict=True))
         observations = [by_index[i] for i in range(len(cases))]
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
@@ -63,6 +64,7 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
                               ignored_engines=run.ignored, origin=run.origin, load_notes=list(run.notes))
         if not run.load_error:
             _feedback(spec, run.name, engine, items, limits, feedback, shared)
+        engine.duration_s = round(run.seconds + time.perf_counter() - began, 3)
         results.append(engine)
     return results
 
@@ -77,6 +79,7 @@ class _Run:
     ignored: tuple[str, ...] = ()  # engines the submission registers that were not graded
     origin: str = ""               # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
     notes: list[str] = field(default_factory=list)  # what loading skipped or chose
+    seconds: float = 0.0   # spent loading and running it (the first engine: also the submission's loading)
 
 
 def _fenced(session: Session, progs: list, timeouts: list, fence: int) -> list[Observation]:
@@ -94,9 +97,11 @@ def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Wor
     """Run the programs on the first engine ``spec`` registers, or on each engine named in ``engines``,
     each in a session of its own; each run lists the registered engines left ungraded.  Programs from
     ``fence`` on run in a fresh process (see ``_fenced``)."""
+    began = time.perf_counter()
     with Session(spec, limits, worker=worker) as first:
         if first.start().load_error:
-            return [_Run(first.name, first.run(progs, timeouts), first.load_error)]
+            return [_Run(first.name, first.run(progs, timeouts), first.load_error,
+                         seconds=time.perf_counter() - began)]
         names = first.engines
         wanted = list(dict.fromkeys(engines)) or [first.name]
         ignored = list(names)  # every registration but the first one of each graded name
@@ -119,6 +124,7 @@ def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Wor
                     observations = _fenced(other, progs, timeouts, fence)
                     runs.append(_Run(name, observations, ignored=tuple(ignored), origin=other.origin,
                                      notes=other.notes))
+            runs[-1].seconds, began = time.perf_counter() - began, time.perf_counter()
     return runs
 
 
@@ -178,7 +184,8 @@ def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
 def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[int, int], None] | None = None,
                feedback: Feedback = Feedback(), started: dict | None = None,
                fuzz_here: Callable[[int], bool] | None = None, engines: tuple = (),
-               shared: ReferenceCache | None = None, spool: Spool | None = None) -> RunResult:
+               shared: ReferenceCache | None = None, per_case: list[float] | None = None,
+               spool: Spool | None = None) -> RunResult:
     """Grade each ((spec, submission id), cases) item of ``plan`` (in parallel up to ``jobs``), in its order.
 
     Expectations written as ``reference`` are computed first, by the reference engine in its own process.
@@ -187,6 +194,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     ``engines`` names the engines to grade in each submission (default: the first it registers).
     ``shared`` holds the batch's reference work (blame's traced runs and probes, fuzz corpora); by
     default a new one, shared unless ``feedback.share`` or $GRADE_SHARE_REFERENCE turns it off.
+    ``per_case`` gives each item's seconds per case (an earlier run's, ``--timings``); the items whose
+    cases and fuzz expressions take longest start first.
     ``spool``: each submission's results are stored there as soon as they are graded, and the run's
     engines are read back from it one at a time (``harness.running.spool``); without it, a list.
     """
@@ -220,7 +229,9 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
                     progress(i + 1, len(plan))
         else:
             fuzzed = [feedback.fuzz if fuzz_here is None or fuzz_here(i) else 0 for i in range(len(plan))]
-            _in_parallel(job, per_item, jobs, progress, [len(cases) + n for (_, cases), n in zip(plan, fuzzed)])
+            rates = per_case or [1.0] * len(plan)
+            _in_parallel(job, per_item, jobs, progress,
+                         [(len(cases) + n) * r for (_, cases), n, r in zip(plan, fuzzed, rates, strict=True)])
     except BaseException:  # interrupted: kill the engine processes so that nothing outlives grading
         reaper.stop_all()
         raise
@@ -274,8 +285,9 @@ def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
                  progress: Callable[[int, int], None] | None, sizes: list | None = None) -> None:
     """results[i] = job(i) for every i, ``jobs`` at a time, each in its own thread.
 
-    The longest jobs by ``sizes`` (an estimate: cases and fuzz expressions) start first, so that a long
-    one does not start last and leave the other slots idle; a slot takes the next job as soon as it is free.
+    The longest jobs by ``sizes`` (an estimate: cases and fuzz expressions, times seconds per case) start
+    first, so that a long one does not start last and leave the other slots idle; a slot takes the next
+    job as soon as it is free.
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
