@@ -7,6 +7,7 @@ generated cases (``harness.diagnosis.fuzz``) that go through the same flow.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -289,16 +290,24 @@ def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
     first, so that a long one does not start last and leave the other slots idle; a slot takes the next
     job as soon as it is free.
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     order = longest_first(sizes) if sizes is not None else list(range(len(results)))
     pool = ThreadPoolExecutor(max_workers=jobs)
+    waiting = iter(order)
     try:
-        futures = {pool.submit(job, i): i for i in order}
-        for done, future in enumerate(as_completed(futures), 1):
-            results[futures[future]] = future.result()
-            if progress is not None:
-                progress(done, len(results))
+        # A job is handed to the pool when a slot frees (one waits ready per slot), so that a batch of any
+        # size holds a few futures at a time, not one per submission.
+        running = {pool.submit(job, i): i for i in itertools.islice(waiting, 2 * jobs)}
+        done = 0
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                results[running.pop(future)] = future.result()
+                running.update((pool.submit(job, i), i) for i in itertools.islice(waiting, 1))
+                done += 1
+                if progress is not None:
+                    progress(done, len(results))
     except BaseException:  # interrupted: kill the engine processes so that the threads end now
         reaper.stop_all()
         raise

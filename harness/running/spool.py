@@ -53,7 +53,6 @@ class Spool:
             self._file: IO[bytes] | None = tempfile.TemporaryFile(dir=folder)  # already without a name
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        self.stored = 0  # results written, rewrites included
         atexit.register(self.close)
 
     def __enter__(self) -> Spool:
@@ -90,7 +89,6 @@ class Spool:
             ids = self._ids.setdefault(ids, ids)
             offset = self._file.seek(0, os.SEEK_END)
             self._file.write(record)
-            self.stored += 1
         return Entry(offset, len(record), EngineSummary.of(e, ids))
 
     def load(self, entry: Entry) -> EngineResult:
