@@ -239,6 +239,13 @@ def _limit_options(g) -> None:
                    help="seconds per case unless the case sets its own (default: 10)")
     g.add_argument("--load-timeout", type=_positive, default=20.0, metavar="S",
                    help="seconds to import a submission (default: 20)")
+    g.add_argument("--submission-timeout", type=_non_negative, metavar="S",
+                   help="seconds to run all of one submission's cases; the rest are then not run (timeout), and "
+                        "blame and fuzz are skipped for it; 0 for no cap (default: its import plus every "
+                        "case's timeout, at most 600)")
+    g.add_argument("--max-restarts", type=_natural, default=50, metavar="N",
+                   help="fresh engine processes one submission may need after crashes or timeouts; the rest "
+                        "of its cases are then not run (default: 50)")
     g.add_argument("--notebook-mode", choices=["defs", "all"], default="defs",
                    help="notebooks and scripts exported from them: run only the statements that define "
                         "names (defs: no training loops, plots or asserts; whole cells if that finds no "
@@ -324,6 +331,13 @@ def _positive(text: str) -> float:
     value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
@@ -686,6 +700,9 @@ def _build_gradescope(args: argparse.Namespace) -> Outcome:
                "--memory-mb", str(args.memory_mb), "--max-output-mb", str(args.max_output_mb)]
     options += [o for k in args.keyword for o in ("-k", k.text)] + [o for t in args.tag for o in ("--tag", t)]
     options += [o for t in args.exclude_tag for o in ("--exclude-tag", t)]
+    options += [o for m in args.forbid_import for o in ("--forbid-import", m)]
+    options += (["--submission-timeout", f"{args.submission_timeout:g}"] if args.submission_timeout is not None
+                else []) + (["--max-restarts", str(args.max_restarts)] if args.max_restarts != 50 else [])
     options += (["--fuzz", str(args.fuzz), "--seed", str(args.seed)] if args.fuzz else []) + (
         [] if args.blame else ["--no-blame"])
     course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
@@ -907,7 +924,9 @@ def _limits(args: argparse.Namespace):
                   output_mb=args.max_output_mb or None,
                   forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))),
                   user=user, sandbox=sandbox.mode, sandbox_warning=sandbox.warning,
-                  notebook_mode=getattr(args, "notebook_mode", "defs"))
+                  notebook_mode=getattr(args, "notebook_mode", "defs"),
+                  submission_timeout=getattr(args, "submission_timeout", None),
+                  max_restarts=getattr(args, "max_restarts", 50))
 
 
 def _graded(args: argparse.Namespace) -> tuple[list, list, list]:

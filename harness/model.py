@@ -360,6 +360,8 @@ class RunResult:
     cases_fingerprint: str = ""           # sha256 of the graded case set (harness.cases.fingerprint)
     sandbox: str = "none"                 # the sandbox the engine processes ran in: bwrap | uid | none
     sandbox_warning: str = ""             # why they were not sandboxed, when --sandbox auto fell back to none
+    cgroup: str = ""                      # the cgroup limits engine processes got, e.g. "v2: pids.max=64, ..."
+                                          # or "none (rlimits only: why)"; "" when not recorded
     audience: str = "instructor"          # who the run is shown to: instructor | student (audience.redact)
 
     def summaries(self) -> list[EngineSummary]:

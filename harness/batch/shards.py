@@ -122,7 +122,8 @@ def merge(paths: list) -> RunResult:
     return RunResult(list(engines.values()), round(duration, 3),
                      harness_version=_agreed(reports, "harness_version", sharded),
                      cases_fingerprint=_agreed(reports, "cases_fingerprint", sharded),
-                     sandbox=_agreed(reports, "sandbox", sharded) or "none")
+                     sandbox=_agreed(reports, "sandbox", sharded) or "none",
+                     cgroup=_agreed(reports, "cgroup", sharded))
 
 
 def _agreed(reports: list, key: str, sharded: list) -> str:

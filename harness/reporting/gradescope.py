@@ -70,7 +70,7 @@ def _tests(run: RunResult) -> Iterator[dict[str, Any]]:
 
 def _tail(run: RunResult) -> dict[str, Any]:
     return {"extra_data": {"harness_version": run.harness_version, "cases_fingerprint": run.cases_fingerprint,
-                           "sandbox": run.sandbox}}
+                           "sandbox": run.sandbox, **({"cgroup": run.cgroup} if run.cgroup else {})}}
 
 
 def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:

@@ -181,7 +181,7 @@ def _body(run: RunResult) -> Iterator[str]:
     for i, (name, e) in enumerate(zip(run.labels(), run.engines, strict=True)):
         yield "\n".join(_section(i, name, e, run))
     yield (f"<footer><p>harness {_e(run.harness_version or 'unknown')}, cases {_e(run.cases_fingerprint[:19])}, "
-           f"sandbox {_e(run.sandbox)}</p></footer>")
+           f"sandbox {_e(run.sandbox)}{f', cgroup {_e(run.cgroup)}' if run.cgroup else ''}</p></footer>")
 
 
 def _section(i: int, name: str, e: EngineResult, run: RunResult) -> list[str]:

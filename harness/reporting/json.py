@@ -108,6 +108,7 @@ def _run_fields(run: RunResult) -> dict[str, Any]:
         "cases_fingerprint": run.cases_fingerprint,
         "sandbox": run.sandbox,
         **({"sandbox_warning": run.sandbox_warning} if run.sandbox_warning else {}),
+        **({"cgroup": run.cgroup} if run.cgroup else {}),
     }
 
 

@@ -55,8 +55,8 @@ def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
     yield lines_chunk(["## Grading report", ""])
     for label, e in zip(run.labels(), run.engines, strict=True):
         yield lines_chunk(_engine_lines(label, e, run))
-    yield lines_chunk([f"Graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s "
-                       f"(sandbox: {cell(run.sandbox)})."])
+    yield lines_chunk([f"Graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s (sandbox: {cell(run.sandbox)}"
+                       + (f"; cgroup: {cell(run.cgroup)}" if run.cgroup else "") + ")."])
 
 
 def _engine_lines(label: str, e: EngineResult, run: RunResult) -> list[str]:

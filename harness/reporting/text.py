@@ -38,7 +38,7 @@ def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
     shard = f" (shard {run.shard[0]}/{run.shard[1]})" if run.shard else ""
     warning = f" (warning: {clean(run.sandbox_warning)})" if run.sandbox_warning else ""
     yield (f"graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s{shard}; "
-           f"sandbox: {clean(run.sandbox)}{warning}\n")
+           f"sandbox: {clean(run.sandbox)}{warning}" + (f"; cgroup: {clean(run.cgroup)}" if run.cgroup else "") + "\n")
 
 
 def _engine_lines(name: str, e: EngineResult, run: RunResult, context: ReportContext) -> list[str]:

@@ -21,9 +21,10 @@ from harness.judging.compare import case_result, judge
 from harness.model import CaseResult, EngineResult, EngineStatus, RunResult, Shrunk, Status
 from harness.running import program as programs
 from harness.running import reference
+from harness.running.budget import Budget
 from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC
-from harness.running.runner import Limits, Session, Worker, timeout_for, with_hidden
+from harness.running.runner import Limits, Session, Worker, budget_for, timeout_for, with_hidden
 from harness.running.shared import ReferenceCache, sharing_enabled
 from harness.running.spool import Spool, Spooled
 from harness.sandbox import reaper
@@ -54,8 +55,11 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     order = sorted(range(len(cases)), key=lambda i: cases[i].visibility != "visible")
     fence = sum(c.visibility == "visible" for c in cases)
     timeouts = [timeout_for(cases[i].timeout, limits) for i in order]
+    budget = budget_for(limits, timeouts, len(set(engines)))  # the time and restarts of the whole submission
     results = []
-    for run in _observe(spec, [progs[i] for i in order], timeouts, limits, worker, engines, fence):
+    runs = _observe(spec, [progs[i] for i in order], timeouts, limits, worker, engines, fence, budget)
+    spent = budget.exhausted()  # once every engine's cases ran, before blame and fuzz take time of their own
+    for run in runs:
         began = time.perf_counter()
         by_index = dict(zip(order, run.observations, strict=True))
         observations = [by_index[i] for i in range(len(cases))]
@@ -63,7 +67,9 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
                  for case, prog, obs in zip(cases, progs, observations)]
         engine = EngineResult(run.name, spec, [it.result for it in items], run.load_error,
                               ignored_engines=run.ignored, origin=run.origin, load_notes=list(run.notes))
-        if not run.load_error:
+        if spent:  # blame and fuzz would run the engine again: not past its budget
+            engine.load_notes.append(f"blame and fuzz skipped: {spent}")
+        elif not run.load_error:
             _feedback(spec, run.name, engine, items, limits, feedback, shared)
         engine.duration_s = round(run.seconds + time.perf_counter() - began, 3)
         results.append(engine)
@@ -94,12 +100,12 @@ def _fenced(session: Session, progs: list, timeouts: list, fence: int) -> list[O
 
 
 def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Worker | None,
-             engines: tuple, fence: int = 0) -> list[_Run]:
+             engines: tuple, fence: int = 0, budget: Budget | None = None) -> list[_Run]:
     """Run the programs on the first engine ``spec`` registers, or on each engine named in ``engines``,
     each in a session of its own; each run lists the registered engines left ungraded.  Programs from
     ``fence`` on run in a fresh process (see ``_fenced``)."""
     began = time.perf_counter()
-    with Session(spec, limits, worker=worker) as first:
+    with Session(spec, limits, worker=worker, budget=budget) as first:
         if first.start().load_error:
             return [_Run(first.name, first.run(progs, timeouts), first.load_error,
                          seconds=time.perf_counter() - began)]
@@ -121,7 +127,7 @@ def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Wor
                                  origin=first.origin, notes=first.notes))
                 first.close()
             else:
-                with Session(spec, limits, select=name) as other:
+                with Session(spec, limits, select=name, budget=budget) as other:
                     observations = _fenced(other, progs, timeouts, fence)
                     runs.append(_Run(name, observations, ignored=tuple(ignored), origin=other.origin,
                                      notes=other.notes))
@@ -246,7 +252,15 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         _mark_suspects(results, suspects, [c for c in filled.values() if c.id in suspects], limits)
     return RunResult(results, round(time.perf_counter() - start, 3), harness_version=harness_version(),
                      cases_fingerprint=fingerprint(distinct), sandbox=limits.sandbox,
-                     sandbox_warning=limits.sandbox_warning)
+                     sandbox_warning=limits.sandbox_warning, cgroup=cgroup_limits(limits))
+
+
+def cgroup_limits(limits: Limits) -> str:
+    """The cgroup limits this run's engine processes got, for the report (harness.sandbox.cgroups)."""
+    from harness.sandbox import cgroups
+
+    cgroups.sweep_leftovers()
+    return cgroups.applied(cgroups.Caps(limits.processes, limits.memory_mb))
 
 
 def _with_lost(results: list, cases: list, lost: dict) -> list:

@@ -68,8 +68,8 @@ def in_process(monkeypatch):
     return InProcess
 
 
-def _fuzz(spec: str, shared: ReferenceCache) -> fuzz.FuzzRun:
-    return fuzz.run(spec, None, 20, 7, Limits(), REFERENCE_SPEC, shared)
+def _fuzz(spec: str, shared: ReferenceCache, count: int = 20) -> fuzz.FuzzRun:
+    return fuzz.run(spec, None, count, 7, Limits(), REFERENCE_SPEC, shared)
 
 
 def _summary(out: fuzz.FuzzRun) -> tuple:
@@ -77,13 +77,13 @@ def _summary(out: fuzz.FuzzRun) -> tuple:
             {sig: o.case.description for sig, o in out.minimal.items()}, out.summary)
 
 
-def _in_threads(specs: list, shared: ReferenceCache) -> list:
+def _in_threads(specs: list, shared: ReferenceCache, count: int = 20) -> list:
     results: list = [None] * len(specs)
     errors: list = []
 
     def fuzz_one(i: int) -> None:
         try:
-            results[i] = _fuzz(specs[i], shared)
+            results[i] = _fuzz(specs[i], shared, count)
         except BaseException as e:  # reported by the test, not lost in the thread
             errors.append(e)
 
@@ -125,3 +125,38 @@ def test_parallel_fuzz_with_sharing_off_gives_the_results_of_one_at_a_time(in_pr
     one_at_a_time = [_summary(_fuzz(s, ReferenceCache())) for s in specs]
     assert [_summary(o) for o in _in_threads(specs, ReferenceCache(enabled=False))] == one_at_a_time
     assert one_at_a_time[0][1] and not one_at_a_time[1][1]  # the mul bug shrank; the correct engine agreed
+
+
+def test_the_slots_that_wait_for_a_corpus_generate_its_parts_together(in_process, monkeypatch):
+    """A corpus comes in parts (here 4 of 10 expressions); two submissions asking for it at once each
+    generate parts, at the same time (a barrier both must reach inside generation), and the corpus and
+    the results are those of one submission at a time."""
+    monkeypatch.setattr(fuzz, "PART_MIN", 10)
+    assert fuzz.part_sizes(40) == [10, 10, 10, 10]
+    specs = [str(fixture_engine("bug_sub_sign")), str(fixture_engine("micrograd_full"))]
+    one = ReferenceCache()
+    alone = [_fuzz(s, c, count=40) for s, c in zip(specs, (one, ReferenceCache()))]
+    barrier = threading.Barrier(len(specs), timeout=WAIT)
+    generating: dict = {}
+    corpus = fuzz._corpus
+
+    def part(ref, forms, count, seed, timeout, shared, budget):
+        me = threading.current_thread().name
+        if me not in generating:
+            try:
+                barrier.wait()
+                generating[me] = True
+            except threading.BrokenBarrierError:
+                generating[me] = False
+        return corpus(ref, forms, count, seed, timeout, shared, budget)
+
+    monkeypatch.setattr(fuzz, "_corpus", part)
+    cache = ReferenceCache()
+    together = _in_threads(specs, cache, count=40)
+    assert list(generating.values()) == [True, True]
+    assert cache.computed == one.computed >= 4  # each part once (and a top-up when parts repeat each other)
+    assert [_summary(o) for o in together] == [_summary(o) for o in alone]
+    ids = [o.case.id for o in together[0].outcomes]
+    assert ids == [f"fuzz::{k}" for k in range(1, 41)]
+    assert len({o.key for o in together[0].outcomes}) == 40  # no expression twice across parts
+    assert together[0].minimal and not together[1].minimal

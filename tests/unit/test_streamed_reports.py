@@ -121,7 +121,7 @@ def batch(n: int = 6, shard: bool = True) -> RunResult:
     """A batch of ``n`` submissions with every kind of result a report shows."""
     return RunResult([e for k in range(n) for e in _engine(k)], duration_s=12.345, shard=(2, 3) if shard else None,
                      harness_version="1.2.3", cases_fingerprint="sha256:" + "ab" * 32, sandbox="none",
-                     sandbox_warning=f"bwrap is missing {ESC}")
+                     sandbox_warning=f"bwrap is missing {ESC}", cgroup="v2: pids.max=64, memory.max=2048M")
 
 
 def _shown(run: RunResult, fmt: str, who: str) -> RunResult:
