@@ -15,7 +15,8 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,13 +37,15 @@ class Outcome:
     """What a mode produced: the text to write, and whether it counts as passing."""
 
     text: str
+    #: The report piece by piece, written as each piece comes (``text`` is not written then).
+    chunks: Iterable[str] | None = None
     passed: bool = True
     #: Each graded engine's percent, for --fail-under (None: --fail-under does not apply).
     percents: list[float] | None = None
     #: Whether the text goes to --output (a listing or a message always goes to stdout).
     to_output: bool = True
-    #: (file name, report) for --output-dir: one per submission.
-    per_submission: list[tuple[str, str]] = field(default_factory=list)
+    #: (file name, report) for --output-dir: one per submission, the report whole or piece by piece.
+    per_submission: Iterable[tuple[str, str | Iterable[str]]] = field(default_factory=list)
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _limit_options(limits)
     running = p.add_argument_group("running")
     _jobs_option(running)
+    _timings_option(running)
     _shard_option(running)
     _plugin_option(running)
     _feedback_options(p.add_argument_group("feedback"), graph=True)
@@ -156,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(listing)
     _selection_options(listing)
     _shard_option(listing)
+    _timings_option(listing)
     _plugin_option(listing)
 
     zipped = _subcommand(commands, "build-gradescope", "write a Gradescope autograder zip",
@@ -235,6 +240,13 @@ def _limit_options(g) -> None:
                    help="seconds per case unless the case sets its own (default: 10)")
     g.add_argument("--load-timeout", type=_positive, default=20.0, metavar="S",
                    help="seconds to import a submission (default: 20)")
+    g.add_argument("--submission-timeout", type=_non_negative, metavar="S",
+                   help="seconds to run all of one submission's cases; the rest are then not run (timeout), and "
+                        "blame and fuzz are skipped for it; 0 for no cap (default: its import plus every "
+                        "case's timeout, at most 600)")
+    g.add_argument("--max-restarts", type=_natural, default=50, metavar="N",
+                   help="fresh engine processes one submission may need after crashes or timeouts; the rest "
+                        "of its cases are then not run (default: 50)")
     g.add_argument("--notebook-mode", choices=["defs", "all"], default="defs",
                    help="notebooks and scripts exported from them: run only the statements that define "
                         "names (defs: no training loops, plots or asserts; whole cells if that finds no "
@@ -259,6 +271,12 @@ def _jobs_option(g) -> None:
     g.add_argument("--jobs", type=_at_least_one, default=os.cpu_count() or 1, metavar="N",
                    help="submissions graded in parallel, each in its own engine process "
                         "(1 or more; default: the number of CPUs)")
+
+
+def _timings_option(g) -> None:
+    g.add_argument("--timings", action="extend", nargs="+", default=[], metavar="REPORT",
+                   help="an earlier run's JSON reports (e.g. every shard's): the submissions that took longest "
+                        "start first, and --shard splits by seconds")
 
 
 def _shard_option(g) -> None:
@@ -314,6 +332,13 @@ def _positive(text: str) -> float:
     value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
@@ -441,7 +466,8 @@ def _main(argv: list[str] | None) -> int:
             return e.code if isinstance(e.code, int) else EXIT_USAGE
         prog = args.prog
         _use_plugins(args.plugin)
-        return _finish(MODES[args.mode](args), args)
+        with ExitStack() as args.resources:  # what must live until the report is written (a batch's spool)
+            return _finish(MODES[args.mode](args), args)
     except HarnessError as e:
         if not _interrupted:
             print(f"{prog}: error: {e}", file=sys.stderr)
@@ -461,14 +487,17 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
-    """Write what a mode produced (per-submission files, then the report); the exit code."""
+    """Write what a mode produced (per-submission files, then the report), piece by piece when it comes
+    in pieces; the exit code."""
     output, output_dir = args.output, args.output_dir
     for name, text in outcome.per_submission:
         _write(os.path.join(output_dir, name), text, "--output-dir")
+    pieces = outcome.chunks if outcome.chunks is not None else (outcome.text,)
     if output and outcome.to_output:
-        _write(output, outcome.text, "--output")
+        _write(output, pieces, "--output")
     else:
-        sys.stdout.write(outcome.text)
+        for piece in pieces:
+            sys.stdout.write(piece)
         sys.stdout.flush()
     fail_under = args.fail_under
     if fail_under is not None and outcome.percents is not None:
@@ -476,15 +505,15 @@ def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.passed else EXIT_FAILED
 
 
-def _write(path: str, text: str, option: str) -> None:
+def _write(path: str, text: str | Iterable[str], option: str) -> None:
     try:
         write_atomically(path, text)
     except OSError as e:
         raise HarnessError(f"cannot write {option} {path}: {e.strerror or e}") from None
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+def write_atomically(path: str, text: str | Iterable[str]) -> None:
+    """Write ``text`` (whole, or piece by piece) to ``path`` through a temporary file and a rename."""
     import tempfile
 
     target = Path(path)
@@ -494,7 +523,8 @@ def write_atomically(path: str, text: str) -> None:
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            for piece in (text,) if isinstance(text, str) else text:
+                f.write(piece)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -620,10 +650,12 @@ def _list(args: argparse.Namespace) -> Outcome:
     from harness.batch import shards
 
     cases = _selected_cases(args, fuzzing=bool(args.fuzz))
-    specs, written, _ = _graded(args)
+    specs, written, ids = _graded(args)
     shown = dict(zip(specs, written))
+    rates = _per_case(args)
+    weights = shards.weights(rates(list(zip(ids, written)))) if rates and args.shard and specs else None
     lines = []
-    for spec, part in shards.split(specs or [""], cases, args.shard):
+    for spec, part in shards.split(specs or [""], cases, args.shard, weights):
         prefix = f"{shown[spec]}  " if len(specs) > 1 else ""
         lines += [f"{prefix}{c.id}  [{', '.join(c.tags)}]\n" for c in part]
     return Outcome("".join(lines), to_output=False)
@@ -671,6 +703,9 @@ def _build_gradescope(args: argparse.Namespace) -> Outcome:
                "--memory-mb", str(args.memory_mb), "--max-output-mb", str(args.max_output_mb)]
     options += [o for k in args.keyword for o in ("-k", k.text)] + [o for t in args.tag for o in ("--tag", t)]
     options += [o for t in args.exclude_tag for o in ("--exclude-tag", t)]
+    options += [o for m in args.forbid_import for o in ("--forbid-import", m)]
+    options += (["--submission-timeout", f"{args.submission_timeout:g}"] if args.submission_timeout is not None
+                else []) + (["--max-restarts", str(args.max_restarts)] if args.max_restarts != 50 else [])
     options += (["--fuzz", str(args.fuzz), "--seed", str(args.seed)] if args.fuzz else []) + (
         [] if args.blame else ["--no-blame"])
     course_plugins = plugins.extra_plugin_names()  # -p and HARNESS_PLUGINS
@@ -714,12 +749,17 @@ def _grade(args: argparse.Namespace) -> Outcome:
 
     limits = _limits(args)
     early: dict = {}
+    args._per_case = _per_case(args)
     # The first engine processes start loading now, while the cases are parsed.
     try:
-        specs = _graded(args)[0]
+        specs, written, ids = _graded(args)
     except HarnessError:
         specs = []  # reported below, in its turn
     if specs and not args.shard:  # a shard may grade only some of them
+        if args._per_case:  # every submission grades the same cases: the slowest per case start first
+            from harness.running.grading import longest_first
+
+            specs = [specs[i] for i in longest_first(args._per_case(list(zip(ids, written))))]
         early = prestart(specs, limits, args.jobs)
     try:
         return _grade_started(args, limits, early)
@@ -751,18 +791,22 @@ def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
                            "or --submissions DIR")
     _check_unique(ids)
     _prepare_output(args)
-    plan = shards.split(list(zip(specs, ids)), cases, args.shard)
+    rates = getattr(args, "_per_case", None)
+    weights = shards.weights(rates(list(zip(ids, written)))) if rates and args.shard else None
+    plan = shards.split(list(zip(specs, ids)), cases, args.shard, weights)
     feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
+    source = dict(zip(specs, written))
+    per_case = rates([(sub, source[spec]) for (spec, sub), _ in plan]) if rates else None
     run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
                      started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases),
-                     engines=tuple(args.engine_names))
+                     engines=tuple(args.engine_names), per_case=per_case, spool=_spool(args, source))
     reaper.sweep()  # the report is written last, when no process of a submission is left
     if args.shard:
         from harness.cases.fingerprint import fingerprint
 
         run.shard = (args.shard.index, args.shard.count)
+        run.shard_weights = shards.weights_fingerprint(weights) if weights else ""
         run.cases_fingerprint = fingerprint(cases)  # every shard: the whole selection, not its part
-    _restore_sources(run, dict(zip(specs, written)))
     return _reported(run, render, fmt, args)
 
 
@@ -773,6 +817,15 @@ MODES: dict[str, Callable[[argparse.Namespace], Outcome]] = {
 
 
 # --- helpers of the modes -----------------------------------------------------------------------
+
+def _per_case(args: argparse.Namespace) -> Callable[[list], list[float]] | None:
+    """With --timings: seconds per case of each (submission id, source as written), from the reports."""
+    if not args.timings:
+        return None
+    from harness.batch import timings
+
+    return timings.read(args.timings).rates
+
 
 def _selected_cases(args: argparse.Namespace, fuzzing: bool = False) -> list:
     """The cases of --cases (or the built-in suites) that -k, --tag and --exclude-tag select."""
@@ -810,22 +863,34 @@ def _reported(run, render, fmt: str, args: argparse.Namespace) -> Outcome:
     to_tty = not args.output and sys.stdout.isatty()
     shown = redact(run, audience_for(fmt, getattr(args, "audience", None)),
                    reveals_after_due_date=fmt in REVEALS_AFTER_DUE_DATE)
-    text = render(shown, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
+    report = pieces(render, shown, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
     per_submission = per_submission_reports(shown, render, fmt) if args.output_dir else []
-    return Outcome(text, passed=run.all_passed, percents=[e.percent for e in run.engines],
+    return Outcome("", chunks=report, passed=run.all_passed, percents=[e.percent for e in run.summaries()],
                    per_submission=per_submission)
 
 
-def per_submission_reports(run, render, fmt: str) -> list[tuple[str, str]]:
-    """(file name, report) for each submission of ``run``, in order; file names are unique."""
+def pieces(render, run, context) -> Iterator[str]:
+    """The report of ``run``, rendered only when it is read: piece by piece when the format streams
+    (``harness.reporting.common.Streamed``), else whole."""
+    chunks = getattr(render, "chunks", None)
+    if callable(chunks):
+        yield from chunks(run, context)
+    else:
+        yield render(run, context)
+
+
+def per_submission_reports(run, render, fmt: str) -> Iterator[tuple[str, Iterator[str]]]:
+    """(file name, report) for each submission of ``run``, in order, each rendered when it is read (a
+    batch's engines are read a submission at a time); file names are unique."""
     from harness.model import ReportContext
 
-    groups: dict[tuple[str, str], list] = {}
-    for e in run.engines:  # a submission may register several engines
-        groups.setdefault((e.submission or e.engine, e.source), []).append(e)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for k, e in enumerate(run.summaries()):  # a submission may register several engines
+        groups.setdefault((e.submission or e.engine, e.source), []).append(k)
     names = unique_file_names([sub for sub, _ in groups], EXTENSIONS.get(fmt, f".{fmt}"))
-    return [(name, render(dataclasses.replace(run, engines=engines), ReportContext()))
-            for name, engines in zip(names, groups.values())]
+    for name, indices in zip(names, groups.values()):
+        yield name, pieces(render, dataclasses.replace(run, engines=[run.engines[k] for k in indices]),
+                           ReportContext())
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -864,7 +929,9 @@ def _limits(args: argparse.Namespace):
                   output_mb=args.max_output_mb or None,
                   forbidden_imports=tuple(dict.fromkeys(DEFAULT_FORBIDDEN + tuple(args.forbid_import))),
                   user=user, sandbox=sandbox.mode, sandbox_warning=sandbox.warning,
-                  notebook_mode=getattr(args, "notebook_mode", "defs"))
+                  notebook_mode=getattr(args, "notebook_mode", "defs"),
+                  submission_timeout=getattr(args, "submission_timeout", None),
+                  max_restarts=getattr(args, "max_restarts", 50))
 
 
 def _graded(args: argparse.Namespace) -> tuple[list, list, list]:
@@ -934,10 +1001,19 @@ def _check_unique(ids: list) -> None:
         seen.add(i)
 
 
-def _restore_sources(run, original: dict) -> None:
-    """Report each engine's source as the user wrote it."""
-    for e in run.engines:
+def _spool(args: argparse.Namespace, original: dict):
+    """Where a run's results wait for the report, one submission at a time (``harness.running.spool``);
+    each engine's source is stored as the user wrote it.  Freed once the report is written."""
+    from harness.running.spool import Spool
+
+    def restore(e) -> None:
         e.source = original.get(e.source, e.source)
+
+    spool = Spool(prepare=restore)
+    resources = getattr(args, "resources", None)
+    if resources is not None:  # else: at exit
+        resources.callback(spool.close)
+    return spool
 
 
 if __name__ == "__main__":

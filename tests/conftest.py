@@ -17,6 +17,10 @@ import pytest
 from engines.mutants import MUTANTS, materialise
 
 ROOT = Path(__file__).resolve().parent.parent
+# Engine processes get a minimal environment (harness.sandbox.environment), never grade's own: the test
+# engines read their instructions (GRADE_TEST_*) and the tests find engine processes by their tokens
+# (HOSTILE_TEST_TOKEN...) through the variables this lets through.
+os.environ.setdefault("HARNESS_ENGINE_ENV", "GRADE_TEST_*,GRADE_USER_TEST_*,HOSTILE_TEST_*")
 ENGINES = ROOT / "tests" / "engines"      # correct engines, their mutants, single-file oddities
 LAYOUTS = ROOT / "tests" / "layouts"      # submissions of several files: a multi-file folder, a package
 EXAMPLES = ROOT / "examples"

@@ -88,6 +88,13 @@ def test_the_zip_holds_the_scripts_the_harness_and_every_case(tmp_path, course):
         subprocess.run(["bash", "-n", "-c", zipfile.ZipFile(target).read(script).decode()], check=True)
 
 
+def test_the_import_policy_and_the_submission_budget_travel_in_the_zip(tmp_path, course):
+    target = build(tmp_path, "--cases", course, "--forbid-import", "torch", "--forbid-import", "numpy",
+                   "--submission-timeout", "90", "--max-restarts", "5")
+    run = zipfile.ZipFile(target).read("run_autograder").decode()
+    assert "--forbid-import torch --forbid-import numpy --submission-timeout 90 --max-restarts 5" in run
+
+
 def test_the_same_input_builds_the_same_zip(tmp_path, course):
     first = build(tmp_path, "--cases", course).read_bytes()
     assert build(tmp_path, "--cases", course).read_bytes() == first

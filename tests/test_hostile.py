@@ -479,3 +479,38 @@ cases:
             in capped.case("flood::uses_exp")["message"])
     uncapped = grade("--engine", engine("flood_output"), "--cases", cases, "--max-output-mb", "0", "--format", "json")
     assert set(uncapped.statuses().values()) == {"passed"}  # the cap, not the engine, made the difference
+
+
+# --- a submission's budget: --submission-timeout and --max-restarts -----------------------------------
+
+def _budget_batch(tmp_path, engine):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("crash_every_case", "micrograd_full"):
+        (subs / f"{name}.py").write_text(Path(engine(name)).read_text())
+    return subs
+
+
+def test_a_submission_that_crashes_on_every_case_stops_at_its_time_budget_and_the_batch_goes_on(
+        grade, engine, tmp_path):
+    result = grade("--submissions", _budget_batch(tmp_path, engine), "--cases", CASES, "--format", "json",
+                   *FAST, "--submission-timeout", "1.5", "--jobs", "1")
+    assert result.code == 1, result.stderr
+    by_sub = {e["submission"]: e for e in result.report["engines"]}
+    assert all(c["status"] == "passed" for c in by_sub["micrograd_full"]["cases"])
+    cases = by_sub["crash_every_case"]["cases"]
+    # each restart imports for 0.5 s: the 1.5 s budget ends long before the ten cases do
+    not_run = [c for c in cases if c["message"].startswith("not run: the submission used up its time budget "
+                                                            "of 1.5 s for running its cases")]
+    assert not_run and all(c["status"] == "timeout" for c in not_run)
+    assert {c["status"] for c in cases} <= {"error", "timeout", "passed"}
+    assert "blame and fuzz skipped: the submission used up its time budget" in " ".join(
+        by_sub["crash_every_case"].get("load_notes", []))
+
+
+def test_a_submission_that_crashes_on_every_case_stops_after_max_restarts(grade, engine):
+    result = hostile(grade, engine, "crash_every_case", "--max-restarts", "2", "--no-blame")
+    got = statuses(result)
+    assert list(got.values()) == ["error"] * 3 + ["timeout"] * 7, got
+    assert message(result, "plain_mul") == ("not run: its engine process was restarted 2 times, after crashes "
+                                            "or timeouts (--max-restarts)")

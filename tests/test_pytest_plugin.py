@@ -53,7 +53,8 @@ def test_one_item_per_case_with_case_ids(statuses):
 
 
 def test_verdicts_become_outcomes_with_readable_failures(statuses):
-    result = statuses.runpytest(*QUICK, f"--engine={NOTEBOOK}", "statuses.yaml", "-rs")
+    """As the instructor sees them: the hidden and after_due_date cases in full."""
+    result = statuses.runpytest(*QUICK, f"--engine={NOTEBOOK}", "statuses.yaml", "-rs", "--engine-audience=instructor")
     result.assert_outcomes(passed=2, failed=3, skipped=1)
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
@@ -156,3 +157,41 @@ def test_what_to_fix_first_under_xdist(pytester, engine):
     result = pytester.runpytest_subprocess(*QUICK, f"--engine={engine('bug_sub_sign')}", "ops.yaml", "-k", "sub",
                                            "-n", "2")
     result.stdout.fnmatch_lines(["*= what to fix first =*", "1. sub: *[[]bug_sub_sign.py:*[]] (3 cases, e.g. *)"])
+
+
+HIDDEN_FIRST = """
+suite: course
+cases:
+  - name: hidden_first
+    visibility: hidden
+    description: quietly multiplies the secrets
+    inputs: {h1: 5.5, h2: 7.25}
+    output: h1 * h2 + h1
+    expect: {value: 45.375}
+  - name: visible_sum
+    inputs: {a: 1.5, b: 2.5}
+    output: a + b
+    expect: {value: 4}
+"""
+
+
+@pytest.mark.parametrize("audience", ["student", "instructor"])
+def test_no_visible_tests_output_quotes_a_hidden_case(pytester, audience):
+    """Attack 10 under the plugin: the attack engine puts every number its process was sent into each sum's
+    error.  The visible case's output holds only its own numbers (hidden cases run after it, in a fresh
+    process), and for a student the hidden case shows only that it failed."""
+    (pytester.path / "course.yaml").write_text(HIDDEN_FIRST)
+    for name in ("attack_hostile_exfiltrate.py", "_attack_hostile_engine.py"):
+        shutil.copy(ROOT / "tests" / "attacks" / name, pytester.path / name)
+    args = [*QUICK, "--engine=attack_hostile_exfiltrate.py", "--engine-no-blame", "course.yaml", "-rA"]
+    result = pytester.runpytest_subprocess(*args, *([f"--engine-audience={audience}"] if audience != "student"
+                                                   else []))
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert "seen [1.5, 2.5] sent [1.5, 2.5]" in out  # the visible case's process saw only the visible case
+    if audience == "student":
+        for secret in ("5.5", "7.25", "45.375", "h1 * h2", "quietly multiplies"):
+            assert secret not in out, secret
+        assert "hidden case: failed" in out
+    else:
+        assert "seen [5.5, 7.25] sent [5.5, 7.25]" in out  # the instructor sees the hidden case in full

@@ -404,3 +404,14 @@ def test_attack_6_a_submission_on_gradescope_cannot_touch_run_autograder_or_the_
     assert results["score"] == 4.0
     assert (root / "run_autograder").read_bytes() == before
     assert (root / "source" / "cases").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_grades_environment_variables_do_not_reach_an_engine_process(place, mode):
+    """A secret in grade's environment (a CI token) is absent from the engine process, in every mode; a
+    variable HARNESS_ENGINE_ENV names is passed on, and HOME is the engine's own working folder."""
+    result, _ = attack(place, mode, "attack_hostile_read_env",
+                       extra_env={"GRADE_SECRET_TOKEN": "s3cr3t", "GRADE_TEST_VISIBLE": "shown"})
+    assert result.report["engines"][-1]["engine"] == "secret=absent visible=shown home=True"
+    assert "s3cr3t" not in result.stdout

@@ -43,6 +43,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where the engine process runs, as grade --sandbox (default: auto)")
     group.addoption("--engine-no-blame", action="store_true", default=False,
                     help="do not look for the culprit of failing cases (faster), as grade --no-blame")
+    group.addoption("--engine-audience", default="student", choices=["student", "instructor"],
+                    help="who reads the output: for a student, a hidden (or after_due_date) case shows only "
+                         "that it failed, and no other case's output names it (default: student, as pytest "
+                         "output in CI is the student's; instructor shows everything)")
 
 
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list) -> None:
@@ -80,7 +84,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         grader = config.stash[_GRADER]
         sandbox = grader.limits.sandbox + (f" (warning: {grader.limits.sandbox_warning})"
                                            if grader.limits.sandbox_warning else "")
-        return [f"autograd-harness: grading engine {grader.written}", f"autograd-harness: sandbox: {sandbox}"]
+        from harness.running.grading import cgroup_limits
+
+        return [f"autograd-harness: grading engine {grader.written}", f"autograd-harness: sandbox: {sandbox}",
+                f"autograd-harness: cgroup: {cgroup_limits(grader.limits)}"]
     return None
 
 
@@ -141,6 +148,7 @@ class _Grader:
         self.limits = Limits(timeout=config.getoption("engine_timeout"), memory_mb=memory or None,
                              sandbox=sandbox.mode, sandbox_warning=sandbox.warning)
         self.blame = not config.getoption("engine_no_blame")
+        self.audience = config.getoption("engine_audience")
         self.results: dict = {}  # node id -> CaseResult, with its blame
         self._call_ops: dict | None = None
 
@@ -170,20 +178,35 @@ class _Grader:
         """Run, judge and (for the failing ones) blame ``items`` at once, as ``grade`` does an engine's cases."""
         from harness.diagnosis import blame as blaming
         from harness.judging.compare import case_result, judge
+        from harness.model import EngineResult, RunResult
+        from harness.reporting.audience import Audience, redact
         from harness.running import program
         from harness.running.runner import Session, timeout_for
 
-        progs = [program.build(i.case) for i in items]
-        timeouts = [timeout_for(i.case.timeout, self.limits) for i in items]
-        with Session(self.spec, self.limits) as session:  # the first engine the spec provides
-            observations = session.run(progs, timeouts)
-            name, load_error = session.name, session.load_error
-        graded = [blaming.Item(i.case, prog, obs, case_result(i.case, obs, judge(i.case, obs)))
-                  for i, prog, obs in zip(items, progs, observations)]
-        if self.blame and not load_error:
-            blaming.blame(self.spec, name, graded, self.limits)
-        for i, it in zip(items, graded):
-            self.results[i.nodeid] = it.result
+        # As grade does: the visible cases first; hidden and after_due_date ones in a fresh engine process,
+        # and blamed apart, so that nothing a visible case shows comes from a process that saw them.
+        shown = [i for i in items if i.case.visibility == "visible"]
+        kept = [i for i in items if i.case.visibility != "visible"]
+        graded: dict = {}
+        name = ""
+        for group in (shown, kept):
+            if not group:
+                continue
+            progs = [program.build(i.case) for i in group]
+            timeouts = [timeout_for(i.case.timeout, self.limits) for i in group]
+            with Session(self.spec, self.limits) as session:  # the first engine the spec provides
+                observations = session.run(progs, timeouts)
+                name, load_error = session.name, session.load_error
+            done = [blaming.Item(i.case, prog, obs, case_result(i.case, obs, judge(i.case, obs)))
+                    for i, prog, obs in zip(group, progs, observations)]
+            if self.blame and not load_error:
+                blaming.blame(self.spec, name, done, self.limits)
+            graded.update((i.nodeid, it.result) for i, it in zip(group, done))
+        # a student's output shows a hidden case only as failed, and no other case's text names one
+        engine = EngineResult(name, self.spec, [graded[i.nodeid] for i in items])
+        seen = redact(RunResult([engine]), Audience(self.audience)).engines[0]
+        for i, result in zip(items, seen.cases):
+            self.results[i.nodeid] = result
 
 
 class CaseFile(pytest.File):

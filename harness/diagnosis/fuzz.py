@@ -11,10 +11,18 @@ run also shows whether an expression stays in safe territory (away from
 relu's kink, log's and division's poles, and huge values), so that a
 correct engine never gets a false alarm.  The same seed gives the same
 expressions for the same installed versions of the harness and Hypothesis.
+
+Searches of different submissions run at the same time, each in its own
+thread (Hypothesis runs tests from several threads since 6.136.9): no lock is
+held across an engine's round trips.  A batch's corpus comes in parts, each
+from its own search (``part_sizes``, ``part_seed``), so that the job slots
+waiting for it generate it together; shrinking replays the search of the part
+where a failure was recorded.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -50,7 +58,11 @@ _INPUTS = [1, 2, -1, 3, -2, 0.5, -0.5, 1.5, -1.5, 0.25, 2.5, -3, 0.75, -0.75, 1.
 _CONSTS = [2, 1, 3, -1, 0.5, -2, 1.5]
 _EXPONENTS = [2, 3, -1, 0.5, -2, 1.5]
 _NAMES = "abc"
-_hypothesis = threading.Lock()  # one Hypothesis search at a time (engine runs happen outside it)
+_kinds_lock = threading.Lock()  # guards _KINDS (searches run in several threads)
+#: A corpus of N expressions is generated in min(MAX_PARTS, N // PART_MIN) parts (at least one), each by
+#: a search of its own, so that the job slots of a batch that wait for it generate it together.  The
+#: parts depend only on N and the seed, never on --jobs.
+PART_MIN, MAX_PARTS = 75, 8
 
 
 @dataclass(frozen=True)
@@ -128,9 +140,11 @@ _KINDS: dict[str, type] = {}
 
 
 def _mismatch_class(signature: str) -> type:
-    if signature not in _KINDS:
-        _KINDS[signature] = type(f"Mismatch_{len(_KINDS)}", (_Mismatch,), {})
-    return _KINDS[signature]
+    """One class per kind of failure, the same in every thread (Hypothesis tells failures apart by type)."""
+    with _kinds_lock:
+        if signature not in _KINDS:
+            _KINDS[signature] = type(f"Mismatch_{len(_KINDS)}", (_Mismatch,), {})
+        return _KINDS[signature]
 
 
 def to_case(expr: Expression, k: int) -> Case:
@@ -220,6 +234,8 @@ class Corpus:
     rejected: int
     out_of_time: bool
     load_error: str = ""
+    searches: tuple = ()        # (Hypothesis seed, size) of each part's search, in order
+    part_of: tuple = ()         # the part each outcome comes from (its search replays it when shrinking)
 
 
 class Fuzzer:
@@ -336,8 +352,9 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
 
     The expressions and the reference's answers (the corpus) come from ``shared``, the batch's
     reference work: generated once per seed and set of supported forms, by the reference alone.
-    The engine runs them all in one go, outside any lock, so submissions fuzz in parallel; only
-    shrinking, which the engine's own answers steer, searches again, one search at a time.
+    The engine runs them all in one go; only shrinking, which the engine's own answers steer,
+    searches again.  Nothing here holds a lock across engine runs, so submissions fuzz and shrink in
+    parallel (with ``--jobs N``, N at a time).
     """
     shared = shared if shared is not None else ReferenceCache(enabled=False)
     timeout = min(limits.timeout, FUZZ_TIMEOUT)
@@ -350,9 +367,10 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
             summary.generated = 0
             summary.stopped = "the engine failed to load" if eng.load_error else "the engine supports none of the ops"
             return out
-        corpus = shared.value(("fuzz", reference, tuple(forms), count, seed, timeout),
-                              lambda: _corpus(reference, forms, count, seed, limits, timeout, shared))
-        assert isinstance(corpus, Corpus)
+        corpus = _shared_corpus(("fuzz", reference, tuple(forms), count, seed, timeout),
+                                lambda size, seeded: _corpus(ref, forms, size, seeded, timeout, shared,
+                                                             RUN_BUDGET * size / count),
+                                count, seed, shared)
         if corpus.load_error:
             summary.generated = 0
             summary.stopped = f"the reference engine failed to load: {corpus.load_error}"
@@ -369,8 +387,12 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
         if corpus.out_of_time:
             summary.stopped = f"generating stopped after {RUN_BUDGET:g} s"
         if any(o.shrinkable for o in outcomes) and not eng.load_error:
-            with _hypothesis, _home():
-                out.minimal = _search(strategy(forms), count, seed, fuzzer, record=None)
+            with _home():
+                for part, (part_seed, size) in enumerate(corpus.searches):  # the parts with a new kind of failure
+                    kinds = {o.signature for o, p in zip(outcomes, corpus.part_of) if p == part and o.shrinkable}
+                    if kinds - set(out.minimal):
+                        for sig, found in _search(strategy(forms), size, part_seed, fuzzer, record=None).items():
+                            out.minimal.setdefault(sig, found)
             if fuzzer.shrink_cut:
                 cut = f"shrinking stopped after {SHRINK_BUDGET:g} s (the expressions may not be minimal)"
                 summary.stopped = "; ".join(filter(None, [summary.stopped, cut]))
@@ -379,19 +401,73 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
     return out
 
 
-def _corpus(reference: str, forms: list[Form], count: int, seed: int, limits: Limits, timeout: float,
-            shared: ReferenceCache) -> Corpus:
-    """The recording search of ``seed`` over ``forms``, against the reference engine alone."""
-    with Session(reference, trusted(limits)) as ref, _hypothesis, _home():
+def part_sizes(count: int) -> list[int]:
+    """How many expressions each part of a corpus of ``count`` records."""
+    parts = max(1, min(MAX_PARTS, count // PART_MIN))
+    return [count // parts + (i < count % parts) for i in range(parts)]
+
+
+def part_seed(seed: int, part: int) -> int | str:
+    """The Hypothesis seed of a part's search: ``seed`` itself for the first (a str seeds Hypothesis's
+    Random through SHA-512, the same in every process)."""
+    return seed if part == 0 else f"{seed}/{part}"
+
+
+def _shared_corpus(key: tuple, generate, count: int, seed: int, shared: ReferenceCache) -> Corpus:
+    """The corpus of ``count`` expressions: its parts from ``shared`` (each generated once per batch, by
+    whichever job slots ask for it first), joined in order without repeats, topped up by further parts
+    when repeats left it short.  ``generate(size, seed)`` records one part."""
+    sizes = part_sizes(count)
+    parts = shared.values([key + (p,) for p in range(len(sizes))],
+                          lambda k: generate(sizes[k[-1]], part_seed(seed, k[-1])))
+    searches = [(part_seed(seed, p), size) for p, size in enumerate(sizes)]
+    outcomes: list[Outcome] = []
+    part_of: list[int] = []
+    seen: set[str] = set()
+
+    def join(part: Corpus, p: int) -> int:
+        before = len(outcomes)
+        for o in part.outcomes:
+            if o.key not in seen and len(outcomes) < count:
+                seen.add(o.key)
+                k = len(outcomes) + 1
+                assert o.case is not None and o.program is not None
+                outcomes.append(replace(o, case=replace(o.case, name=str(k)),
+                                        program=replace(o.program, id=f"fuzz::{k}")))
+                part_of.append(p)
+        return len(outcomes) - before
+
+    for p, part in enumerate(parts):
+        join(part, p)
+    while len(outcomes) < count and not any(part.out_of_time or part.load_error for part in parts):
+        p, size = len(parts), count - len(outcomes) + 10  # repeats across parts: one more part for the rest
+        more = shared.value(key + (p,), functools.partial(generate, size, part_seed(seed, p)))
+        assert isinstance(more, Corpus)
+        parts.append(more)
+        searches.append((part_seed(seed, p), size))
+        if not join(more, p):
+            break
+    return Corpus(tuple(outcomes), tuple(o for part in parts for o in part.invalid),
+                  sum(part.rejected for part in parts), any(part.out_of_time for part in parts),
+                  next((part.load_error for part in parts if part.load_error), ""), tuple(searches), tuple(part_of))
+
+
+def _corpus(ref: Session, forms: list[Form], count: int, seed: int | str, timeout: float,
+            shared: ReferenceCache, budget: float) -> Corpus:
+    """The recording search of ``seed`` over ``forms``, against the reference engine alone (``ref``),
+    for at most ``budget`` seconds (a part gets its share of RUN_BUDGET)."""
+    with _home():
         fuzzer = Fuzzer(None, ref, timeout)
         recorded: list[Outcome] = []
-        _search(strategy(forms), count, seed, fuzzer, record=recorded)
+        _search(strategy(forms), count, seed, fuzzer, record=recorded, budget=budget)
         invalid = tuple(o for o in fuzzer.cache.values() if not o.valid)
         shared.count(fuzzer.live_runs)
-        return Corpus(tuple(recorded), invalid, fuzzer.rejected, fuzzer.out_of_time, ref.load_error)
+        return Corpus(tuple(recorded), invalid, fuzzer.rejected, fuzzer.out_of_time, ref.load_error,
+                      ((seed, count),), (0,) * len(recorded))
 
 
-def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -> dict:
+def _search(strat, count: int, seed: int | str, fuzzer: Fuzzer, record: list | None,
+            budget: float = RUN_BUDGET) -> dict:
     """One Hypothesis search from ``seed``.
 
     Recording: collect ``count`` different valid expressions and never fail.
@@ -419,7 +495,7 @@ def _search(strat, count: int, seed: int, fuzzer: Fuzzer, record: list | None) -
             return
         if record is not None and (len(record) >= count or fuzzer.out_of_time):
             raise _Enough  # also on Hypothesis's replay of the example that stopped the search
-        if record is not None and time.monotonic() - started > RUN_BUDGET:
+        if record is not None and time.monotonic() - started > budget:
             fuzzer.out_of_time = True
             raise _Enough
         if record is None and shrinking_since[0] and time.monotonic() - shrinking_since[0] > SHRINK_BUDGET:
@@ -477,20 +553,32 @@ def _leaves(group: BaseExceptionGroup):
 
 
 class _home:
-    """Keep Hypothesis's storage in a temporary folder, not in the user's working directory."""
+    """Keep Hypothesis's storage in a temporary folder, not in the user's working directory.
+
+    The folder is Hypothesis's global setting: the first search to enter makes it, the last to leave
+    removes it (searches of several submissions overlap).
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _tmp: str | None = None
 
     def __enter__(self):
         from hypothesis.configuration import set_hypothesis_home_dir
 
-        self.tmp = None
-        if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
-            self.tmp = tempfile.mkdtemp(prefix="grade-hypothesis-")
-            set_hypothesis_home_dir(self.tmp)
+        with _home._lock:
+            if _home._users == 0 and not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+                _home._tmp = tempfile.mkdtemp(prefix="grade-hypothesis-")
+                set_hypothesis_home_dir(_home._tmp)
+            _home._users += 1
         return self
 
     def __exit__(self, *exc):
         from hypothesis.configuration import set_hypothesis_home_dir
 
-        if self.tmp:
-            set_hypothesis_home_dir(None)
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        with _home._lock:
+            _home._users -= 1
+            if _home._users == 0 and _home._tmp:
+                set_hypothesis_home_dir(None)
+                shutil.rmtree(_home._tmp, ignore_errors=True)
+                _home._tmp = None

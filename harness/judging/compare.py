@@ -35,6 +35,8 @@ def close(got: float | None, want: float, tol: Tolerance) -> bool:
 
 def judge(case: Case, obs: Observation) -> Verdict:
     """Compare what the engine did with what the case expects."""
+    if obs.status == EngineStatus.TIMEOUT and obs.not_run:  # its submission's budget ran out first
+        return Verdict(Status.TIMEOUT, obs.message)
     if obs.status == EngineStatus.TIMEOUT:
         return Verdict(Status.TIMEOUT, f"timed out: {obs.message}",
                        hint="an infinite loop, or a backward pass that follows every path through the graph "

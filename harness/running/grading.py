@@ -7,6 +7,7 @@ generated cases (``harness.diagnosis.fuzz``) that go through the same flow.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -20,10 +21,12 @@ from harness.judging.compare import case_result, judge
 from harness.model import CaseResult, EngineResult, EngineStatus, RunResult, Shrunk, Status
 from harness.running import program as programs
 from harness.running import reference
+from harness.running.budget import Budget
 from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC
-from harness.running.runner import Limits, Session, Worker, timeout_for, with_hidden
+from harness.running.runner import Limits, Session, Worker, budget_for, timeout_for, with_hidden
 from harness.running.shared import ReferenceCache, sharing_enabled
+from harness.running.spool import Spool, Spooled
 from harness.sandbox import reaper
 from harness.version import harness_version
 
@@ -52,16 +55,23 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     order = sorted(range(len(cases)), key=lambda i: cases[i].visibility != "visible")
     fence = sum(c.visibility == "visible" for c in cases)
     timeouts = [timeout_for(cases[i].timeout, limits) for i in order]
+    budget = budget_for(limits, timeouts, len(set(engines)))  # the time and restarts of the whole submission
     results = []
-    for run in _observe(spec, [progs[i] for i in order], timeouts, limits, worker, engines, fence):
+    runs = _observe(spec, [progs[i] for i in order], timeouts, limits, worker, engines, fence, budget)
+    spent = budget.exhausted()  # once every engine's cases ran, before blame and fuzz take time of their own
+    for run in runs:
+        began = time.perf_counter()
         by_index = dict(zip(order, run.observations, strict=True))
         observations = [by_index[i] for i in range(len(cases))]
         items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
                  for case, prog, obs in zip(cases, progs, observations)]
         engine = EngineResult(run.name, spec, [it.result for it in items], run.load_error,
                               ignored_engines=run.ignored, origin=run.origin, load_notes=list(run.notes))
-        if not run.load_error:
+        if spent:  # blame and fuzz would run the engine again: not past its budget
+            engine.load_notes.append(f"blame and fuzz skipped: {spent}")
+        elif not run.load_error:
             _feedback(spec, run.name, engine, items, limits, feedback, shared)
+        engine.duration_s = round(run.seconds + time.perf_counter() - began, 3)
         results.append(engine)
     return results
 
@@ -76,6 +86,7 @@ class _Run:
     ignored: tuple[str, ...] = ()  # engines the submission registers that were not graded
     origin: str = ""               # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
     notes: list[str] = field(default_factory=list)  # what loading skipped or chose
+    seconds: float = 0.0   # spent loading and running it (the first engine: also the submission's loading)
 
 
 def _fenced(session: Session, progs: list, timeouts: list, fence: int) -> list[Observation]:
@@ -89,13 +100,15 @@ def _fenced(session: Session, progs: list, timeouts: list, fence: int) -> list[O
 
 
 def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Worker | None,
-             engines: tuple, fence: int = 0) -> list[_Run]:
+             engines: tuple, fence: int = 0, budget: Budget | None = None) -> list[_Run]:
     """Run the programs on the first engine ``spec`` registers, or on each engine named in ``engines``,
     each in a session of its own; each run lists the registered engines left ungraded.  Programs from
     ``fence`` on run in a fresh process (see ``_fenced``)."""
-    with Session(spec, limits, worker=worker) as first:
+    began = time.perf_counter()
+    with Session(spec, limits, worker=worker, budget=budget) as first:
         if first.start().load_error:
-            return [_Run(first.name, first.run(progs, timeouts), first.load_error)]
+            return [_Run(first.name, first.run(progs, timeouts), first.load_error,
+                         seconds=time.perf_counter() - began)]
         names = first.engines
         wanted = list(dict.fromkeys(engines)) or [first.name]
         ignored = list(names)  # every registration but the first one of each graded name
@@ -114,10 +127,11 @@ def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Wor
                                  origin=first.origin, notes=first.notes))
                 first.close()
             else:
-                with Session(spec, limits, select=name) as other:
+                with Session(spec, limits, select=name, budget=budget) as other:
                     observations = _fenced(other, progs, timeouts, fence)
                     runs.append(_Run(name, observations, ignored=tuple(ignored), origin=other.origin,
                                      notes=other.notes))
+            runs[-1].seconds, began = time.perf_counter() - began, time.perf_counter()
     return runs
 
 
@@ -177,7 +191,8 @@ def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
 def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[int, int], None] | None = None,
                feedback: Feedback = Feedback(), started: dict | None = None,
                fuzz_here: Callable[[int], bool] | None = None, engines: tuple = (),
-               shared: ReferenceCache | None = None) -> RunResult:
+               shared: ReferenceCache | None = None, per_case: list[float] | None = None,
+               spool: Spool | None = None) -> RunResult:
     """Grade each ((spec, submission id), cases) item of ``plan`` (in parallel up to ``jobs``), in its order.
 
     Expectations written as ``reference`` are computed first, by the reference engine in its own process.
@@ -186,6 +201,10 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     ``engines`` names the engines to grade in each submission (default: the first it registers).
     ``shared`` holds the batch's reference work (blame's traced runs and probes, fuzz corpora); by
     default a new one, shared unless ``feedback.share`` or $GRADE_SHARE_REFERENCE turns it off.
+    ``per_case`` gives each item's seconds per case (an earlier run's, ``--timings``); the items whose
+    cases and fuzz expressions take longest start first.
+    ``spool``: each submission's results are stored there as soon as they are graded, and the run's
+    engines are read back from it one at a time (``harness.running.spool``); without it, a list.
     """
     shared = shared if shared is not None else ReferenceCache(enabled=sharing_enabled(feedback.share))
     start = time.perf_counter()
@@ -206,7 +225,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
         results = _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None),
                              [built[id(c)] for c in cases], engines, shared)
-        return _with_lost(results, whole[i][1], lost) if lost else results
+        results = _with_lost(results, whole[i][1], lost) if lost else results
+        return spool.put(results) if spool is not None else results  # only a summary stays in memory
 
     try:
         if jobs <= 1 or len(plan) <= 1:  # one at a time: no thread pool to start (or import)
@@ -216,7 +236,9 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
                     progress(i + 1, len(plan))
         else:
             fuzzed = [feedback.fuzz if fuzz_here is None or fuzz_here(i) else 0 for i in range(len(plan))]
-            _in_parallel(job, per_item, jobs, progress, [len(cases) + n for (_, cases), n in zip(plan, fuzzed)])
+            rates = per_case or [1.0] * len(plan)
+            _in_parallel(job, per_item, jobs, progress,
+                         [(len(cases) + n) * r for (_, cases), n, r in zip(plan, fuzzed, rates, strict=True)])
     except BaseException:  # interrupted: kill the engine processes so that nothing outlives grading
         reaper.stop_all()
         raise
@@ -224,12 +246,21 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         reaper.resume()
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
-    results = [e for batch in per_item for e in batch]
+    done = [e for batch in per_item for e in batch]
+    results = spool.engines(done) if spool is not None else done
     if suspects:
         _mark_suspects(results, suspects, [c for c in filled.values() if c.id in suspects], limits)
     return RunResult(results, round(time.perf_counter() - start, 3), harness_version=harness_version(),
                      cases_fingerprint=fingerprint(distinct), sandbox=limits.sandbox,
-                     sandbox_warning=limits.sandbox_warning)
+                     sandbox_warning=limits.sandbox_warning, cgroup=cgroup_limits(limits))
+
+
+def cgroup_limits(limits: Limits) -> str:
+    """The cgroup limits this run's engine processes got, for the report (harness.sandbox.cgroups)."""
+    from harness.sandbox import cgroups
+
+    cgroups.sweep_leftovers()
+    return cgroups.applied(cgroups.Caps(limits.processes, limits.memory_mb))
 
 
 def _with_lost(results: list, cases: list, lost: dict) -> list:
@@ -246,37 +277,51 @@ def _with_lost(results: list, cases: list, lost: dict) -> list:
     return results
 
 
-def _mark_suspects(engines: list, suspects: dict, cases: list, limits: Limits) -> None:
+def _mark_suspects(engines: list | Spooled, suspects: dict, cases: list, limits: Limits) -> None:
     """Give the failures of cases found suspect while computing ``reference`` expectations their
-    suspect diagnosis (blame, when it ran, found most of them already)."""
+    suspect diagnosis (blame, when it ran, found most of them already); a changed spooled result is
+    stored again."""
     from harness.diagnosis import checking
     from harness.judging import suspect
 
     central = checking.check(cases, limits).central
-    for e in engines:
+    for k, e in enumerate(engines):
+        marked = False
         for res in e.cases:
             if res.id in suspects and res.status != Status.PASSED and not any(map(suspect.is_suspect, res.diagnosis)):
                 d = suspect.diagnosis(suspects[res.id], {q: v for (c, q), v in central.items() if c == res.id})
                 blaming.mark_suspect(res, d)
+                marked = True
+        if marked and isinstance(engines, Spooled):
+            engines[k] = e
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
                  progress: Callable[[int, int], None] | None, sizes: list | None = None) -> None:
     """results[i] = job(i) for every i, ``jobs`` at a time, each in its own thread.
 
-    The longest jobs by ``sizes`` (an estimate: cases and fuzz expressions) start first, so that a long
-    one does not start last and leave the other slots idle; a slot takes the next job as soon as it is free.
+    The longest jobs by ``sizes`` (an estimate: cases and fuzz expressions, times seconds per case) start
+    first, so that a long one does not start last and leave the other slots idle; a slot takes the next
+    job as soon as it is free.
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     order = longest_first(sizes) if sizes is not None else list(range(len(results)))
     pool = ThreadPoolExecutor(max_workers=jobs)
+    waiting = iter(order)
     try:
-        futures = {pool.submit(job, i): i for i in order}
-        for done, future in enumerate(as_completed(futures), 1):
-            results[futures[future]] = future.result()
-            if progress is not None:
-                progress(done, len(results))
+        # A job is handed to the pool when a slot frees (one waits ready per slot), so that a batch of any
+        # size holds a few futures at a time, not one per submission.
+        running = {pool.submit(job, i): i for i in itertools.islice(waiting, 2 * jobs)}
+        done = 0
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                results[running.pop(future)] = future.result()
+                running.update((pool.submit(job, i), i) for i in itertools.islice(waiting, 1))
+                done += 1
+                if progress is not None:
+                    progress(done, len(results))
     except BaseException:  # interrupted: kill the engine processes so that the threads end now
         reaper.stop_all()
         raise

@@ -30,6 +30,7 @@ class Observation:
     where: str = ""
     duration_s: float = 0.0
     located: tuple[str, int] | None = None   # programs with ``locate``: where the engine implements the op
+    not_run: bool = False                     # a TIMEOUT that never ran: the submission's budget was used up
 
     @classmethod
     def from_wire(cls, reply: object, program: Program) -> Observation:

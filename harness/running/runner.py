@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING
 from harness import wire as protocol
 from harness.engine_side.guard import DEFAULT_FORBIDDEN
 from harness.model import EngineStatus
+from harness.running.budget import DEFAULT_RESTARTS, Budget, default_seconds
 from harness.running.observation import Observation
-from harness.sandbox import bwrap, reaper, uids
+from harness.sandbox import bwrap, cgroups, environment, reaper, uids
 
 if TYPE_CHECKING:
     from harness.running.program import Program
@@ -58,6 +59,8 @@ class Limits:
     cpu_s: int | None = 600        # RLIMIT_CPU of an engine process (all its cases), far above the timeouts
     processes: int | None = 64     # RLIMIT_NPROC when the engine process has a uid of its own
     notebook_mode: str = "defs"    # --notebook-mode: run a notebook's definitions only, or all of it
+    submission_timeout: float | None = None  # seconds to run one submission's cases (None: derived, 0: no cap)
+    max_restarts: int | None = DEFAULT_RESTARTS  # engine-process restarts per submission (None: no cap)
 
 
 def hello_fields(hello) -> tuple[list[str], str, str]:
@@ -96,9 +99,9 @@ class Worker:
         self.cwd = tempfile.mkdtemp(prefix="grade-worker-")
         if self.run_as is not None and limits.sandbox != "bwrap":  # its home, writable once it drops root
             os.chown(self.cwd, self.run_as.uid, self.run_as.gid)
-        env = dict(os.environ, PYTHONFAULTHANDLER="1")
-        extra = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join([HARNESS_ROOT] + extra)
+        extra = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        # none of grade's own variables (secrets) reach the engine process, in any sandbox mode
+        env = environment.engine_env(os.environ, self.cwd, os.pathsep.join([HARNESS_ROOT] + extra))
         argv = [sys.executable, "-P", "-m", "harness.engine_side.worker", str(prog_r), str(obs_w)]
         if limits.sandbox == "bwrap":
             # an engine an installed plugin registers is the course's own: it sees what the reference sees
@@ -107,6 +110,10 @@ class Worker:
                 harness_root=HARNESS_ROOT, workdir=self.cwd, spec=spec, trusted=trusted, hide=limits.hide,
                 python_path=tuple(p for p in extra if p != HARNESS_ROOT), as_root=_is_root(),
                 tmp_mb=limits.output_mb or 64), argv)
+        # pids.max and a memory cap on the engine process and everything it starts, where cgroups can be made
+        self.cgroup = cgroups.for_engine(cgroups.Caps(limits.processes, limits.memory_mb))
+        if self.cgroup is not None:
+            argv = self.cgroup.join_command(argv)  # joined before bwrap or the engine process starts
         try:
             self.proc = reaper.spawn(lambda: subprocess.Popen(
                 argv, pass_fds=(prog_r, obs_w), stdin=subprocess.DEVNULL, stdout=self.output,
@@ -116,6 +123,8 @@ class Worker:
                 os.close(fd)
             self.output.close()
             shutil.rmtree(self.cwd, ignore_errors=True)
+            if self.cgroup is not None:
+                self.cgroup.close()
             if self.lease is not None:
                 uids.release(self.lease)
             raise
@@ -178,6 +187,9 @@ class Worker:
                 why += " (a segmentation fault, e.g. from ctypes or a C extension)"
         else:
             why = f"the engine process exited with code {code} (os._exit or a fatal error)"
+        if self.cgroup is not None and self.cgroup.out_of_memory():
+            why += (f" (the out-of-memory killer: the engine process and what it started used more than "
+                    f"their {self.cgroup.memory_mb} MB together, the cgroup's memory cap)")
         frame = self._fault_frame()
         return why + (f" at {frame}" if frame else "")
 
@@ -199,7 +211,11 @@ class Worker:
         if self.killed:
             return
         self.killed = True
+        if self.cgroup is not None:  # everything in its cgroup at once, detached processes included
+            cgroups.kill(self.cgroup)
         reaper.kill(self.proc)
+        if self.cgroup is not None:
+            self.cgroup.close()
         if self.writer is not None:  # let it fail on the dead pipe before its fd can be reused
             self.outbox.put(None)
             self.writer.join(timeout=5)
@@ -266,18 +282,26 @@ class Session:
     does one whose process cannot be started again after a crash (``load_error`` says why).
     """
 
-    def __init__(self, spec: str, limits: Limits, select: str | None = None, worker: Worker | None = None):
+    def __init__(self, spec: str, limits: Limits, select: str | None = None, worker: Worker | None = None,
+                 budget: Budget | None = None):
         self.spec, self.limits, self.select = spec, limits, select
         self.worker = worker
+        self.budget = budget  # the submission's time and restarts, shared by its sessions (None: no cap)
         self.hello: dict | None = None
         self.load_error = ""
 
     def start(self) -> Session:
         """Load the engine now (``run`` does it on first use); sets ``load_error`` when it fails."""
         if self.hello is None and not self.load_error:
-            self.worker, hello = _start(self.spec, self.select, self.limits, self.worker)
+            if self.budget is not None and (why := self.budget.exhausted()):
+                if self.worker is not None:
+                    self.worker.kill()
+                self.worker, self.load_error = None, f"not loaded: {why}"
+                return self
+            self.worker, hello = _start(self.spec, self.select, self._limits(), self.worker)
             if self.worker is None:
-                self.load_error = hello
+                spent = self.budget.exhausted() if self.budget is not None else ""
+                self.load_error = f"not loaded: {spent}" if spent else hello
             else:
                 self.hello = hello
         return self
@@ -319,8 +343,18 @@ class Session:
         observations: list = []
         pending = list(zip(programs, timeouts))
         while pending:
+            spent = self.budget.exhausted() if self.budget is not None else ""
+            if spent:  # the submission's time or restarts are used up: the rest is not run
+                observations += [Observation(p.id, EngineStatus.TIMEOUT, message=f"not run: {spent}", not_run=True)
+                                 for p, _ in pending]
+                break
             if self.worker is None:  # the last one died: a fresh process for the rest
-                self.worker, why = _start(self.spec, self.select, self.limits)
+                self.worker, why = _start(self.spec, self.select, self._limits())
+                spent = self.budget.exhausted() if self.budget is not None and self.worker is None else ""
+                if spent:  # its import was cut short by the end of the budget
+                    observations += [Observation(p.id, EngineStatus.TIMEOUT, message=f"not run: {spent}",
+                                                 not_run=True) for p, _ in pending]
+                    break
                 if self.worker is None:  # e.g. grading was interrupted: later runs start nothing either
                     observations += [Observation(p.id, EngineStatus.CRASHED,
                                                  message=f"the engine failed to restart: {why}") for p, _ in pending]
@@ -329,18 +363,29 @@ class Session:
             self.worker.send([p.to_wire() for p, _ in pending])
             for i, (program, timeout) in enumerate(pending):
                 started = time.perf_counter()
-                obs, dead = _receive(self.worker, program, timeout)
+                capped = self.budget.cap(timeout) if self.budget is not None else timeout
+                obs, dead = _receive(self.worker, program, capped)
                 if obs.status in (EngineStatus.TIMEOUT, EngineStatus.CRASHED):
                     obs.duration_s = time.perf_counter() - started
+                if obs.status == EngineStatus.TIMEOUT and capped < timeout and self.budget is not None:
+                    obs.message = f"cut short after {capped:g} s: {self.budget.exhausted() or 'its budget ended'}"
                 observations.append(obs)
                 if dead:
                     self.worker.kill()
                     self.worker = None
+                    if self.budget is not None:
+                        self.budget.restart()
                     pending = pending[i + 1:]
                     break
             else:
                 pending = []
         return observations
+
+    def _limits(self) -> Limits:
+        """The limits of the next engine process: its import may not outlast the submission's budget."""
+        if self.budget is None or self.budget.cap(self.limits.load_timeout) >= self.limits.load_timeout:
+            return self.limits
+        return replace(self.limits, load_timeout=self.budget.cap(self.limits.load_timeout))
 
     def close(self) -> None:
         """Stop the engine process (a worker handed in but never started is stopped too)."""
@@ -404,6 +449,14 @@ def _receive(worker: Worker, program: Program, timeout: float):
         return Observation(program.id, EngineStatus.CRASHED, message=f"the engine process broke the protocol ({e})"), True
     obs = Observation.from_wire(reply, program)
     return obs, obs.status == "crashed"
+
+
+def budget_for(limits: Limits, timeouts: list, engines: int = 1) -> Budget:
+    """A fresh budget for one submission whose cases have ``timeouts`` (harness.running.budget)."""
+    seconds = limits.submission_timeout
+    if seconds is None:
+        seconds = default_seconds(limits.load_timeout, timeouts, engines)
+    return Budget(seconds or None, limits.max_restarts)
 
 
 def timeout_for(case_timeout: float | None, limits: Limits) -> float:

@@ -16,12 +16,14 @@ unless ``Feedback.share`` is False or the environment sets ``GRADE_SHARE_REFEREN
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
+from typing import Any
 
 from harness.model import EngineStatus
 from harness.running.observation import Observation
@@ -54,7 +56,7 @@ class ReferenceCache:
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
         self.runs = 0          # reference programs run
-        self.computed = 0      # values computed (fuzz corpora)
+        self.computed = 0      # values computed (fuzz corpora, or their parts)
         self._lock = threading.Lock()
         self._answers: dict[str, Future] = {}
         self._values: dict[object, Future] = {}
@@ -104,22 +106,40 @@ class ReferenceCache:
 
     def value(self, key: object, compute: Callable[[], object]) -> object:
         """``compute()``'s result, computed once per ``key`` (others asking meanwhile wait for it)."""
+        fut, owner = self._claim(key)
+        if owner:
+            self._compute(key, fut, compute)
+        return fut.result()
+
+    def values(self, keys: list, compute: Callable[[Any], object]) -> list:
+        """``compute(key)`` for each key, each computed once: the ones nobody computes yet first, one
+        by one, so that every thread asking for the same keys helps compute them; then it waits for
+        the others."""
+        futures: dict = {}
+        for key in keys:
+            fut, owner = self._claim(key)
+            futures[key] = fut
+            if owner:
+                self._compute(key, fut, functools.partial(compute, key))
+        return [futures[key].result() for key in keys]
+
+    def _claim(self, key: object) -> tuple[Future, bool]:
+        """The future of ``key``'s value, and whether the caller is to compute it."""
         with self._lock:
             fut = self._values.get(key) if self.enabled else None
-            owner = fut is None
-            if owner:
-                fut = Future()
-                if self.enabled:
-                    self._values[key] = fut
-        assert fut is not None
-        if owner:
+            if fut is not None:
+                return fut, False
+            fut = Future()
+            if self.enabled:
+                self._values[key] = fut
+            self.computed += 1
+            return fut, True
+
+    def _compute(self, key: object, fut: Future, compute: Callable[[], object]) -> None:
+        try:
+            fut.set_result(compute())
+        except BaseException as e:
             with self._lock:
-                self.computed += 1
-            try:
-                fut.set_result(compute())
-            except BaseException as e:
-                with self._lock:
-                    self._values.pop(key, None)
-                fut.set_exception(e)
-                raise
-        return fut.result()
+                self._values.pop(key, None)
+            fut.set_exception(e)
+            raise

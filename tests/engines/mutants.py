@@ -389,6 +389,12 @@ Expected verdict: ``error`` naming SIGSEGV on those cases; every other case pass
 Expected verdict: ``error`` (exited with status 3) on those cases; every other case passes.""", (
         after(IMPORTS, "import os\n"),
         after(BACKWARD, "        if self.data < 0:\n            os._exit(3)  # HOSTILE: the process ends here\n"))),
+    "crash_every_case": Mutant(M, """Hostile: every backward() calls os._exit(3), and the import takes 0.5 s.
+Each case kills the engine process, so every case costs a restart (a fresh, slow import).
+Expected verdict: ``error`` on every case that calls backward(); with ``--submission-timeout`` or
+``--max-restarts``, the cases past the budget are ``timeout`` "not run: ...", and the batch goes on.""", (
+        after(IMPORTS, "import os\nimport time\n\ntime.sleep(0.5)  # a slow import: every restart costs it\n"),
+        after(BACKWARD, "        os._exit(3)  # HOSTILE: every case ends the process\n"))),
     "sys_exit_on_op": Mutant(M, """Hostile: ``log()`` calls ``sys.exit(0)``, which ``except Exception`` misses.
 Expected verdict: ``error`` on every case that uses ``log`` (never ``passed``); every other case passes.""", (
         after(IMPORTS, "import sys\n"),
@@ -398,6 +404,23 @@ Expected verdict: ``error`` (out of memory) or ``timeout`` on every case that us
 cap; every other case passes. Try it by hand only under ``ulimit -v 2000000``.""", (
         before(EXP, "        hog = []\n        for _ in range(64):  # HOSTILE: 64 x 128 MiB, every page written\n"
                     "            hog.append(b\"\\xa5\" * (128 << 20))\n        del hog\n"),)),
+    "fork_bomb": Mutant(M, """Hostile: ``exp()`` forks 200 children that sleep for 30 s, then answers correctly.
+Expected verdict: with a cgroup's ``pids.max`` (64), ``error`` on the case that uses ``exp`` (a fork is refused:
+"Resource temporarily unavailable"); every other case passes.  Without one (and without RLIMIT_NPROC), all pass.""", (
+        after(IMPORTS, "import os\nimport time\n"),
+        before(EXP, "        for _ in range(200):  # HOSTILE: a bounded fork bomb\n"
+                    "            if os.fork() == 0:\n                time.sleep(30)\n                os._exit(0)\n"),)),
+    "memory_hog_children": Mutant(M, """Hostile: ``exp()`` forks 4 children that each hold 400 MiB for 1 s.
+Each stays under a 1024 MB ``RLIMIT_AS``; together they use 1.6 GiB.  exp() raises if a child was killed.
+Expected verdict: with a cgroup's memory cap (``--memory-mb 1024``), ``error`` on the case that uses ``exp``
+(the out-of-memory killer); every other case passes.  Without one, all pass.""", (
+        after(IMPORTS, "import os\nimport time\n"),
+        before(EXP, "        kids = []\n        for _ in range(4):  # HOSTILE: 4 x 400 MiB at once, every page written\n"
+                    "            pid = os.fork()\n            if pid == 0:\n"
+                    "                hog = b\"\\xa5\" * (400 << 20)\n                time.sleep(1)\n"
+                    "                os._exit(0 if hog else 1)\n            kids.append(pid)\n"
+                    "        ends = [os.waitpid(pid, 0)[1] for pid in kids]\n"
+                    "        if any(ends):\n            raise MemoryError(f\"a child was killed: wait statuses {ends}\")\n"),)),
     "flood_output": Mutant(M, """Hostile output volume: ``exp()`` prints 4 MB of junk on every call.
 Expected verdict: with ``--max-output-mb 1``, ``error`` naming the cap on every case that uses ``exp``.""", (
         before(EXP, '        print("#" * (4 << 20))  # 4 MB a call\n'),)),

@@ -285,3 +285,15 @@ def test_every_report_about_a_submission_says_where_its_engine_was_defined(fmt):
     out = FORMATS[fmt](run, ReportContext())
     assert "student.ipynb, cell 7: class Value" in out, fmt
     assert "No module named" in out, fmt
+
+
+def test_every_format_that_names_the_sandbox_names_the_cgroup_limits_next_to_it():
+    run = build_run()
+    run.cgroup = "v1: pids.max=64, memory.limit_in_bytes=2048M"
+    assert text.render(run, ReportContext()).splitlines()[-1] == (
+        "graded 1 engine(s) in 1.50 s; sandbox: bwrap; cgroup: v1: pids.max=64, memory.limit_in_bytes=2048M")
+    assert json.loads(json_report.render(run, ReportContext()))["cgroup"] == run.cgroup
+    assert json.loads(gradescope.render(run, ReportContext()))["extra_data"]["cgroup"] == run.cgroup
+    assert "cgroup: v1: pids.max=64" in markdown.render(run, ReportContext())
+    assert "cgroup v1: pids.max=64" in html.render(run, ReportContext())
+    assert "cgroup" not in json.loads(json_report.render(build_run(), ReportContext()))  # not recorded: absent

@@ -194,3 +194,89 @@ def test_grading_grades_each_engine_named_in_its_own_session(tmp_path):
     assert results[0].ignored_engines == ()
     assert [w.select for w in FakeWorker.spawned] == [None, "renamed"]  # the first process serves reference
     assert all(w.killed for w in FakeWorker.spawned)
+
+
+# --- a submission's budget: time and restarts (harness.running.budget), on a fake clock ---------------------
+
+class Clock:
+    """A clock that moves only when told: each answer of the fake worker takes ``step`` seconds."""
+
+    def __init__(self, step: float = 0.0):
+        self.now, self.step, self.timeouts = 100.0, step, []
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = Clock()
+    receive = FakeWorker.receive
+
+    def timed(self, timeout, limit=None):
+        clock.timeouts.append(timeout)
+        clock.now += min(clock.step, timeout)
+        if clock.step > timeout:  # the answer would come too late
+            self.replies.clear()
+            raise TimeoutError
+        return receive(self, timeout, limit)
+
+    monkeypatch.setattr(FakeWorker, "receive", timed)
+    return clock
+
+
+def test_a_budget_counts_time_and_restarts_and_says_which_ran_out():
+    from harness.running.budget import Budget, default_seconds
+
+    clock = Clock()
+    budget = Budget(10.0, restarts=1, clock=clock)
+    assert (budget.remaining(), budget.cap(4.0), budget.exhausted()) == (10.0, 4.0, "")
+    clock.now += 7
+    assert budget.cap(4.0) == 3.0
+    budget.restart()
+    assert budget.exhausted() == ""  # one restart is allowed
+    budget.restart()
+    assert budget.exhausted().startswith("its engine process was restarted 1 times")
+    clock.now += 5
+    assert budget.remaining() == 0 and budget.exhausted().startswith(
+        "the submission used up its time budget of 10 s for running its cases (--submission-timeout)")
+    assert Budget(None, None, clock=clock).cap(4.0) == 4.0
+    assert default_seconds(20, [10] * 4) == 60 and default_seconds(20, [10] * 400) == 600
+    assert default_seconds(20, [10] * 4, engines=2) == 120
+
+
+def test_past_its_time_budget_a_submissions_remaining_cases_are_not_run(clock):
+    from harness.running.budget import Budget
+
+    clock.step = 3.0  # the hello and every answer take 3 s
+    budget = Budget(10.0, restarts=None, clock=clock)
+    with Session("engine.py", Limits(), budget=budget) as session:
+        observations = session.run([program(f"s::p{i}") for i in range(5)], [5.0] * 5)
+    assert [o.status for o in observations] == ["ok", "ok", "timeout", "timeout", "timeout"]
+    assert clock.timeouts == [10.0, 5.0, 4.0, 1.0]  # every wait ends with the budget: the import's too
+    assert observations[2].message.startswith("cut short after 1 s: the submission used up its time budget")
+    assert observations[3].message == ("not run: the submission used up its time budget of 10 s for running "
+                                       "its cases (--submission-timeout)")
+
+
+def test_past_its_restarts_a_submissions_remaining_cases_are_not_run(clock):
+    from harness.running.budget import Budget
+
+    budget = Budget(None, restarts=2, clock=clock)
+    with Session("engine.py", Limits(), budget=budget) as session:
+        observations = session.run([program(f"s::die{i}") for i in range(5)] + [program("s::ok")], [5.0] * 6)
+    assert [o.status for o in observations] == ["crashed"] * 3 + ["timeout"] * 3
+    assert observations[-1].message == ("not run: its engine process was restarted 2 times, after crashes or "
+                                        "timeouts (--max-restarts)")
+    assert len(FakeWorker.spawned) == 3  # the first process and two restarts
+
+
+def test_a_session_started_after_the_budget_ran_out_loads_nothing(clock):
+    from harness.running.budget import Budget
+
+    budget = Budget(1.0, clock=clock)
+    clock.now += 2
+    with Session("engine.py", Limits(), budget=budget) as session:
+        observations = session.run([program("s::one")], [5.0])
+    assert session.load_error.startswith("not loaded: the submission used up its time budget of 1 s")
+    assert observations[0].status == "crashed" and not FakeWorker.spawned

@@ -127,19 +127,20 @@ def _report(run) -> str:
 
 
 @pytest.mark.slow
-def test_verdicts_and_reports_are_identical_with_sharing_on_and_off():
+def test_verdicts_and_reports_are_identical_with_sharing_on_and_off_and_with_one_or_two_jobs():
     from harness.running.grading import Feedback, grade
 
     specs = [str(fixture_engine(n)) for n in ("bug_sub_sign", "micrograd_full", "bug_tanh", "bug_sub_sign",
                                               "bug_assign_grad")]
     cases = _cases()
     reports = {}
-    for share in (True, False):
-        run = grade(specs, cases, Limits(), jobs=2, ids=[f"s{i}" for i in range(len(specs))],
+    for share, jobs in ((True, 2), (False, 2), (True, 1)):
+        run = grade(specs, cases, Limits(), jobs=jobs, ids=[f"s{i}" for i in range(len(specs))],
                     feedback=Feedback(fuzz=12, seed=7, share=share))
-        reports[share] = _report(run)
-    assert '"culprit": "sub"' in reports[True]  # blame ran and found something to compare
-    assert reports[True] == reports[False]
+        reports[share, jobs] = _report(run)
+    assert '"culprit": "sub"' in reports[True, 2]  # blame ran and found something to compare
+    assert '"minimal": [' in reports[True, 2] and '"shrunk": {' in reports[True, 2]  # fuzz shrank a failure
+    assert reports[True, 2] == reports[False, 2] == reports[True, 1]
 
 
 @pytest.mark.slow
