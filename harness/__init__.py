@@ -93,10 +93,12 @@ class StructuredEngine(Engine, Protocol):
 
 @runtime_checkable
 class Reporter(Protocol):
-    """A report format: ``register(name, render)`` in ``register_reporters``; the text is written whole."""
+    """A report format: ``register(name, render)`` in ``register_reporters``; the text is written whole
+    (or piece by piece, from a ``harness.reporting.common.Streamed`` format's ``chunks``)."""
 
     def __call__(self, run: RunResult, context: ReportContext) -> str:
-        """The report of ``run`` (every engine's typed results) shown as ``context`` says."""
+        """The report of ``run`` (every engine's typed results) shown as ``context`` says; in a graded run,
+        ``run.engines`` loads each engine when it is read (``harness.model.LazyEngines``)."""
         ...
 
 

@@ -15,7 +15,8 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,13 +37,15 @@ class Outcome:
     """What a mode produced: the text to write, and whether it counts as passing."""
 
     text: str
+    #: The report piece by piece, written as each piece comes (``text`` is not written then).
+    chunks: Iterable[str] | None = None
     passed: bool = True
     #: Each graded engine's percent, for --fail-under (None: --fail-under does not apply).
     percents: list[float] | None = None
     #: Whether the text goes to --output (a listing or a message always goes to stdout).
     to_output: bool = True
-    #: (file name, report) for --output-dir: one per submission.
-    per_submission: list[tuple[str, str]] = field(default_factory=list)
+    #: (file name, report) for --output-dir: one per submission, the report whole or piece by piece.
+    per_submission: Iterable[tuple[str, str | Iterable[str]]] = field(default_factory=list)
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -462,7 +465,8 @@ def _main(argv: list[str] | None) -> int:
             return e.code if isinstance(e.code, int) else EXIT_USAGE
         prog = args.prog
         _use_plugins(args.plugin)
-        return _finish(MODES[args.mode](args), args)
+        with ExitStack() as args.resources:  # what must live until the report is written (a batch's spool)
+            return _finish(MODES[args.mode](args), args)
     except HarnessError as e:
         if not _interrupted:
             print(f"{prog}: error: {e}", file=sys.stderr)
@@ -482,14 +486,17 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
-    """Write what a mode produced (per-submission files, then the report); the exit code."""
+    """Write what a mode produced (per-submission files, then the report), piece by piece when it comes
+    in pieces; the exit code."""
     output, output_dir = args.output, args.output_dir
     for name, text in outcome.per_submission:
         _write(os.path.join(output_dir, name), text, "--output-dir")
+    pieces = outcome.chunks if outcome.chunks is not None else (outcome.text,)
     if output and outcome.to_output:
-        _write(output, outcome.text, "--output")
+        _write(output, pieces, "--output")
     else:
-        sys.stdout.write(outcome.text)
+        for piece in pieces:
+            sys.stdout.write(piece)
         sys.stdout.flush()
     fail_under = args.fail_under
     if fail_under is not None and outcome.percents is not None:
@@ -497,15 +504,15 @@ def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.passed else EXIT_FAILED
 
 
-def _write(path: str, text: str, option: str) -> None:
+def _write(path: str, text: str | Iterable[str], option: str) -> None:
     try:
         write_atomically(path, text)
     except OSError as e:
         raise HarnessError(f"cannot write {option} {path}: {e.strerror or e}") from None
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+def write_atomically(path: str, text: str | Iterable[str]) -> None:
+    """Write ``text`` (whole, or piece by piece) to ``path`` through a temporary file and a rename."""
     import tempfile
 
     target = Path(path)
@@ -515,7 +522,8 @@ def write_atomically(path: str, text: str) -> None:
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            for piece in (text,) if isinstance(text, str) else text:
+                f.write(piece)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -787,14 +795,13 @@ def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
     per_case = rates([(sub, source[spec]) for (spec, sub), _ in plan]) if rates else None
     run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
                      started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases),
-                     engines=tuple(args.engine_names), per_case=per_case)
+                     engines=tuple(args.engine_names), per_case=per_case, spool=_spool(args, source))
     reaper.sweep()  # the report is written last, when no process of a submission is left
     if args.shard:
         from harness.cases.fingerprint import fingerprint
 
         run.shard = (args.shard.index, args.shard.count)
         run.cases_fingerprint = fingerprint(cases)  # every shard: the whole selection, not its part
-    _restore_sources(run, dict(zip(specs, written)))
     return _reported(run, render, fmt, args)
 
 
@@ -851,22 +858,34 @@ def _reported(run, render, fmt: str, args: argparse.Namespace) -> Outcome:
     to_tty = not args.output and sys.stdout.isatty()
     shown = redact(run, audience_for(fmt, getattr(args, "audience", None)),
                    reveals_after_due_date=fmt in REVEALS_AFTER_DUE_DATE)
-    text = render(shown, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
+    report = pieces(render, shown, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
     per_submission = per_submission_reports(shown, render, fmt) if args.output_dir else []
-    return Outcome(text, passed=run.all_passed, percents=[e.percent for e in run.engines],
+    return Outcome("", chunks=report, passed=run.all_passed, percents=[e.percent for e in run.summaries()],
                    per_submission=per_submission)
 
 
-def per_submission_reports(run, render, fmt: str) -> list[tuple[str, str]]:
-    """(file name, report) for each submission of ``run``, in order; file names are unique."""
+def pieces(render, run, context) -> Iterator[str]:
+    """The report of ``run``, rendered only when it is read: piece by piece when the format streams
+    (``harness.reporting.common.Streamed``), else whole."""
+    chunks = getattr(render, "chunks", None)
+    if callable(chunks):
+        yield from chunks(run, context)
+    else:
+        yield render(run, context)
+
+
+def per_submission_reports(run, render, fmt: str) -> Iterator[tuple[str, Iterator[str]]]:
+    """(file name, report) for each submission of ``run``, in order, each rendered when it is read (a
+    batch's engines are read a submission at a time); file names are unique."""
     from harness.model import ReportContext
 
-    groups: dict[tuple[str, str], list] = {}
-    for e in run.engines:  # a submission may register several engines
-        groups.setdefault((e.submission or e.engine, e.source), []).append(e)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for k, e in enumerate(run.summaries()):  # a submission may register several engines
+        groups.setdefault((e.submission or e.engine, e.source), []).append(k)
     names = unique_file_names([sub for sub, _ in groups], EXTENSIONS.get(fmt, f".{fmt}"))
-    return [(name, render(dataclasses.replace(run, engines=engines), ReportContext()))
-            for name, engines in zip(names, groups.values())]
+    for name, indices in zip(names, groups.values()):
+        yield name, pieces(render, dataclasses.replace(run, engines=[run.engines[k] for k in indices]),
+                           ReportContext())
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -977,10 +996,19 @@ def _check_unique(ids: list) -> None:
         seen.add(i)
 
 
-def _restore_sources(run, original: dict) -> None:
-    """Report each engine's source as the user wrote it."""
-    for e in run.engines:
+def _spool(args: argparse.Namespace, original: dict):
+    """Where a run's results wait for the report, one submission at a time (``harness.running.spool``);
+    each engine's source is stored as the user wrote it.  Freed once the report is written."""
+    from harness.running.spool import Spool
+
+    def restore(e) -> None:
         e.source = original.get(e.source, e.source)
+
+    spool = Spool(prepare=restore)
+    resources = getattr(args, "resources", None)
+    if resources is not None:  # else: at exit
+        resources.callback(spool.close)
+    return spool
 
 
 if __name__ == "__main__":

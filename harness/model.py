@@ -277,11 +277,83 @@ class EngineResult:
         return 100.0 * self.score / self.max_score if self.max_score else 100.0
 
 
+@dataclass(frozen=True)
+class EngineSummary:
+    """What a batch keeps in memory of one graded engine while its whole result waits on disk
+    (``LazyEngines``): its names, points and counts, and its case ids (a tuple shared by the engines
+    that have the same ones)."""
+
+    engine: str
+    source: str
+    submission: str
+    score: float
+    max_score: float
+    counts: dict[str, int]
+    case_ids: tuple[str, ...]
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.score / self.max_score if self.max_score else 100.0
+
+    @classmethod
+    def of(cls, e: EngineResult, case_ids: tuple[str, ...] | None = None) -> EngineSummary:
+        """``e``'s summary (``case_ids``: its case ids, when the caller shares one tuple among engines)."""
+        return cls(e.engine, e.source, e.submission, e.score, e.max_score, e.counts,
+                   case_ids if case_ids is not None else tuple(c.id for c in e.cases))
+
+
+class LazyEngines:
+    """A batch's engine results, in order, each loaded only when it is read (iterating loads one at a
+    time); only their summaries stay in memory.  ``grade`` hands reporters one as ``RunResult.engines``,
+    so that a batch of any size never holds every case message at once.  A subclass gives ``summaries``
+    and ``load``; ``harness.running.spool`` has the one ``grade`` uses."""
+
+    @property
+    def summaries(self) -> list[EngineSummary]:
+        """Every engine's summary, in order."""
+        raise NotImplementedError
+
+    def load(self, index: int) -> EngineResult:
+        """The ``index``-th engine's whole result (0 <= index < len), a fresh copy at each call."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.summaries)
+
+    def __getitem__(self, index: int) -> EngineResult:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError("engine index out of range")
+        return self.load(index % n)
+
+    def __iter__(self) -> _Reading:
+        return _Reading(self)
+
+
+class _Reading:
+    """An iterator over a ``LazyEngines`` that loads each engine when it is reached."""
+
+    def __init__(self, engines: LazyEngines):
+        self.engines, self.next = engines, 0
+
+    def __iter__(self) -> _Reading:
+        return self
+
+    def __next__(self) -> EngineResult:
+        if self.next >= len(self.engines):
+            raise StopIteration
+        self.next += 1
+        return self.engines.load(self.next - 1)
+
+
 @dataclass
 class RunResult:
-    """One grading run: every engine's results, and what they were graded with."""
+    """One grading run: every engine's results, and what they were graded with.
 
-    engines: list[EngineResult]
+    ``engines`` is a list, or in a graded batch a ``LazyEngines`` that loads each engine when it is read.
+    """
+
+    engines: list[EngineResult] | LazyEngines
     duration_s: float = 0.0
     shard: tuple[int, int] | None = None  # (K, N) for a ``--shard K/N`` run
     harness_version: str = ""
@@ -292,23 +364,34 @@ class RunResult:
                                           # or "none (rlimits only: why)"; "" when not recorded
     audience: str = "instructor"          # who the run is shown to: instructor | student (audience.redact)
 
+    def summaries(self) -> list[EngineSummary]:
+        """Every engine's summary, in order, without loading a ``LazyEngines``' results."""
+        if isinstance(self.engines, LazyEngines):
+            return self.engines.summaries
+        return [EngineSummary.of(e) for e in self.engines]
+
     @property
     def all_passed(self) -> bool:
-        return all(c.status == Status.PASSED for e in self.engines for c in e.cases)
+        return all(e.counts[Status.PASSED] == len(e.case_ids) for e in self.summaries())
 
     @property
     def score(self) -> float:
         """The run's total: per submission, its engines' points capped at one engine's maximum."""
-        per: dict[tuple[str, str], list[EngineResult]] = {}
-        for e in self.engines:
+        per: dict[tuple[str, str], list[EngineSummary]] = {}
+        for e in self.summaries():
             per.setdefault((e.submission or e.engine, e.source), []).append(e)
         return sum(min(sum(e.score for e in es), max(e.max_score for e in es)) for es in per.values())
 
     def labels(self) -> list[str]:
         """A short name per engine for reports: its submission id, plus the engine's name when
         one submission registered several engines."""
-        subs = [e.submission or e.engine for e in self.engines]
-        return [f"{s}/{e.engine}" if subs.count(s) > 1 else s for s, e in zip(subs, self.engines, strict=True)]
+        light = self.summaries()
+        subs = [e.submission or e.engine for e in light]
+        seen: set[str] = set()
+        several: set[str] = set()
+        for s in subs:
+            (several if s in seen else seen).add(s)
+        return [f"{s}/{e.engine}" if s in several else s for s, e in zip(subs, light, strict=True)]
 
 
 @dataclass(frozen=True)

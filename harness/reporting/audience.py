@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from enum import StrEnum
 
-from harness.model import CaseResult, Diagnosis, EngineResult, RunResult, Shrunk, Status
+from harness.model import CaseResult, Diagnosis, EngineResult, EngineSummary, LazyEngines, RunResult, Shrunk, Status
 
 
 class Audience(StrEnum):
@@ -52,8 +52,27 @@ def redact(run: RunResult, audience: Audience, *, reveals_after_due_date: bool =
     """
     if audience == Audience.INSTRUCTOR:
         return run
-    return dataclasses.replace(run, engines=[_engine(e, reveals_after_due_date) for e in run.engines],
-                               audience=str(audience))
+    engines: list[EngineResult] | LazyEngines
+    if isinstance(run.engines, LazyEngines):  # a batch: each engine redacted when it is read
+        engines = _Redacted(run.engines, reveals_after_due_date)
+    else:
+        engines = [_engine(e, reveals_after_due_date) for e in run.engines]
+    return dataclasses.replace(run, engines=engines, audience=str(audience))
+
+
+class _Redacted(LazyEngines):
+    """A batch's engines, each as a student may see it, redacted when it is read (its summary is the
+    same: redacting keeps ids, points and statuses)."""
+
+    def __init__(self, base: LazyEngines, reveals_later: bool):
+        self.base, self.reveals_later = base, reveals_later
+
+    @property
+    def summaries(self) -> list[EngineSummary]:
+        return self.base.summaries
+
+    def load(self, index: int) -> EngineResult:
+        return _engine(self.base.load(index), self.reveals_later)
 
 
 def hidden_text(status: Status) -> str:

@@ -7,9 +7,10 @@ Imports only ``harness.model``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from harness.model import (
     Mismatch,
     MismatchKind,
     PictureNode,
+    ReportContext,
+    RunResult,
     Shrunk,
     Verdict,
     Where,
@@ -41,6 +44,20 @@ def clean(text: str) -> str:
     text = text.replace("\r\n", "\n")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
                         else f"\\u{ord(m.group()):04x}", text)
+
+
+class Streamed:
+    """A report format that writes its report piece by piece: ``chunks(run, context)`` yields its text in
+    order, reading the run's engines one at a time, and ``grade`` writes each piece as it comes, so that a
+    batch's report never is one giant string.  Called, it returns the whole text, as any
+    ``harness.Reporter`` does."""
+
+    def __init__(self, chunks: Callable[[RunResult, ReportContext], Iterable[str]]):
+        self.chunks = chunks
+        self.__doc__ = chunks.__doc__
+
+    def __call__(self, run: RunResult, context: ReportContext) -> str:
+        return "".join(self.chunks(run, context))
 
 
 def fmt(x: float | None) -> str:
@@ -223,6 +240,26 @@ def strict(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [strict(v) for v in obj]
     return obj
+
+
+def json_chunks(head: dict[str, Any], key: str, items: Iterable[Any], tail: dict[str, Any]) -> Iterator[str]:
+    """``json.dumps(strict({**head, key: [*items], **tail}), indent=2, allow_nan=False) + "\\n"``, byte for
+    byte, written an item at a time (a report with one entry per engine, which is read one by one)."""
+    def fields(d: dict[str, Any]) -> str:  # '  "a": 1,\n  "b": 2'
+        return json.dumps(strict(d), indent=2, allow_nan=False)[2:-2]
+
+    yield "{\n" + (fields(head) + ",\n" if head else "") + f"  {json.dumps(key)}: ["
+    empty = True
+    for item in items:
+        text = json.dumps(strict(item), indent=2, allow_nan=False)
+        yield ("\n" if empty else ",\n") + "\n".join("    " + line for line in text.split("\n"))
+        empty = False
+    yield ("]" if empty else "\n  ]") + (",\n" + fields(tail) if tail else "") + "\n}\n"
+
+
+def lines_chunk(lines: Iterable[str]) -> str:
+    """Lines as text, each ending with a newline."""
+    return "".join(line + "\n" for line in lines)
 
 
 def node_lines(node: PictureNode) -> list[str]:

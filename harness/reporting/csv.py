@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from harness import Reporter, hookimpl
 from harness.model import CSV_COLUMNS, STATUSES, ReportContext, RunResult
-from harness.reporting.common import clean
+from harness.reporting.common import Streamed, clean
 
 #: The fixed leading columns (the case ids follow); kept under its old name for importers.
 FIXED_COLUMNS = CSV_COLUMNS
@@ -21,21 +21,26 @@ def safe_cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def render(run: RunResult, context: ReportContext) -> str:
-    """RFC 4180 CSV with a header row."""
-    case_ids: list[str] = []
-    for e in run.engines:
-        case_ids.extend(c.id for c in e.cases if c.id not in case_ids)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([*CSV_COLUMNS, *case_ids])
+def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
+    """RFC 4180 CSV with a header row, a row at a time; the header's case ids come from the engines'
+    summaries."""
+    case_ids = list(dict.fromkeys(i for s in run.summaries() for i in s.case_ids))
+    yield _row([*CSV_COLUMNS, *case_ids])
     for label, e in zip(run.labels(), run.engines, strict=True):
         status = {c.id: c.status for c in e.cases}
         counts = e.counts
-        writer.writerow([safe_cell(label), safe_cell(e.engine), safe_cell(e.source), f"{e.score:g}",
-                         f"{e.max_score:g}", f"{e.percent:.2f}", *(counts[s] for s in STATUSES),
-                         safe_cell(e.load_error), *(status.get(i, "") for i in case_ids)])
+        yield _row([safe_cell(label), safe_cell(e.engine), safe_cell(e.source), f"{e.score:g}",
+                    f"{e.max_score:g}", f"{e.percent:.2f}", *(counts[s] for s in STATUSES),
+                    safe_cell(e.load_error), *(status.get(i, "") for i in case_ids)])
+
+
+def _row(cells: list) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow(cells)
     return out.getvalue()
+
+
+render = Streamed(chunks)
 
 
 @hookimpl

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from harness import Reporter, hookimpl
 from harness.model import GraphPicture, ReportContext, RunResult, Status
-from harness.reporting.common import clean, node_lines
+from harness.reporting.common import Streamed, clean, node_lines
 
 
 def _quote(text: str) -> str:
@@ -34,21 +34,24 @@ def digraph(title: str, graph: GraphPicture) -> str:
     return "\n".join(out)
 
 
-def render(run: RunResult, context: ReportContext) -> str:
-    """Every failing case's graph, one digraph each."""
-    out = []
+def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
+    """Every failing case's graph, one digraph each, an engine at a time."""
+    empty = True
     for name, e in zip(run.labels(), run.engines, strict=True):
         for c in e.cases:
             if c.status == Status.PASSED or c.graph is None:
                 continue
             title = f"{name}: {c.id}"
             if c.graph.drawn:
-                out.append(digraph(title, c.graph))
+                yield digraph(title, c.graph) + "\n"
             else:
-                out.append(f"// {clean(title)}: graph not drawn ({c.graph.why or 'too large'})".replace("\n", " "))
-    if not out:
-        out.append("// no failing case with a graph")
-    return "\n".join(out) + "\n"
+                yield f"// {clean(title)}: graph not drawn ({c.graph.why or 'too large'})".replace("\n", " ") + "\n"
+            empty = False
+    if empty:
+        yield "// no failing case with a graph\n"
+
+
+render = Streamed(chunks)
 
 
 @hookimpl

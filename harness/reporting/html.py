@@ -7,11 +7,21 @@ inline, so it works offline.  Everything an engine said is escaped.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from harness import Reporter, hookimpl
-from harness.model import STATUSES, CaseResult, GraphPicture, PictureNode, ReportContext, RunResult, Status
+from harness.model import (
+    STATUSES,
+    CaseResult,
+    EngineResult,
+    GraphPicture,
+    PictureNode,
+    ReportContext,
+    RunResult,
+    Status,
+)
 from harness.reporting.common import (
+    Streamed,
     case_lines,
     clean,
     fix_first,
@@ -151,47 +161,65 @@ def _fix_first(cases: list[CaseResult], i: int, show_suspects: bool) -> str:
     return "".join(parts)
 
 
-def render(run: RunResult, context: ReportContext) -> str:
-    """The whole report as one HTML document."""
-    body = ['<h1>Autograd grading report</h1><div class="filters">Show: ']
-    body += [f'<label><input type="checkbox" class="status" value="{s}" checked> {s}</label> ' for s in STATUSES]
-    body.append('<input id="q" type="search" placeholder="filter by case id"></div>')
+def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
+    """The whole report as one HTML document, an engine's section at a time."""
+    parts = _body(run)
+    yield ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+           f"<title>Grading report</title><style>{_STYLE}</style></head><body>" + next(parts))
+    for part in parts:
+        yield "\n" + part
+    yield f"<script>{_SCRIPT}</script></body></html>\n"
+
+
+def _body(run: RunResult) -> Iterator[str]:
+    """The body's parts (joined by newlines): the filters, each engine's section, the footer."""
+    yield '<h1>Autograd grading report</h1><div class="filters">Show: '
+    yield from (f'<label><input type="checkbox" class="status" value="{s}" checked> {s}</label> '
+                for s in STATUSES)
+    yield '<input id="q" type="search" placeholder="filter by case id"></div>'
     for i, (name, e) in enumerate(zip(run.labels(), run.engines, strict=True)):
-        ok = e.counts[Status.PASSED] == len(e.cases)
-        counts = status_counts(e.counts)
-        title = name if name == e.engine else f"{name}: {e.engine}"
-        body.append(f'<section class="engine"><h2>{_e(title)} <small>({_e(e.source)})</small></h2>'
-                    f'<p><span class="score {"ok" if ok else "bad"}">{e.score:g}/{e.max_score:g}</span> '
-                    f"points ({e.percent:.1f}%): {_e(counts)}</p>")
-        if e.ignored_engines:
-            body.append(f"<p>{_e(ignored_note(e))}</p>")
-        if e.origin:
-            body.append(f'<p class="origin">graded: {_e(e.origin)}</p>')
-        if e.load_notes:
-            body.append("<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>" for n in e.load_notes) + "</ul>")
-        if e.load_error:
-            body.append(f"<p>The submission failed to load:</p><pre>{_e(e.load_error)}</pre>")
-        body.append(_fix_first(e.cases, i, show_suspects=run.audience == "instructor"))
-        if e.fuzz is not None:
-            body.append(f"<pre>{_e(chr(10).join(fuzz_lines(e.fuzz)))}</pre>")
-        body.append("<table><tr><th>case</th><th>status</th><th>points</th><th>time</th></tr>")
-        for c in e.cases:
-            link = (f'<a href="#e{i}-{_e(c.id)}">{_e(c.id)}</a>' if c.status != Status.PASSED
-                    and not e.load_error else _e(c.id))
-            body.append(f'<tr class="case" data-status="{c.status}" data-id="{_e(c.id)}"><td>{link}</td>'
-                        f'<td class="{c.status}">{c.status}</td><td>{c.score:g}/{c.max_score:g}</td>'
-                        f"<td>{c.duration_s * 1000:.1f} ms</td></tr>")
-        body.append("</table>")
-        if not e.load_error:
-            body += [_failure(f"e{i}-{c.id}", c, f"{i}-{k}") for k, c in enumerate(e.cases)
-                     if c.status != Status.PASSED]
-        body.append("</section>")
-    body.append(f"<footer><p>harness {_e(run.harness_version or 'unknown')}, cases {_e(run.cases_fingerprint[:19])}, "
-                f"sandbox {_e(run.sandbox)}{f', cgroup {_e(run.cgroup)}' if run.cgroup else ''}</p></footer>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>Grading report</title><style>{_STYLE}</style></head><body>"
-            + "\n".join(body) + f"<script>{_SCRIPT}</script></body></html>\n")
+        yield "\n".join(_section(i, name, e, run))
+    yield (f"<footer><p>harness {_e(run.harness_version or 'unknown')}, cases {_e(run.cases_fingerprint[:19])}, "
+           f"sandbox {_e(run.sandbox)}{f', cgroup {_e(run.cgroup)}' if run.cgroup else ''}</p></footer>")
+
+
+def _section(i: int, name: str, e: EngineResult, run: RunResult) -> list[str]:
+    """One engine's section, as parts joined by newlines."""
+    body = []
+    ok = e.counts[Status.PASSED] == len(e.cases)
+    counts = status_counts(e.counts)
+    title = name if name == e.engine else f"{name}: {e.engine}"
+    body.append(f'<section class="engine"><h2>{_e(title)} <small>({_e(e.source)})</small></h2>'
+                f'<p><span class="score {"ok" if ok else "bad"}">{e.score:g}/{e.max_score:g}</span> '
+                f"points ({e.percent:.1f}%): {_e(counts)}</p>")
+    if e.ignored_engines:
+        body.append(f"<p>{_e(ignored_note(e))}</p>")
+    if e.origin:
+        body.append(f'<p class="origin">graded: {_e(e.origin)}</p>')
+    if e.load_notes:
+        body.append("<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>" for n in e.load_notes) + "</ul>")
+    if e.load_error:
+        body.append(f"<p>The submission failed to load:</p><pre>{_e(e.load_error)}</pre>")
+    body.append(_fix_first(e.cases, i, show_suspects=run.audience == "instructor"))
+    if e.fuzz is not None:
+        body.append(f"<pre>{_e(chr(10).join(fuzz_lines(e.fuzz)))}</pre>")
+    body.append("<table><tr><th>case</th><th>status</th><th>points</th><th>time</th></tr>")
+    for c in e.cases:
+        link = (f'<a href="#e{i}-{_e(c.id)}">{_e(c.id)}</a>' if c.status != Status.PASSED
+                and not e.load_error else _e(c.id))
+        body.append(f'<tr class="case" data-status="{c.status}" data-id="{_e(c.id)}"><td>{link}</td>'
+                    f'<td class="{c.status}">{c.status}</td><td>{c.score:g}/{c.max_score:g}</td>'
+                    f"<td>{c.duration_s * 1000:.1f} ms</td></tr>")
+    body.append("</table>")
+    if not e.load_error:
+        body += [_failure(f"e{i}-{c.id}", c, f"{i}-{k}") for k, c in enumerate(e.cases)
+                 if c.status != Status.PASSED]
+    body.append("</section>")
+    return body
+
+
+render = Streamed(chunks)
 
 
 @hookimpl

@@ -8,8 +8,7 @@ typed fields it is composed from are there too (``detail``, ``hint``, ``context`
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness import Reporter, hookimpl
@@ -23,7 +22,7 @@ from harness.model import (
     RunResult,
     Shrunk,
 )
-from harness.reporting.common import case_text, strict, summary
+from harness.reporting.common import Streamed, case_text, json_chunks, summary
 
 
 def mismatch_dict(m: Mismatch) -> dict[str, Any]:
@@ -98,8 +97,11 @@ def engine_dict(e: EngineResult) -> dict[str, Any]:
 
 def as_dict(run: RunResult) -> dict[str, Any]:
     """The report as plain data."""
+    return {"engines": [engine_dict(e) for e in run.engines], **_run_fields(run)}
+
+
+def _run_fields(run: RunResult) -> dict[str, Any]:
     return {
-        "engines": [engine_dict(e) for e in run.engines],
         "duration_s": run.duration_s,
         **({"shard": {"index": run.shard[0], "count": run.shard[1]}} if run.shard else {}),
         "harness_version": run.harness_version,
@@ -110,9 +112,12 @@ def as_dict(run: RunResult) -> dict[str, Any]:
     }
 
 
-def render(run: RunResult, context: ReportContext) -> str:
-    """One strict JSON document."""
-    return json.dumps(strict(as_dict(run)), indent=2, allow_nan=False) + "\n"
+def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
+    """One strict JSON document, an engine at a time."""
+    return json_chunks({}, "engines", (engine_dict(e) for e in run.engines), _run_fields(run))
+
+
+render = Streamed(chunks)
 
 
 @hookimpl

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from harness import Reporter, hookimpl
-from harness.model import ReportContext, RunResult, Status
+from harness.model import EngineResult, ReportContext, RunResult, Status
 from harness.reporting.common import (
+    Streamed,
     case_lines,
     clean,
     fix_first,
     ignored_note,
+    lines_chunk,
     status_counts,
     suspect_lines,
     where_text,
@@ -48,40 +50,48 @@ def fix_first_markdown(cases: list) -> list[str]:
     return out + [""]
 
 
-def render(run: RunResult, context: ReportContext) -> str:
-    """The whole summary as Markdown."""
-    out = ["## Grading report", ""]
+def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
+    """The summary as Markdown, an engine at a time."""
+    yield lines_chunk(["## Grading report", ""])
     for label, e in zip(run.labels(), run.engines, strict=True):
-        ok = e.counts[Status.PASSED] == len(e.cases)
-        out.append(f"### {'✅' if ok else '❌'} {cell(label)}: {e.score:g}/{e.max_score:g} points "
-                   f"({e.percent:.1f}%)")
+        yield lines_chunk(_engine_lines(label, e, run))
+    yield lines_chunk([f"Graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s (sandbox: {cell(run.sandbox)}"
+                       + (f"; cgroup: {cell(run.cgroup)}" if run.cgroup else "") + ")."])
+
+
+def _engine_lines(label: str, e: EngineResult, run: RunResult) -> list[str]:
+    out: list[str] = []
+    ok = e.counts[Status.PASSED] == len(e.cases)
+    out.append(f"### {'✅' if ok else '❌'} {cell(label)}: {e.score:g}/{e.max_score:g} points "
+               f"({e.percent:.1f}%)")
+    out.append("")
+    out.append(f"engine {cell(e.engine)} from {cell(e.source)}: {status_counts(e.counts)}")
+    out.append("")
+    if e.ignored_engines:
+        out.append(cell(ignored_note(e)))
+    if e.origin:
+        out.append(f"graded: {cell(e.origin)}")
         out.append("")
-        out.append(f"engine {cell(e.engine)} from {cell(e.source)}: {status_counts(e.counts)}")
+    if e.load_notes:
+        out.extend(f"- {cell(note)}" for note in e.load_notes)
         out.append("")
-        if e.ignored_engines:
-            out.append(cell(ignored_note(e)))
-        if e.origin:
-            out.append(f"graded: {cell(e.origin)}")
-            out.append("")
-        if e.load_notes:
-            out.extend(f"- {cell(note)}" for note in e.load_notes)
-            out.append("")
-        if e.load_error:
-            out.append("> **The submission failed to load:**<br>" + cell(e.load_error))
-            out.append("")
-        out += fix_first_markdown(e.cases)
-        if run.audience == "instructor":
-            out += [f"> {cell(line)}" for line in suspect_lines(e.cases)] + [""] * bool(suspect_lines(e.cases))
-        out.append("| status | case | points | details |")
-        out.append("|---|---|---|---|")
-        for c in sorted(e.cases, key=lambda c: ORDER.index(c.status)):
-            details = "" if c.status == Status.PASSED or e.load_error else cell("\n".join(case_lines(c)))
-            points = f"{c.score:g}/{c.max_score:g}"
-            out.append(f"| {_ICON[c.status]} {c.status} | `{c.id}` | {points} | {details} |")
+    if e.load_error:
+        out.append("> **The submission failed to load:**<br>" + cell(e.load_error))
         out.append("")
-    out.append(f"Graded {len(run.engines)} engine(s) in {run.duration_s:.2f} s (sandbox: {cell(run.sandbox)}"
-               + (f"; cgroup: {cell(run.cgroup)}" if run.cgroup else "") + ").")
-    return "\n".join(out) + "\n"
+    out += fix_first_markdown(e.cases)
+    if run.audience == "instructor":
+        out += [f"> {cell(line)}" for line in suspect_lines(e.cases)] + [""] * bool(suspect_lines(e.cases))
+    out.append("| status | case | points | details |")
+    out.append("|---|---|---|---|")
+    for c in sorted(e.cases, key=lambda c: ORDER.index(c.status)):
+        details = "" if c.status == Status.PASSED or e.load_error else cell("\n".join(case_lines(c)))
+        points = f"{c.score:g}/{c.max_score:g}"
+        out.append(f"| {_ICON[c.status]} {c.status} | `{c.id}` | {points} | {details} |")
+    out.append("")
+    return out
+
+
+render = Streamed(chunks)
 
 
 @hookimpl

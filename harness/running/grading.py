@@ -7,6 +7,7 @@ generated cases (``harness.diagnosis.fuzz``) that go through the same flow.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC
 from harness.running.runner import Limits, Session, Worker, budget_for, timeout_for, with_hidden
 from harness.running.shared import ReferenceCache, sharing_enabled
+from harness.running.spool import Spool, Spooled
 from harness.sandbox import reaper
 from harness.version import harness_version
 
@@ -189,7 +191,8 @@ def grade(specs: list[str], cases: list, limits: Limits, jobs: int = 1,
 def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[int, int], None] | None = None,
                feedback: Feedback = Feedback(), started: dict | None = None,
                fuzz_here: Callable[[int], bool] | None = None, engines: tuple = (),
-               shared: ReferenceCache | None = None, per_case: list[float] | None = None) -> RunResult:
+               shared: ReferenceCache | None = None, per_case: list[float] | None = None,
+               spool: Spool | None = None) -> RunResult:
     """Grade each ((spec, submission id), cases) item of ``plan`` (in parallel up to ``jobs``), in its order.
 
     Expectations written as ``reference`` are computed first, by the reference engine in its own process.
@@ -200,6 +203,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     default a new one, shared unless ``feedback.share`` or $GRADE_SHARE_REFERENCE turns it off.
     ``per_case`` gives each item's seconds per case (an earlier run's, ``--timings``); the items whose
     cases and fuzz expressions take longest start first.
+    ``spool``: each submission's results are stored there as soon as they are graded, and the run's
+    engines are read back from it one at a time (``harness.running.spool``); without it, a list.
     """
     shared = shared if shared is not None else ReferenceCache(enabled=sharing_enabled(feedback.share))
     start = time.perf_counter()
@@ -220,7 +225,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
         results = _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None),
                              [built[id(c)] for c in cases], engines, shared)
-        return _with_lost(results, whole[i][1], lost) if lost else results
+        results = _with_lost(results, whole[i][1], lost) if lost else results
+        return spool.put(results) if spool is not None else results  # only a summary stays in memory
 
     try:
         if jobs <= 1 or len(plan) <= 1:  # one at a time: no thread pool to start (or import)
@@ -240,7 +246,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         reaper.resume()
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()
-    results = [e for batch in per_item for e in batch]
+    done = [e for batch in per_item for e in batch]
+    results = spool.engines(done) if spool is not None else done
     if suspects:
         _mark_suspects(results, suspects, [c for c in filled.values() if c.id in suspects], limits)
     return RunResult(results, round(time.perf_counter() - start, 3), harness_version=harness_version(),
@@ -270,18 +277,23 @@ def _with_lost(results: list, cases: list, lost: dict) -> list:
     return results
 
 
-def _mark_suspects(engines: list, suspects: dict, cases: list, limits: Limits) -> None:
+def _mark_suspects(engines: list | Spooled, suspects: dict, cases: list, limits: Limits) -> None:
     """Give the failures of cases found suspect while computing ``reference`` expectations their
-    suspect diagnosis (blame, when it ran, found most of them already)."""
+    suspect diagnosis (blame, when it ran, found most of them already); a changed spooled result is
+    stored again."""
     from harness.diagnosis import checking
     from harness.judging import suspect
 
     central = checking.check(cases, limits).central
-    for e in engines:
+    for k, e in enumerate(engines):
+        marked = False
         for res in e.cases:
             if res.id in suspects and res.status != Status.PASSED and not any(map(suspect.is_suspect, res.diagnosis)):
                 d = suspect.diagnosis(suspects[res.id], {q: v for (c, q), v in central.items() if c == res.id})
                 blaming.mark_suspect(res, d)
+                marked = True
+        if marked and isinstance(engines, Spooled):
+            engines[k] = e
 
 
 def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
@@ -292,16 +304,24 @@ def _in_parallel(job: Callable[[int], list], results: list, jobs: int,
     first, so that a long one does not start last and leave the other slots idle; a slot takes the next
     job as soon as it is free.
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     order = longest_first(sizes) if sizes is not None else list(range(len(results)))
     pool = ThreadPoolExecutor(max_workers=jobs)
+    waiting = iter(order)
     try:
-        futures = {pool.submit(job, i): i for i in order}
-        for done, future in enumerate(as_completed(futures), 1):
-            results[futures[future]] = future.result()
-            if progress is not None:
-                progress(done, len(results))
+        # A job is handed to the pool when a slot frees (one waits ready per slot), so that a batch of any
+        # size holds a few futures at a time, not one per submission.
+        running = {pool.submit(job, i): i for i in itertools.islice(waiting, 2 * jobs)}
+        done = 0
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                results[running.pop(future)] = future.result()
+                running.update((pool.submit(job, i), i) for i in itertools.islice(waiting, 1))
+                done += 1
+                if progress is not None:
+                    progress(done, len(results))
     except BaseException:  # interrupted: kill the engine processes so that the threads end now
         reaper.stop_all()
         raise

@@ -1,0 +1,130 @@
+"""The spool: each graded submission's whole result goes to disk as it finishes; its summary stays in memory.
+
+A batch of any size then holds in memory only the results being graded or rendered and a small
+``EngineSummary`` per engine; the report is assembled by reading the results back one at a time
+(``Spooled``, a ``harness.model.LazyEngines``).  The results live in one unnamed temporary file
+(``O_TMPFILE`` where the system has it) made in a private folder (mode 0700) that is removed at once:
+nothing is left on disk however ``grade`` ends, even when killed.  Each record is the pickle of a result
+that this process made, with an HMAC under a key that never leaves this process, checked when it is read.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import hmac
+import os
+import pickle
+import shutil
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from harness.model import EngineResult, EngineSummary, LazyEngines
+
+_DIGEST = 32  # bytes of an HMAC-SHA256
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where one engine's result is in the spool, and its summary."""
+
+    offset: int
+    size: int
+    summary: EngineSummary
+
+
+class Spool:
+    """An append-only store of engine results (thread-safe), usable as a context manager.
+
+    ``prepare`` is applied to each result before it is stored (and summarised).
+    """
+
+    def __init__(self, prepare: Callable[[EngineResult], None] | None = None):
+        self.prepare = prepare
+        self._key = os.urandom(32)
+        self._lock = threading.Lock()
+        self._ids: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct list of case ids
+        folder = tempfile.mkdtemp(prefix="grade-spool-")  # 0700
+        try:
+            self._file: IO[bytes] | None = tempfile.TemporaryFile(dir=folder)  # already without a name
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        atexit.register(self.close)
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free the file (its space returns to the disk); the spool cannot be read after that."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+        atexit.unregister(self.close)
+
+    def put(self, results: Sequence[EngineResult]) -> list[Entry]:
+        """Store ``results`` (one submission's engines); where each one is, with its summary."""
+        return [self._store(e, prepare=True) for e in results]
+
+    def engines(self, entries: Sequence[Entry]) -> Spooled:
+        """The results at ``entries``, in that order, as a sequence that loads each one when read."""
+        return Spooled(self, list(entries))
+
+    def _store(self, e: EngineResult, prepare: bool = False) -> Entry:
+        if prepare and self.prepare is not None:
+            self.prepare(e)
+        data = zlib.compress(pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        record = hmac.digest(self._key, data, hashlib.sha256) + data
+        ids = tuple(c.id for c in e.cases)
+        with self._lock:
+            if self._file is None:
+                raise ValueError("the spool is closed")
+            ids = self._ids.setdefault(ids, ids)
+            offset = self._file.seek(0, os.SEEK_END)
+            self._file.write(record)
+        return Entry(offset, len(record), EngineSummary.of(e, ids))
+
+    def load(self, entry: Entry) -> EngineResult:
+        """The result stored at ``entry`` (a new object at each call)."""
+        with self._lock:
+            if self._file is None:
+                raise ValueError("the spool is closed")
+            self._file.flush()
+            self._file.seek(entry.offset)
+            record = self._file.read(entry.size)
+        digest, data = record[:_DIGEST], record[_DIGEST:]
+        if len(record) != entry.size or not hmac.compare_digest(digest, hmac.digest(self._key, data, hashlib.sha256)):
+            raise ValueError("a spooled result was changed on disk")
+        e = pickle.loads(zlib.decompress(data))
+        if not isinstance(e, EngineResult):
+            raise ValueError("a spooled record is not an engine result")
+        return e
+
+
+class Spooled(LazyEngines):
+    """Results in a spool, in order; ``spooled[i] = result`` stores a changed one again (same summary)."""
+
+
+    def __init__(self, spool: Spool, entries: list[Entry]):
+        self.spool, self.entries = spool, entries
+
+    @property
+    def summaries(self) -> list[EngineSummary]:
+        return [e.summary for e in self.entries]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def load(self, index: int) -> EngineResult:
+        return self.spool.load(self.entries[index])
+
+    def __setitem__(self, index: int, result: EngineResult) -> None:
+        self.entries[index] = self.spool._store(result)
+
