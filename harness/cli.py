@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(listing)
     _selection_options(listing)
     _shard_option(listing)
+    _timings_option(listing)
     _plugin_option(listing)
 
     zipped = _subcommand(commands, "build-gradescope", "write a Gradescope autograder zip",
@@ -273,9 +274,9 @@ def _jobs_option(g) -> None:
 
 
 def _timings_option(g) -> None:
-    g.add_argument("--timings", action="append", default=[], metavar="REPORT",
-                   help="an earlier run's JSON report (repeatable: e.g. every shard's); the submissions "
-                        "that took longest start first")
+    g.add_argument("--timings", action="extend", nargs="+", default=[], metavar="REPORT",
+                   help="an earlier run's JSON reports (e.g. every shard's): the submissions that took longest "
+                        "start first, and --shard splits by seconds")
 
 
 def _shard_option(g) -> None:
@@ -649,10 +650,12 @@ def _list(args: argparse.Namespace) -> Outcome:
     from harness.batch import shards
 
     cases = _selected_cases(args, fuzzing=bool(args.fuzz))
-    specs, written, _ = _graded(args)
+    specs, written, ids = _graded(args)
     shown = dict(zip(specs, written))
+    rates = _per_case(args)
+    weights = shards.weights(rates(list(zip(ids, written)))) if rates and args.shard and specs else None
     lines = []
-    for spec, part in shards.split(specs or [""], cases, args.shard):
+    for spec, part in shards.split(specs or [""], cases, args.shard, weights):
         prefix = f"{shown[spec]}  " if len(specs) > 1 else ""
         lines += [f"{prefix}{c.id}  [{', '.join(c.tags)}]\n" for c in part]
     return Outcome("".join(lines), to_output=False)
@@ -788,10 +791,11 @@ def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
                            "or --submissions DIR")
     _check_unique(ids)
     _prepare_output(args)
-    plan = shards.split(list(zip(specs, ids)), cases, args.shard)
+    rates = getattr(args, "_per_case", None)
+    weights = shards.weights(rates(list(zip(ids, written)))) if rates and args.shard else None
+    plan = shards.split(list(zip(specs, ids)), cases, args.shard, weights)
     feedback = Feedback(blame=args.blame, fuzz=args.fuzz, seed=args.seed)
     source = dict(zip(specs, written))
-    rates = getattr(args, "_per_case", None)
     per_case = rates([(sub, source[spec]) for (spec, sub), _ in plan]) if rates else None
     run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
                      started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases),
@@ -801,6 +805,7 @@ def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
         from harness.cases.fingerprint import fingerprint
 
         run.shard = (args.shard.index, args.shard.count)
+        run.shard_weights = shards.weights_fingerprint(weights) if weights else ""
         run.cases_fingerprint = fingerprint(cases)  # every shard: the whole selection, not its part
     return _reported(run, render, fmt, args)
 

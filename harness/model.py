@@ -361,6 +361,7 @@ class RunResult:
     engines: list[EngineResult] | LazyEngines
     duration_s: float = 0.0
     shard: tuple[int, int] | None = None  # (K, N) for a ``--shard K/N`` run
+    shard_weights: str = ""               # a --shard run split by --timings: the weights' fingerprint
     harness_version: str = ""
     cases_fingerprint: str = ""           # sha256 of the graded case set (harness.cases.fingerprint)
     sandbox: str = "none"                 # the sandbox the engine processes ran in: bwrap | uid | none

@@ -54,7 +54,8 @@ def shard_reports(grade, tmp_path, args: list, count: int) -> list:
         result = grade(*args, "--shard", f"{k}/{count}", "--format", "json", "--output", out)
         assert result.code in (0, 1), result.stderr
         assert result.stdout == ""
-        assert json.loads(out.read_text())["shard"] == {"index": k, "count": count}
+        shard = json.loads(out.read_text())["shard"]
+        assert {"index": shard["index"], "count": shard["count"]} == {"index": k, "count": count}
         paths.append(out)
     return paths
 
@@ -90,6 +91,17 @@ def test_merged_shards_equal_one_full_run(grade, batch, full_run, tmp_path, coun
     assert merged.report["engines"][3]["ignored_engines"] == ["beta"]
     assert merged.report["engines"][2]["load_error"].startswith("syntax error")
     assert merged.report["engines"][1]["counts"]["failed"] > 0
+
+
+def test_shards_split_by_an_earlier_runs_timings_merge_to_one_full_run(grade, batch, full_run, tmp_path):
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(full_run.report))
+    assert all(e["duration_s"] > 0 for e in full_run.report["engines"])
+    paths = shard_reports(grade, tmp_path, [*batch, "--timings", str(earlier)], 3)
+    assert len({json.loads(p.read_text())["shard"]["weights"] for p in paths}) == 1  # the same split in each
+    merged = grade("merge", *paths)
+    assert merged.code == full_run.code, merged.stderr
+    assert without_durations(merged.report) == without_durations(full_run.report)
 
 
 def test_more_shards_than_work_gives_empty_shards_that_merge(grade, engine, tmp_path):

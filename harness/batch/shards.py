@@ -67,23 +67,40 @@ def parse(text: str) -> Shard:
     return Shard(index, count)
 
 
-def split(specs: list, cases: list, shard: Shard | None) -> list[tuple]:
+def weights(per_case: list[float]) -> list[int]:
+    """Whole weights for ``split`` from seconds per case: milliseconds, at least 1."""
+    return [max(1, round(1000 * s)) for s in per_case]
+
+
+def weights_fingerprint(weights: list[int]) -> str:
+    """What a shard report records of its split's weights, so that ``merge`` can check they agree."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(json.dumps(weights).encode()).hexdigest()[:16]
+
+
+def split(specs: list, cases: list, shard: Shard | None, weights: list[int] | None = None) -> list[tuple]:
     """The (spec, cases) pairs this shard grades: its block of the run's (spec, case) pairs.
 
-    With no cases at all (``--fuzz`` only), the submissions themselves are split.
+    With no cases at all (``--fuzz`` only), the submissions themselves are split.  ``weights`` gives
+    each spec's weight per case (an earlier run's milliseconds per case, ``--timings``): the blocks are
+    then nearly equal in weight instead of in number of pairs.
     """
     if shard is None:
         return [(spec, list(cases)) for spec in specs]
-    if not cases:
-        lo, hi = (len(specs) * (shard.index - 1)) // shard.count, (len(specs) * shard.index) // shard.count
-        return [(spec, []) for spec in specs[lo:hi]]
-    total = len(specs) * len(cases)
+    weights = weights or [1] * len(specs)
+    n = max(1, len(cases))  # --fuzz only: each submission is one unit of work
+    total = sum(w * n for w in weights)
     lo, hi = (total * (shard.index - 1)) // shard.count, (total * shard.index) // shard.count
     plan = []
-    for i, spec in enumerate(specs):
-        first, last = max(lo, i * len(cases)), min(hi, (i + 1) * len(cases))
+    start = 0  # where the spec's first pair starts, in weight
+    for spec, w in zip(specs, weights, strict=True):
+        # pair j spans [start + j w, start + (j + 1) w); the shard takes the pairs whose middle is in
+        # [lo, hi): 2 start + (2 j + 1) w in [2 lo, 2 hi) (with every weight 1: j in [lo, hi))
+        first, last = (min(n, max(0, -((2 * start + w - 2 * bound) // (2 * w)))) for bound in (lo, hi))
         if first < last:
-            plan.append((spec, list(cases[first - i * len(cases):last - i * len(cases)])))
+            plan.append((spec, list(cases[first:last])))
+        start += w * n
     return plan
 
 
@@ -187,6 +204,10 @@ def _in_shard_order(reports: list, sharded: list) -> list:
         raise HarnessError(f"the reports come from different splits (into {' and '.join(map(str, counts))} "
                            "shards); merge the shards of one run")
     count = counts[0]
+    split_by = {str(s.get("weights") or "") for _, s in sharded}
+    if len(split_by) > 1:
+        raise HarnessError("the shards were split by different --timings (or some with it, some without), so "
+                           "their parts may overlap or leave cases out; run every shard with the same --timings")
     by_index: dict = {}
     for (path, _), (k, _) in zip(sharded, keys):
         if k in by_index:

@@ -103,7 +103,8 @@ def as_dict(run: RunResult) -> dict[str, Any]:
 def _run_fields(run: RunResult) -> dict[str, Any]:
     return {
         "duration_s": run.duration_s,
-        **({"shard": {"index": run.shard[0], "count": run.shard[1]}} if run.shard else {}),
+        **({"shard": {"index": run.shard[0], "count": run.shard[1],
+                      **({"weights": run.shard_weights} if run.shard_weights else {})}} if run.shard else {}),
         "harness_version": run.harness_version,
         "cases_fingerprint": run.cases_fingerprint,
         "sandbox": run.sandbox,

@@ -48,6 +48,28 @@ def test_the_shards_partition_the_work_in_order_and_evenly(n_specs, n_cases, cou
     assert max(sizes) - min(sizes) <= 1
 
 
+@pytest.mark.parametrize("weights, n_cases, count", [([1, 1, 1], 7, 3), ([5, 1, 1, 1], 10, 4), ([1, 100], 6, 3),
+                                                     ([3, 7, 2, 9, 1], 13, 6), ([2, 2], 0, 3), ([9, 1, 1, 1, 1], 0, 2)])
+def test_weighted_shards_partition_the_work_in_order_and_nearly_equal_in_weight(weights, n_cases, count):
+    specs = [f"s{i}" for i in range(len(weights))]
+    cases = [f"c{j}" for j in range(n_cases)]
+    plans = [split(specs, cases, Shard(k, count), weights) for k in range(1, count + 1)]
+    if n_cases:
+        assert [p for plan in plans for p in pairs(plan)] == [(s, c) for s in specs for c in cases]
+    else:  # --fuzz only: the submissions are split
+        assert [spec for plan in plans for spec, _ in plan] == specs
+    weight = dict(zip(specs, weights))
+    loads = [sum(weight[spec] * max(1, len(part)) for spec, part in plan) for plan in plans]
+    assert max(loads) - min(loads) <= max(weights)  # nearly equal: within one of the heaviest pairs
+
+
+def test_a_slow_submission_gets_a_shard_to_itself():
+    specs, cases = ["slow", "a", "b", "c"], ["c1", "c2"]
+    assert split(specs, cases, Shard(1, 2), [30, 1, 1, 1]) == [("slow", ["c1"])]
+    assert split(specs, cases, Shard(2, 2), [30, 1, 1, 1]) == [("slow", ["c2"]), ("a", ["c1", "c2"]),
+                                                               ("b", ["c1", "c2"]), ("c", ["c1", "c2"])]
+
+
 def test_a_submission_is_split_between_neighbouring_shards():
     specs, cases = ["alice", "bob"], ["c1", "c2", "c3"]
     assert split(specs, cases, Shard(1, 2)) == [("alice", ["c1", "c2", "c3"])]
@@ -143,3 +165,18 @@ def test_kind_tells_json_from_csv_and_refuses_the_rest(tmp_path):
     assert kind(tmp_path / "r.json") == "json" and kind(tmp_path / "g.csv") == "csv"
     with pytest.raises(HarnessError, match="not a JSON report or a CSV gradebook from grade"):
         kind(tmp_path / "x.txt")
+
+
+def test_merge_refuses_shards_split_by_different_timings(tmp_path):
+    paths = []
+    for k, weights in ((1, "sha256:aaaa"), (2, "")):
+        path = report(tmp_path, f"{k}.json", (k, 2), [(f"s::c{k}", "passed")])
+        data = json.loads(path.read_text())
+        if weights:
+            data["shard"]["weights"] = weights
+        path.write_text(json.dumps(data))
+        paths.append(path)
+    assert "run every shard with the same --timings" in merge_error(paths)
+    data["shard"]["weights"] = "sha256:aaaa"  # the same weights: merged
+    paths[1].write_text(json.dumps(data))
+    assert [c.id for c in merge(paths).engines[0].cases] == ["s::c1", "s::c2"]

@@ -101,3 +101,22 @@ def test_a_free_slot_takes_the_longest_job_left():
     results: list = [None] * 5
     grading._in_parallel(lambda i: started.append(i) or [i], results, 1, None, [3.0, 30.0, 3.0, 330.0, 30.0])
     assert started == [3, 1, 4, 0, 2] and results == [[0], [1], [2], [3], [4]]
+
+
+def test_with_timings_a_shard_gets_nearly_equal_seconds(capsys, tmp_path):
+    path = write_report(tmp_path / "r.json", [("slow", "slow", 30.0, [0.0] * 2), ("a", "a", 1.0, [0.0] * 2),
+                                              ("b", "b", 1.0, [0.0] * 2)])
+    argv = ["list", "--engine", "slow", "--engine", "a", "--engine", "b", "-k", "notebook::add_value",
+            "-k", "notebook::sub_value"]
+    listed = {}
+    for k in (1, 2):
+        for timed in ([], ["--timings", path]):
+            assert cli.main([*argv, "--shard", f"{k}/2", *timed]) == 0
+            listed[k, bool(timed)] = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed[1, False] == ["slow", "slow", "a"] and listed[2, False] == ["a", "b", "b"]  # 3 pairs each
+    assert listed[1, True] == ["slow"] and listed[2, True] == ["slow", "a", "a", "b", "b"]  # 15 s and 17 s
+
+
+def test_timings_takes_several_reports_at_once_and_repeated():
+    args = cli.parse(["--engine", "e.py", "--timings", "1.json", "2.json", "--jobs", "2", "--timings", "3.json"])
+    assert args.timings == ["1.json", "2.json", "3.json"]
