@@ -214,8 +214,8 @@ class Worker:
         if self.cgroup is not None:  # everything in its cgroup at once, detached processes included
             cgroups.kill(self.cgroup)
         reaper.kill(self.proc)
-        if self.cgroup is not None:
-            self.cgroup.close()
+        if self.cgroup is not None:  # killed orphans the grader adopted are reaped while it waits
+            self.cgroup.close(reap=reaper.sweep)
         if self.writer is not None:  # let it fail on the dead pipe before its fd can be reused
             self.outbox.put(None)
             self.writer.join(timeout=5)

@@ -40,7 +40,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 CGROUP_ENV = "HARNESS_CGROUP"
@@ -102,11 +102,12 @@ class Group:
                     return True
         return False
 
-    def close(self) -> None:
-        """Kill every process in the cgroup, then remove it (later, if a process is still exiting)."""
+    def close(self, reap: Callable[[], None] | None = None) -> None:
+        """Kill every process in the cgroup, then remove it (later, if a process is still exiting);
+        ``reap()`` collects dead processes (orphans the grader adopted) while it waits."""
         kill(self)
         for folder in self.folders:
-            if not _rmdir(folder):
+            if not _rmdir(folder, between=reap):
                 with _lock:
                     _leftover.append(folder)
 
@@ -248,7 +249,7 @@ def kill(group: Group) -> None:
                 pass
 
 
-def _rmdir(folder: str, wait: float = 2.0) -> bool:
+def _rmdir(folder: str, wait: float = 2.0, between: Callable[[], None] | None = None) -> bool:
     """Remove a cgroup, retrying while its killed processes finish exiting; whether it is gone."""
     deadline = time.monotonic() + wait
     while True:
@@ -260,6 +261,8 @@ def _rmdir(folder: str, wait: float = 2.0) -> bool:
         except OSError:
             if time.monotonic() >= deadline:
                 return False
+            if between is not None:
+                between()
             time.sleep(0.01)
 
 
