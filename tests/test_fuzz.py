@@ -51,15 +51,15 @@ def test_fuzz_cases_are_worth_no_points_but_count(seeded_bugs):
     assert e["max_score"] == 0 and e["counts"]["failed"] > 0
 
 
-def test_correct_engine_has_no_fuzz_failures_over_2000_expressions(grade, engine):
+def test_correct_engine_has_no_fuzz_failures_over_600_expressions(grade, engine):
     # no time budget: the count, not the machine's speed, decides how many expressions run
     env = dict(os.environ, HARNESS_FUZZ_BUDGET="100000")
-    result = grade("--engine", engine("micrograd_full"), "--fuzz", "2000", "--seed", "1", "-k", "fuzz",
+    result = grade("--engine", engine("micrograd_full"), "--fuzz", "600", "--seed", "1", "-k", "fuzz",
                    "--format", "json", env=env)
     assert result.code == 0, result.stdout[-3000:]
     e = result.report["engines"][0]
-    assert e["fuzz"]["generated"] == 2000 and e["fuzz"]["minimal"] == []
-    assert e["counts"]["passed"] == 2000
+    assert e["fuzz"]["generated"] == 600 and e["fuzz"]["minimal"] == []
+    assert e["counts"]["passed"] == 600
     ops = {f.split(" ")[0] for f in e["fuzz"]["forms"]}
     assert ops == {"add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "relu", "sigmoid"}
 
