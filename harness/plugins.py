@@ -37,13 +37,23 @@ def check(pm: pluggy.PluginManager) -> None:
         raise HarnessError(str(e)) from None
 
 
+_MANAGERS: dict[tuple, pluggy.PluginManager] = {}
+
+
 def installed_manager(entry_points: bool = True, builtins: bool = True) -> pluggy.PluginManager:
     """A manager with the built-in plugins, HARNESS_PLUGINS, and every installed one (built-ins and
-    installed ones optional)."""
-    try:
-        return collector.installed_manager(entry_points, BUILTIN_PLUGINS if builtins else ())
-    except collector.PluginError as e:
-        raise HarnessError(str(e)) from None
+    installed ones optional).
+
+    One per process for the same plugins: finding the installed ones reads every installed distribution's
+    metadata, and grade asks several times (formats, ops, trusted engine names).
+    """
+    key = (entry_points, builtins, tuple(collector.extra_plugin_names()))
+    if key not in _MANAGERS:
+        try:
+            _MANAGERS[key] = collector.installed_manager(entry_points, BUILTIN_PLUGINS if builtins else ())
+        except collector.PluginError as e:
+            raise HarnessError(str(e)) from None
+    return _MANAGERS[key]
 
 
 def reporters(pm: pluggy.PluginManager) -> dict[str, Callable]:

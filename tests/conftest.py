@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
+import locale
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,10 +69,95 @@ class Result:
 
 
 def run_grade(*args, cwd=None, timeout: float = 300, env=None) -> Result:
-    """Run ``grade`` as a user would, in a fresh process."""
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True,
+    """Run ``grade`` as a user would: ``python -m harness.cli ARGS``, forked from this worker's zygote
+    (tests/zygote.py) when it can stand in for a fresh process, otherwise in a fresh process."""
+    argv = [str(a) for a in args]
+    if not _SLOW_TEST[0]:
+        raise AssertionError(f"grade {' '.join(argv[:4])} ...: a test that runs grade must be marked slow")
+    forked = _ZYGOTE.run(argv, str(cwd or ROOT), timeout, env)
+    if forked is not None:
+        return Result(*forked)
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", *argv], capture_output=True,
                           text=True, cwd=cwd or ROOT, timeout=timeout, env=env)
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+class _Zygote:
+    """This worker's zygote (tests/zygote.py): started on first use, replaced when a run goes wrong."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.env: dict = {}
+        self.lock = threading.Lock()
+
+    def run(self, argv: list[str], cwd: str, timeout: float, env) -> tuple[int, str, str] | None:
+        """(exit code, stdout, stderr), or None when a fresh process must run it instead."""
+        env = dict(os.environ if env is None else env)
+        if os.environ.get("GRADE_TEST_NO_ZYGOTE") or not self.lock.acquire(blocking=False):
+            return None
+        try:
+            if self.proc is None or self.proc.poll() is not None:
+                self.env = env
+                self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "zygote.py")], cwd=ROOT,
+                                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            if _settled(env) != _settled(self.env):
+                return None
+            return self._fork(argv, cwd, env, timeout)
+        finally:
+            self.lock.release()
+
+    def _fork(self, argv, cwd, env, timeout) -> tuple[int, str, str]:
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        with tempfile.TemporaryDirectory(prefix="grade-run-") as tmp:
+            out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
+            out.touch()
+            err.touch()
+            request = {"args": argv, "cwd": cwd, "env": env, "out": str(out), "err": str(err)}
+            pid = None
+            try:
+                self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+                self.proc.stdin.flush()
+                pid = self._reply(timeout)["pid"]
+                status = self._reply(timeout)["status"]
+            except BaseException:  # a timeout, an interrupt, a dead zygote: start afresh next time
+                if pid is not None:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                self.proc.kill()
+                self.proc.wait()
+                self.proc = None
+                raise
+            return (os.waitstatus_to_exitcode(status), _text(out.read_bytes()), _text(err.read_bytes()))
+
+    def _reply(self, timeout: float) -> dict:
+        assert self.proc is not None and self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else b""
+        if not ready:
+            raise subprocess.TimeoutExpired("grade", timeout)
+        if not line:
+            raise RuntimeError("the grade zygote (tests/zygote.py) died")
+        return json.loads(line)
+
+
+def _settled(env: dict) -> dict:
+    """The environment but pytest's PYTEST_CURRENT_TEST (which names each test): what imports could see."""
+    return {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+def _text(data: bytes) -> str:
+    """As subprocess.run(text=True) decodes: the locale's encoding, universal newlines."""
+    return data.decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
+
+
+_ZYGOTE = _Zygote()
+_SLOW_TEST = [True]  # whether the running test may start grade (see _fast_tier_starts_no_grade)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before any fixture of the test (module-scoped ones included) can start grade."""
+    _SLOW_TEST[0] = item.get_closest_marker("slow") is not None
 
 
 @pytest.fixture

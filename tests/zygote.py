@@ -1,0 +1,76 @@
+"""A pre-started ``grade`` for the end-to-end tests: one process per test worker that has imported the
+harness once and forks a child for each ``grade`` run.
+
+The suite runs ``grade`` several hundred times; starting Python and importing the harness again each time
+was a large part of it.  A child of this process is ``python -m harness.cli ARGS`` in every way a test
+can see: ``harness.cli`` runs as ``__main__`` in a fresh fork, with the test's arguments, working
+folder, environment and exit code, its stdout and stderr captured, its own engine processes and its own
+exit (atexit handlers included).  What it cannot be is a process started with another environment: the
+modules were imported under the environment this process started with, so ``run_grade`` starts a real
+process whenever the environment differs (``env=`` or a changed ``os.environ``), or when this process is
+busy with another run (tests that run grade concurrently).
+
+Protocol, one JSON line each way: ``{"args", "cwd", "env", "out", "err"}`` in; ``{"pid"}`` once the child
+is forked, then ``{"status"}`` (``os.waitpid``'s) when it has ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+
+def serve() -> None:
+    """The zygote's loop: fork a ``grade`` per request line on stdin."""
+    import harness.cli  # noqa: F401 - imports what grade imports; the child runs it again as __main__
+
+    del sys.modules["harness.cli"]  # as under ``python -m harness.cli``: only __main__ is that module
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    for line in requests:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _child(request)  # never returns
+        replies.write(json.dumps({"pid": pid}).encode() + b"\n")
+        replies.flush()
+        _, status = os.waitpid(pid, 0)
+        replies.write(json.dumps({"status": status}).encode() + b"\n")
+        replies.flush()
+
+
+def _child(request: dict) -> None:
+    import runpy
+
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(request["out"], os.O_WRONLY | os.O_TRUNC)
+    err = os.open(request["err"], os.O_WRONLY | os.O_TRUNC)
+    for fd, target in ((null, 0), (out, 1), (err, 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sys.path[0] = os.getcwd()  # what ``-m`` puts first
+    sys.argv = ["-m", *request["args"]]
+    try:
+        runpy.run_module("harness.cli", run_name="__main__", alter_sys=True)
+    except SystemExit:
+        raise
+    except BaseException:  # as the interpreter does with an uncaught exception
+        import traceback
+
+        traceback.print_exc()
+        raise SystemExit(1) from None
+    raise SystemExit(0)
+
+
+if __name__ == "__main__":
+    try:
+        serve()
+    except SystemExit as e:  # a child's exit: leave as the interpreter would, atexit handlers and all
+        sys.stdout.flush()
+        raise SystemExit(e.code) from None
