@@ -277,19 +277,24 @@ class EngineResult:
         return 100.0 * self.score / self.max_score if self.max_score else 100.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EngineSummary:
     """What a batch keeps in memory of one graded engine while its whole result waits on disk
     (``LazyEngines``): its names, points and counts, and its case ids (a tuple shared by the engines
-    that have the same ones)."""
+    that have the same ones).  ``tally`` holds the number of cases per status in ``STATUSES`` order."""
 
     engine: str
     source: str
     submission: str
     score: float
     max_score: float
-    counts: dict[str, int]
+    tally: tuple[int, ...]
     case_ids: tuple[str, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of cases per status, every status present (as ``EngineResult.counts``)."""
+        return dict(zip(STATUSES, self.tally))
 
     @property
     def percent(self) -> float:
@@ -298,7 +303,7 @@ class EngineSummary:
     @classmethod
     def of(cls, e: EngineResult, case_ids: tuple[str, ...] | None = None) -> EngineSummary:
         """``e``'s summary (``case_ids``: its case ids, when the caller shares one tuple among engines)."""
-        return cls(e.engine, e.source, e.submission, e.score, e.max_score, e.counts,
+        return cls(e.engine, e.source, e.submission, e.score, e.max_score, tuple(e.counts.values()),
                    case_ids if case_ids is not None else tuple(c.id for c in e.cases))
 
 

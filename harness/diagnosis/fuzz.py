@@ -360,7 +360,10 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
     timeout = min(limits.timeout, FUZZ_TIMEOUT)
     out = FuzzRun(summary=FuzzSummary(seed=seed, requested=count))
     summary = out.summary
-    with Session(spec, limits, select) as eng, Session(reference, trusted(limits)) as ref:
+    # the reference's process: one the batch keeps (given back at the end), else one of its own
+    ref_session = (shared.kept.borrow(reference, trusted(limits)) if shared.kept is not None
+                   else Session(reference, trusted(limits)))
+    with Session(spec, limits, select) as eng, ref_session as ref:
         forms, skipped = supported_forms(eng, timeout)
         summary.forms, summary.skipped = tuple(str(f) for f in forms), tuple(skipped)
         if eng.load_error or not forms:

@@ -200,13 +200,14 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     ``fuzz_here(i)`` says whether item i fuzzes (default: all), so a sharded submission is fuzzed once.
     ``engines`` names the engines to grade in each submission (default: the first it registers).
     ``shared`` holds the batch's reference work (blame's traced runs and probes, fuzz corpora); by
-    default a new one, shared unless ``feedback.share`` or $GRADE_SHARE_REFERENCE turns it off.
+    default a new one, shared unless ``feedback.share`` or $GRADE_SHARE_REFERENCE turns it off, that
+    keeps its reference processes for the batch.
     ``per_case`` gives each item's seconds per case (an earlier run's, ``--timings``); the items whose
     cases and fuzz expressions take longest start first.
     ``spool``: each submission's results are stored there as soon as they are graded, and the run's
     engines are read back from it one at a time (``harness.running.spool``); without it, a list.
     """
-    shared = shared if shared is not None else ReferenceCache(enabled=sharing_enabled(feedback.share))
+    shared = shared if shared is not None else ReferenceCache(enabled=sharing_enabled(feedback.share), keep=True)
     start = time.perf_counter()
     limits = with_hidden(limits, [spec for (spec, _), _ in plan])
     started = dict(started or {})
@@ -243,6 +244,7 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
         reaper.stop_all()
         raise
     finally:
+        shared.close()  # the reference processes kept for the batch
         reaper.resume()
         for worker in early:  # one spawned early but never used (killing twice does nothing)
             worker.kill()

@@ -12,6 +12,8 @@ It is thread-safe: when two submissions ask for the same program at the same tim
 one runs it and the other waits for that answer.  ``runs`` counts the reference
 programs actually run (with sharing off, every request runs).  Sharing is on
 unless ``Feedback.share`` is False or the environment sets ``GRADE_SHARE_REFERENCE=0``.
+With ``keep``, the reference processes are kept for the batch (``KeptSessions``) instead
+of one started per question; ``close`` stops them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -45,6 +48,48 @@ def run_programs(spec: str, select: str | None, programs: list, timeouts: list, 
         return session.run(programs, timeouts)
 
 
+class KeptSessions:
+    """Reference engine processes kept for a batch: a run borrows an idle one (or starts one) and gives
+    it back, so that the batch does not start a process per question.  A process is retired after
+    MAX_BORROWS runs (far from its CPU limit); ``close`` stops them all."""
+
+    MAX_BORROWS = 50
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, list[Session]] = {}
+        self._live: dict[Session, int] = {}   # every session started and not closed -> times borrowed
+
+    @contextmanager
+    def borrow(self, spec: str, limits: Limits) -> Iterator[Session]:
+        """An engine process of ``spec`` (under ``limits``) that no one else uses until it is given back."""
+        key = (spec, limits)
+        with self._lock:
+            idle = self._idle.get(key)
+            session = idle.pop() if idle else Session(spec, limits)
+            self._live[session] = self._live.get(session, 0) + 1
+        kept = False
+        try:
+            yield session
+            kept = not session.load_error
+        finally:
+            with self._lock:
+                kept = kept and session in self._live and self._live[session] < self.MAX_BORROWS
+                if kept:
+                    self._idle.setdefault(key, []).append(session)
+                else:
+                    self._live.pop(session, None)
+            if not kept:
+                session.close()
+
+    def close(self) -> None:
+        """Stop every kept process (one still borrowed is stopped too, and not kept when given back)."""
+        with self._lock:
+            sessions, self._live, self._idle = list(self._live), {}, {}
+        for session in sessions:
+            session.close()
+
+
 def _key(reference: str, program, timeout: float) -> str:
     """What the reference engine is asked, without the program's id (probe ids differ per submission)."""
     return json.dumps([reference, {**program.to_wire(), "id": ""}, timeout], sort_keys=True)
@@ -53,8 +98,9 @@ def _key(reference: str, program, timeout: float) -> str:
 class ReferenceCache:
     """One batch's reference answers: program -> observation, and named values (fuzz corpora)."""
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, keep: bool = False):
         self.enabled = enabled
+        self.kept = KeptSessions() if keep else None  # reference processes kept for the batch (close() them)
         self.runs = 0          # reference programs run
         self.computed = 0      # values computed (fuzz corpora, or their parts)
         self._lock = threading.Lock()
@@ -84,7 +130,11 @@ class ReferenceCache:
             todo = [(p, t) for p, t, k in zip(programs, timeouts, keys) if k in mine]
             todo = list({_key(reference, p, t): (p, t) for p, t in todo}.values())
             try:
-                got = run_programs(reference, None, [p for p, _ in todo], [t for _, t in todo], trusted(limits))
+                if self.kept is None:
+                    got = run_programs(reference, None, [p for p, _ in todo], [t for _, t in todo], trusted(limits))
+                else:
+                    with self.kept.borrow(reference, trusted(limits)) as session:
+                        got = session.run([p for p, _ in todo], [t for _, t in todo])
             except BaseException as e:
                 with self._lock:
                     for k, fut in mine.items():
@@ -98,6 +148,11 @@ class ReferenceCache:
                         self._answers.pop(k, None)
                     mine[k].set_result(obs)
         return [replace(f.result(), id=p.id) for f, p in zip(futures, programs)]
+
+    def close(self) -> None:
+        """Stop the reference processes kept for the batch (a later run starts new ones)."""
+        if self.kept is not None:
+            self.kept.close()
 
     def count(self, runs: int) -> None:
         """Count ``runs`` reference programs run outside ``run`` (a fuzz corpus's own reference process)."""

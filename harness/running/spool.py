@@ -28,7 +28,7 @@ from harness.model import EngineResult, EngineSummary, LazyEngines
 _DIGEST = 32  # bytes of an HMAC-SHA256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """Where one engine's result is in the spool, and its summary."""
 

@@ -104,6 +104,62 @@ def test_the_environment_turns_sharing_off(monkeypatch):
     assert sharing.sharing_enabled(True) and not sharing.sharing_enabled(False)
 
 
+class FakeSession:
+    """A reference process that records being closed."""
+
+    def __init__(self, spec, limits, select=None):
+        self.spec, self.load_error, self.closed = spec, "", False
+
+    def run(self, programs, timeouts):
+        return [Observation(p.id, EngineStatus.OK, value=p.inputs[0][1]) for p in programs]
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def kept(monkeypatch):
+    monkeypatch.setattr(sharing, "Session", FakeSession)
+    return sharing.KeptSessions()
+
+
+def test_a_kept_reference_process_serves_one_borrower_at_a_time(kept):
+    limits = Limits(trusted=True)
+    with kept.borrow("ref", limits) as first:
+        with kept.borrow("ref", limits) as second:  # the first is in use: another process
+            assert second is not first
+    with kept.borrow("ref", limits) as again:
+        assert again in (first, second) and not again.closed
+    with kept.borrow("other", limits) as other:
+        assert other not in (first, second)
+    kept.close()
+    assert first.closed and second.closed and other.closed
+    with kept.borrow("ref", limits) as fresh:  # after close: a new one
+        assert fresh not in (first, second)
+
+
+def test_a_kept_process_that_failed_to_load_or_served_long_is_not_kept(kept, monkeypatch):
+    limits = Limits(trusted=True)
+    with kept.borrow("ref", limits) as broken:
+        broken.load_error = "no such engine"
+    assert broken.closed
+    monkeypatch.setattr(sharing.KeptSessions, "MAX_BORROWS", 3)
+    seen = []
+    for _ in range(4):
+        with kept.borrow("ref", limits) as session:
+            seen.append(session)
+    assert seen[0] is seen[1] is seen[2] and seen[0].closed and seen[3] is not seen[0]
+
+
+def test_a_keeping_cache_asks_one_kept_process(kept):
+    cache = ReferenceCache(keep=True)
+    for n in range(3):
+        assert cache.run("ref", [prog(f"p{n}", n)], [1.0], Limits())[0].value == n
+    assert cache.kept is not None and len(cache.kept._live) == 1
+    cache.close()
+    assert not cache.kept._live
+
+
 # --- whole batches: these start engine processes (the grading itself runs in this process) ---
 
 def _cases():

@@ -315,6 +315,19 @@ def test_per_submission_reports_are_rendered_one_submission_at_a_time(spool, mon
     assert names == [f"student-{k:03d}.json" for k in range(12)]
 
 
+def test_a_third_party_reporter_gets_engines_it_can_iterate_index_and_count(spool):
+    from harness import cli
+
+    def scores(run, context):  # written for a list: iterates twice, indexes, takes len
+        lines = [f"{e.engine}: {e.score:g}/{e.max_score:g}" for e in run.engines]
+        lines += [f"{len(run.engines)} engines, first {run.engines[0].submission}, last {run.engines[-1].submission}"]
+        return "\n".join(lines + [str(sum(len(e.cases) for e in run.engines))]) + "\n"
+
+    run = batch(12)
+    (whole,) = cli.pieces(scores, _spooled(run, spool), ReportContext())  # not streamed: one piece
+    assert whole == scores(run, ReportContext())
+
+
 def test_the_spool_is_a_file_no_one_else_can_reach_and_it_goes_away(spool):
     e = batch(1).engines[0]
     (entry,) = spool.put([e])
