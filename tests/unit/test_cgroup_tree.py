@@ -173,3 +173,24 @@ def test_empty_cgroups_of_grade_processes_that_ended_are_removed(tmp_path):
     cgroups._remove_stale(Hierarchy(2, (("pids", str(parent)), ("memory", str(parent)))))
     assert {p.name for p in parent.iterdir() if p.is_dir()} == {
         "grade-999999999-2", f"grade-{os.getpid()}-1", "other"}
+
+
+def test_a_death_by_the_cgroups_memory_cap_says_so(tmp_path):
+    import tempfile
+
+    from harness.running.runner import Limits, Worker
+
+    class Dead:
+        def wait(self, timeout=None):
+            return -9
+
+    (tmp_path / "memory.events").write_text("oom 1\noom_kill 1\n")
+    worker = object.__new__(Worker)  # only what death() reads: no process is started
+    worker.proc, worker.limits, worker.output = Dead(), Limits(), tempfile.TemporaryFile()
+    worker.cgroup = Group(2, (str(tmp_path),), 1024)
+    assert worker.death() == ("the engine process was killed by SIGKILL (the out-of-memory killer: the engine "
+                              "process and what it started used more than their 1024 MB together, the "
+                              "cgroup's memory cap)")
+    (tmp_path / "memory.events").write_text("oom 0\noom_kill 0\n")
+    assert worker.death() == "the engine process was killed by SIGKILL"
+    worker.output.close()
