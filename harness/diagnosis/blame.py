@@ -21,6 +21,7 @@ an engine process.
 from __future__ import annotations
 
 import dataclasses
+import json
 import string
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -126,7 +127,7 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
     targets = [it for it in targets if it.case.id not in suspects]
     if targets:
         _probe(spec, select, targets, limits, reference, found, traces, ref_runs, shared)
-    records = [_record(it) for it in items if it.case.id not in suspects]
+    records = [_record(it, shared) for it in items if it.case.id not in suspects]
     explained = {cid for cid, ds in found.items() if any(d.kind == OP and d.confidence == HIGH for d in ds)}
     for cid in explained:  # an op that reproduces the failure is the stronger culprit
         found[cid] = [dataclasses.replace(d, confidence=MEDIUM) if d.kind == DIVERGENCE
@@ -421,11 +422,17 @@ def _merge(found: list[Diagnosis]) -> list[Diagnosis]:
     return unique
 
 
-def _record(it: Item) -> patterns.Record:
+def _record(it: Item, shared: ReferenceCache) -> patterns.Record:
     grads = tuple(m for m in it.result.mismatches if m.kind == MismatchKind.GRAD)
+    # A graph's shape depends on the case alone: a batch works it out once per program (every case of
+    # every failing submission has one, and a deep case's takes tens of milliseconds).
+    key = ("shape", json.dumps([it.program.steps, it.program.output, [i[0] for i in it.program.inputs],
+                                it.program.backward]))
+    shape = shared.value(key, lambda: graphs.shape(it.program))
+    assert isinstance(shape, graphs.Shape)
     return patterns.Record(
         id=it.case.id, status=it.result.status, backward=it.case.backward,
-        checks_grads=bool(it.program.grads), shape=graphs.shape(it.program), mismatches=grads,
+        checks_grads=bool(it.program.grads), shape=shape, mismatches=grads,
         error_type=it.observation.error_type, phase=it.observation.phase)
 
 

@@ -213,12 +213,39 @@ def test_n_identical_failing_submissions_run_the_reference_work_once():
         assert all(c.diagnosis for e in run.engines for c in e.cases if c.status == "failed")
         counted[n, share] = (cache.runs, cache.computed)
     once = counted[1, True]
-    assert once[0] > 0 and once[1] == 1
+    assert once[0] > 0 and once[1] > 1  # the fuzz corpus and the graph shapes of the cases
     assert counted[3, True] == once
-    assert counted[3, False] == (3 * once[0], 3)
+    assert counted[3, False] == (3 * once[0], 3 * once[1])
 
 
 def test_long_submissions_start_first():
     from harness.running.grading import longest_first
 
     assert longest_first([3, 30, 3, 330, 30]) == [3, 1, 4, 0, 2]
+
+
+def test_a_graphs_shape_is_worked_out_once_per_program_in_a_batch(monkeypatch):
+    """Blame's patterns need the shape of every case of a failing submission; in a batch it is the same."""
+    from types import SimpleNamespace
+
+    from harness.diagnosis import blame
+    from harness.diagnosis import graph as graphs
+    from harness.model import CaseResult, Status
+
+    real, calls = graphs.shape, []
+    monkeypatch.setattr(graphs, "shape", lambda program: calls.append(program.id) or real(program))
+
+    def item(pid: str, out: str) -> SimpleNamespace:
+        program = Program(id=pid, inputs=[["a", 2.0], ["b", 3.0]], steps=[["set", "c", [["name", "a"], ["name", out],
+                          ["op", "mul", 2]]]], output=[["name", "c"]], backward=1, grads=["a"], structure=False)
+        return SimpleNamespace(case=SimpleNamespace(id=pid, backward=1), program=program,
+                               observation=Observation(pid, EngineStatus.OK),
+                               result=CaseResult(id=pid, name=pid, suite="s", status=Status.FAILED, score=0,
+                                                 max_score=1))
+
+    cache, off = ReferenceCache(), ReferenceCache(enabled=False)
+    shapes = [blame._record(item(pid, out), c).shape for c in (cache, cache, off)
+              for pid, out in (("x", "b"), ("y", "a"))]
+    assert calls == ["x", "y", "x", "y"]  # a*b and a*a once each in the batch (twice over); again without
+    assert shapes[0] == shapes[2] == shapes[4] and shapes[1] == shapes[3] == shapes[5]
+    assert shapes[0].reuse is False and shapes[1].reuse is True
