@@ -98,8 +98,10 @@ class _Zygote:
         try:
             if self.proc is None or self.proc.poll() is not None:
                 self.env = env
+                # Unbuffered: readline then reads the reply byte by byte and never takes the next reply
+                # into a buffer that select() cannot see.
                 self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "zygote.py")], cwd=ROOT,
-                                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
             if _settled(env) != _settled(self.env):
                 return None
             return self._fork(argv, cwd, env, timeout)
