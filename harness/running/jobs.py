@@ -163,9 +163,15 @@ def _job_process(parent: int, items: Connection, proxy: SharedProxy, grade: Call
     """The loop of a job process: an item's index in, its results (or why it failed) out."""
     from harness.sandbox import reaper
 
+    stopping = threading.Event()
+
     def stop(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stopping.set()
+        # The engine processes die now, from another thread: even when the interrupt below is lost (raised
+        # inside a gc callback, which only prints it), grading has nothing left to run and ends at once.
+        threading.Thread(target=reaper.stop_all, daemon=True).start()
         raise KeyboardInterrupt
 
     try:
@@ -176,7 +182,7 @@ def _job_process(parent: int, items: Connection, proxy: SharedProxy, grade: Call
         if os.getppid() != parent:  # it died before PR_SET_PDEATHSIG
             return 1
         reaper.become_subreaper()  # what an engine process leaves behind is ours to kill
-        while True:
+        while not stopping.is_set():
             try:
                 i = int(items.recv_bytes(32))
             except (EOFError, OSError):  # the grader is done (or gone)
@@ -185,12 +191,15 @@ def _job_process(parent: int, items: Connection, proxy: SharedProxy, grade: Call
                 reply = pickle.dumps(("done", i, grade(i, proxy)), _PICKLE)
             except Exception as e:  # a harness bug outside _grade_one: only this item
                 reply = pickle.dumps(("failed", i, f"{type(e).__name__}: {e}"), _PICKLE)
+            if stopping.is_set():  # told to stop while grading: what it made is not a result
+                return 1
             if len(reply) > MAX_FRAME:
                 reply = pickle.dumps(("failed", i, f"its results are too large ({len(reply)} bytes)"), _PICKLE)
             try:
                 items.send_bytes(reply)
             except OSError:
                 return 1
+        return 1
     except (KeyboardInterrupt, ParentGone):
         return 1
     finally:
