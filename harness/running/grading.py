@@ -251,6 +251,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
                 for worker in early:  # a job process starts its own engine processes; none of ours is forked
                     worker.kill()
                 started.clear()
+                if any(fuzzed):
+                    fuzzing.preload()
                 job_processes.grade(grade_item, keep, failed, per_item, jobs, progress, longest_first(sizes), shared)
             else:
                 _in_parallel(lambda i: keep(grade_item(i, shared)), per_item, jobs, progress, sizes)
