@@ -289,16 +289,21 @@ class _Slot:
         if signum is not None:
             _signal(self.pid, signum)
         deadline = time.monotonic() + wait
-        while self.status is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.status = status
-            elif time.monotonic() > deadline:
-                _signal(self.pid, signal.SIGKILL)
-                self.status = os.waitpid(self.pid, 0)[1]
-            else:
-                time.sleep(0.005)
+        try:
+            while self.status is None:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self.status = status
+                elif time.monotonic() > deadline:
+                    _signal(self.pid, signal.SIGKILL)
+                    self.status = os.waitpid(self.pid, 0)[1]
+                else:
+                    time.sleep(0.005)
+        except ChildProcessError:  # reaped by someone else: how it ended is not known
+            self.status = -1
         reaper.helper_gone(self.pid)
+        if self.status == -1:
+            return "ended"
         code = os.waitstatus_to_exitcode(self.status)
         if code < 0:
             try:
