@@ -46,6 +46,8 @@ class Outcome:
     to_output: bool = True
     #: (file name, report) for --output-dir: one per submission, the report whole or piece by piece.
     per_submission: Iterable[tuple[str, str | Iterable[str]]] = field(default_factory=list)
+    #: (path, report) for each --report FORMAT:FILE: the same run in further formats, piece by piece.
+    reports: Sequence[tuple[str, Iterable[str]]] = ()
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -228,6 +230,9 @@ def _report_options(g) -> None:
                    help="who reads the report: a student's view shows a hidden case only as passed or failed "
                         "(default: instructor for text, json, junit, csv and dot; student for html, markdown, "
                         "gradescope and plugin formats)")
+    g.add_argument("--report", action="append", default=[], type=_format_and_file, metavar="FORMAT:FILE",
+                   help="also write the report in FORMAT to FILE, from the same run (repeatable), e.g. "
+                        "--report junit:results.xml --report json:results.json")
     g.add_argument("--output-dir", metavar="DIR",
                    help="also write one report per submission into DIR (created if missing), in the "
                         "chosen format, each named after its submission")
@@ -369,6 +374,13 @@ def _module_name(text: str) -> str:
     return text
 
 
+def _format_and_file(text: str) -> tuple[str, str]:
+    fmt, sep, path = text.partition(":")
+    if not sep or not fmt or not path:
+        raise argparse.ArgumentTypeError(f"expected FORMAT:FILE, e.g. junit:results.xml, got {text!r}")
+    return fmt, path
+
+
 def _expression(text: str) -> Expression:
     try:
         return Expression.compile(text)
@@ -492,6 +504,8 @@ def _finish(outcome: Outcome, args: argparse.Namespace) -> int:
     output, output_dir = args.output, args.output_dir
     for name, text in outcome.per_submission:
         _write(os.path.join(output_dir, name), text, "--output-dir")
+    for path, text in outcome.reports:
+        _write(path, text, "--report")
     pieces = outcome.chunks if outcome.chunks is not None else (outcome.text,)
     if output and outcome.to_output:
         _write(output, pieces, "--output")
@@ -730,9 +744,10 @@ def _merge(args: argparse.Namespace) -> Outcome:
         if (args.format or "csv") != "csv":
             raise HarnessError(f"CSV gradebooks merge into --format csv only, not {args.format!r}; for "
                                "other formats, merge the shards' JSON reports (grade --format json)")
-        if args.output_dir:
-            raise HarnessError("--output-dir needs the shards' JSON reports; CSV gradebooks hold no "
-                               "report per submission")
+        if args.output_dir or args.report:
+            option = "--output-dir" if args.output_dir else "--report"
+            raise HarnessError(f"{option} needs the shards' JSON reports; CSV gradebooks merge into one "
+                               "CSV gradebook only")
         text, rows = shards.merge_csv(args.reports)
         return Outcome(text, passed=all(r.all_passed for r in rows), percents=[r.percent for r in rows])
     if len(kinds) > 1:
@@ -782,6 +797,8 @@ def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
         raise HarnessError("--graph dot prints DOT instead of the report; leave out --format")
     fmt = "dot" if args.graph else args.format or "text"
     render = _reporters(plugins.installed_manager(), fmt)[fmt]
+    for other, _ in args.report:  # before any work
+        _reporters(plugins.installed_manager(), other, "--report")
     cases = _selected_cases(args, fuzzing=bool(args.fuzz))
     reaper.become_subreaper()  # a detached process is re-parented to us, not to init
     specs, written, ids = _graded(args)
@@ -848,6 +865,9 @@ def _prepare_output(args: argparse.Namespace) -> None:
     """Refuse an --output or --output-dir that cannot be written, before any work."""
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise HarnessError(f"--output {args.output}: the folder {Path(args.output).parent} does not exist")
+    for fmt, path in args.report:
+        if not Path(path).resolve().parent.is_dir():
+            raise HarnessError(f"--report {fmt}:{path}: the folder {Path(path).parent} does not exist")
     if args.output_dir:
         try:
             Path(args.output_dir).mkdir(parents=True, exist_ok=True)
@@ -859,16 +879,22 @@ def _prepare_output(args: argparse.Namespace) -> None:
 def _reported(run, render, fmt: str, args: argparse.Namespace) -> Outcome:
     """The outcome of a graded run: its report, and one per submission with --output-dir, each as its
     audience may see it (harness.reporting.audience)."""
+    from harness import plugins
     from harness.model import ReportContext
     from harness.reporting.audience import REVEALS_AFTER_DUE_DATE, audience_for, redact
 
+    def shown_in(name: str):
+        return redact(run, audience_for(name, getattr(args, "audience", None)),
+                      reveals_after_due_date=name in REVEALS_AFTER_DUE_DATE)
+
     to_tty = not args.output and sys.stdout.isatty()
-    shown = redact(run, audience_for(fmt, getattr(args, "audience", None)),
-                   reveals_after_due_date=fmt in REVEALS_AFTER_DUE_DATE)
+    shown = shown_in(fmt)
     report = pieces(render, shown, ReportContext(color=to_tty and "NO_COLOR" not in os.environ))
     per_submission = per_submission_reports(shown, render, fmt) if args.output_dir else []
+    reports = [(path, pieces(_reporters(plugins.installed_manager(), name, "--report")[name], shown_in(name),
+                             ReportContext())) for name, path in args.report]
     return Outcome("", chunks=report, passed=run.all_passed, percents=[e.percent for e in run.summaries()],
-                   per_submission=per_submission)
+                   per_submission=per_submission, reports=reports)
 
 
 def pieces(render, run, context) -> Iterator[str]:
@@ -981,15 +1007,16 @@ def _absolute(spec: str) -> str:
     return os.path.abspath(folder) + sep + target if os.path.exists(folder) else spec
 
 
-def _reporters(pm, name: str) -> dict:
-    """Every report format, after checking that ``name`` is one."""
+def _reporters(pm, name: str, option: str = "--format") -> dict:
+    """Every report format, after checking that ``name`` is one (given to ``option``)."""
     from harness import plugins
 
     reporters = plugins.reporters(pm)
     if name not in reporters:
         from harness.errors import did_you_mean
 
-        raise HarnessError(f"unknown --format {name!r}{did_you_mean(name, reporters)}; "
+        what = option if option == "--format" else f"{option} format"
+        raise HarnessError(f"unknown {what} {name!r}{did_you_mean(name, reporters)}; "
                            f"choose from {', '.join(sorted(reporters))}")
     return reporters
 

@@ -6,6 +6,7 @@ this module adds the built-in reporters and turns a broken plugin into a usage e
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import pluggy
@@ -44,10 +45,10 @@ def installed_manager(entry_points: bool = True, builtins: bool = True) -> plugg
     """A manager with the built-in plugins, HARNESS_PLUGINS, and every installed one (built-ins and
     installed ones optional).
 
-    One per process for the same plugins: finding the installed ones reads every installed distribution's
-    metadata, and grade asks several times (formats, ops, trusted engine names).
+    One per process for the same plugins and import path: finding the installed ones reads every installed
+    distribution's metadata, and grade asks several times (formats, ops, trusted engine names).
     """
-    key = (entry_points, builtins, tuple(collector.extra_plugin_names()))
+    key = (entry_points, builtins, tuple(collector.extra_plugin_names()), tuple(sys.path))
     if key not in _MANAGERS:
         try:
             _MANAGERS[key] = collector.installed_manager(entry_points, BUILTIN_PLUGINS if builtins else ())

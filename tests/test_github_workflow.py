@@ -45,7 +45,8 @@ def test_the_workflow_grades_with_junit_and_markdown_and_publishes_the_summary()
     wf = workflow()
     assert set(wf["env"]) == {"ENGINE", "FAIL_UNDER", "HARNESS"}
     assert "--format junit" in step("Grade")["run"] and "--fail-under" in step("Grade")["run"]
-    assert "--format markdown" in step("Summary")["run"] and "GITHUB_STEP_SUMMARY" in step("Summary")["run"]
+    assert "--report markdown:grade-summary.md" in step("Grade")["run"]  # one grading run, two reports
+    assert "grade " not in step("Summary")["run"] and "GITHUB_STEP_SUMMARY" in step("Summary")["run"]
     assert step("Summary")["if"] == "always()"
     assert step("Upload the JUnit report")["with"]["path"] == "grade-junit.xml"
 
@@ -63,6 +64,13 @@ def test_the_grading_steps_work_on_a_student_repository(tmp_path, fixture, fail_
     text = summary.read_text()
     assert text.startswith("earlier steps' summary\n## Grading report\n")  # appended, not replaced
     assert "| status | case | points | details |" in text
+
+
+@pytest.mark.slow  # runs the workflow's steps in bash
+def test_the_summary_step_says_so_when_grading_wrote_no_report(tmp_path):
+    summary = tmp_path / "summary.md"
+    assert run_step("Summary", tmp_path, summary) == 0
+    assert summary.read_text() == "No grading report: see the Grade step's log.\n"
 
 
 # What pip would fetch from PyPI by name: a bare project name, maybe with extras and a version.

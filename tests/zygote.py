@@ -24,8 +24,7 @@ import sys
 
 def serve() -> None:
     """The zygote's loop: fork a ``grade`` per request line on stdin."""
-    import harness.cli  # noqa: F401 - imports what grade imports; the child runs it again as __main__
-
+    _warm()
     del sys.modules["harness.cli"]  # as under ``python -m harness.cli``: only __main__ is that module
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     for line in requests:
@@ -38,6 +37,35 @@ def serve() -> None:
         _, status = os.waitpid(pid, 0)
         replies.write(json.dumps({"status": status}).encode() + b"\n")
         replies.flush()
+
+
+def _warm() -> None:
+    """Do once what every ``grade`` run does first, so that a forked run starts where a run in a
+    long-lived process would: import the modules a run imports when it needs them (grading, the case
+    parser, blame, fuzz, the report formats, the sandbox, nbformat), parse the built-in suites (the case loader
+    keeps them by file contents, so a run re-reads the files and gets the same suites), and find the
+    installed plugins (kept per ``sys.path``, so a run from another folder looks again)."""
+    import importlib
+    import pkgutil
+
+    import harness
+    import harness.cli  # noqa: F401 - the child runs it again as __main__
+
+    skip = ("harness.batch.pytest_plugin", "harness.engine_side.worker")  # imports pytest; runs in engines
+    for module in pkgutil.walk_packages(harness.__path__, "harness."):
+        if module.name not in skip:
+            importlib.import_module(module.name)
+    from harness import plugins
+    from harness.cases import loader
+    from harness.intake import notebook
+
+    loader.load_suites()
+    notebook.read_cells("examples/student_notebook.ipynb")  # nbformat and its validator: a third of a second
+    first, sys.path[0] = sys.path[0], os.getcwd()  # as in a child run from this folder (the repository's root)
+    try:
+        plugins.installed_manager()
+    finally:
+        sys.path[0] = first
 
 
 def _child(request: dict) -> None:

@@ -7,6 +7,7 @@ Every problem raises CaseFileError naming the file, the line, the case and the f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import keyword
 import math
@@ -157,18 +158,37 @@ def load_suites(paths=None, call_ops: dict | None = None) -> list[Suite]:
     return suites
 
 
+#: Suites parsed in this process, by file, contents and call ops: parsing is a pure function of them, and a
+#: process that loads the same file again (the pytest plugin, a long-lived process that forks grade runs)
+#: gets the same immutable Suite without parsing it again.
+_PARSED: dict[tuple, Suite] = {}
+_PARSED_MAX = 64
+
+
 def load_suite(path, call_ops: dict | None = None) -> Suite:
     """Parse one case file into a Suite, or raise CaseFileError."""
     path = Path(path)
-    data, root = _read_yaml(path)
-    return _SuiteParser(path, root, call_ops or CALL_OPS).suite(data)
+    raw = _read_bytes(path)
+    ops = call_ops or CALL_OPS
+    key = (str(path), hashlib.sha256(raw).digest(), tuple(sorted(ops.items())))
+    suite = _PARSED.get(key)
+    if suite is None:
+        data, root = _read_yaml(path, raw)
+        suite = _SuiteParser(path, root, ops).suite(data)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = suite
+    return suite
 
 
-def _read_yaml(path: Path):
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise CaseFileError(path, f"cannot read the file: {e.strerror or e}") from None
+
+
+def _read_yaml(path: Path, raw: bytes):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -339,3 +339,36 @@ def test_main_returns_the_exit_code_of_a_bad_command_line_or_help(capsys):
     assert capsys.readouterr().err == "grade: error: argument --jobs: must be 1 or more, got 0 (see 'grade --help')\n"
     assert cli.main(["list", "--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: grade list")
+
+
+def test_report_writes_further_formats_of_the_same_run_each_as_format_would(capsys, tmp_path):
+    one = report(tmp_path / "1.json", [("alice", "subs/alice", ["passed", "failed"])], shard=(1, 2))
+    two = report(tmp_path / "2.json", [("bob", "subs/bob.py", ["passed", "passed"])], shard=(2, 2))
+    alone = {}
+    for fmt in ("junit", "markdown", "csv"):
+        assert cli.main(["merge", one, two, "--format", fmt]) == 1
+        alone[fmt] = capsys.readouterr().out
+    assert cli.main(["merge", one, two, "--report", f"junit:{tmp_path / 'r.xml'}",
+                     "--report", f"markdown:{tmp_path / 'r.md'}", "--report", f"csv:{tmp_path / 'r.csv'}"]) == 1
+    assert json.loads(capsys.readouterr().out)["engines"][0]["submission"] == "alice"  # --format's report
+    for fmt, name in (("junit", "r.xml"), ("markdown", "r.md"), ("csv", "r.csv")):
+        assert (tmp_path / name).read_bytes().decode() == alone[fmt], fmt
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--report", "junit"], "argument --report: expected FORMAT:FILE, e.g. junit:results.xml, got 'junit'"),
+    (["--report", ":x.xml"], "argument --report: expected FORMAT:FILE"),
+    (["--report", "xml:x.xml"], "unknown --report format 'xml'"),
+    (["--report", "junit:no/such/folder/x.xml"], "--report junit:no/such/folder/x.xml: the folder no/such/folder does not exist"),
+])
+def test_a_bad_report_is_one_line_and_exit_2_before_any_work(capsys, tmp_path, argv, problem):
+    one = report(tmp_path / "1.json", [("alice", "subs/alice", ["passed"])])
+    assert cli.main(["merge", one, *argv]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1
+
+
+def test_merge_of_csv_gradebooks_refuses_report(capsys, tmp_path):
+    (tmp_path / "a.csv").write_text("submission,engine,source,score,max_score,percent\n")
+    assert cli.main(["merge", str(tmp_path / "a.csv"), "--report", f"json:{tmp_path / 'o.json'}"]) == 2
+    assert "--report needs the shards' JSON reports" in capsys.readouterr().err

@@ -257,3 +257,19 @@ def test_an_alias_bomb_is_refused_before_it_expands(tmp_path):
 def test_a_self_referencing_alias_is_refused(tmp_path):
     with pytest.raises(CaseFileError, match="a YAML alias refers to itself"):
         load_suite(write(tmp_path, "cases: &c\n  - *c\n"))
+
+
+def test_a_file_loaded_again_is_parsed_once_and_a_changed_one_again(tmp_path, monkeypatch):
+    from harness.cases import loader
+
+    path = tmp_path / "s.yaml"
+    path.write_text("suite: s\ncases:\n  - name: a\n    inputs: {x: 1.0}\n    output: x\n    expect: {value: 1.0}\n")
+    parsed = []
+    real = loader._SuiteParser.suite
+    monkeypatch.setattr(loader._SuiteParser, "suite", lambda self, data: parsed.append(1) or real(self, data))
+    first = loader.load_suite(path)
+    assert loader.load_suite(path) is first and len(parsed) == 1
+    path.write_text(path.read_text().replace("1.0}", "2.0}"))
+    changed = loader.load_suite(path)
+    assert len(parsed) == 2 and changed.cases[0].expect.value == 2.0
+    assert loader.load_suite(path, {"exp": 1}) is not changed and len(parsed) == 3  # other call ops
