@@ -108,6 +108,16 @@ def _package_files(package: str):
             yield f"lib/{package}/{rel.as_posix()}", f
 
 
+def check_output(output: str | Path) -> Path:
+    """``output`` as a Path, after checking that the zip can be written there (before any work)."""
+    output = Path(output)
+    if not re.search(r"\.zip$", output.name, re.I):
+        raise HarnessError(f"--build-gradescope {output}: the file name must end in .zip")
+    if not output.parent.is_dir():
+        raise HarnessError(f"--build-gradescope {output}: no such folder {output.parent}")
+    return output
+
+
 def build(output: str | Path, case_paths: list, grade_options: list[str],
           plugins: Sequence[str] = ()) -> list[str]:
     """Write the autograder zip to ``output``; returns the names it holds.
@@ -118,11 +128,7 @@ def build(output: str | Path, case_paths: list, grade_options: list[str],
     setup = setup.replace("@DEPENDENCIES@", " ".join(shlex.quote(d) for d in dependencies()))
     run = (FILES / "run_autograder").read_text(encoding="utf-8")
     run = run.replace("@GRADE_OPTIONS@", " ".join(shlex.quote(o) for o in grade_options))
-    output = Path(output)
-    if not re.search(r"\.zip$", output.name, re.I):
-        raise HarnessError(f"--build-gradescope {output}: the file name must end in .zip")
-    if not output.parent.is_dir():
-        raise HarnessError(f"--build-gradescope {output}: no such folder {output.parent}")
+    output = check_output(output)
     tmp = output.with_name(f".{output.name}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w") as zf:
