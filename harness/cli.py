@@ -697,6 +697,8 @@ def _build_gradescope(args: argparse.Namespace) -> Outcome:
     if args.engine or args.submissions:
         raise HarnessError("--build-gradescope builds an autograder and grades nothing: "
                            "leave out --engine and --submissions")
+    # A bad name, a plugin without source: errors before the cases are checked, which takes seconds.
+    gradescope_zip.check_request(args.build_gradescope, plugins.extra_plugin_names())
     cases = _selected_cases(args, fuzzing=bool(args.fuzz))
     limits = Limits(timeout=args.timeout, load_timeout=args.load_timeout, memory_mb=args.memory_mb or None)
     # Check now that 'reference' expectations can be computed, not on the first submission.

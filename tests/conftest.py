@@ -162,6 +162,37 @@ def pytest_runtest_setup(item):
     _SLOW_TEST[0] = item.get_closest_marker("slow") is not None
 
 
+#: The engines graded on every built-in case, blame on, by the case library's and blame's tests: every seeded
+#: bug, the notebook's engine, and correct engines (micrograd itself among them).
+BUILTIN_GRADED = ("bug_sub_sign", "bug_assign_grad", "bug_mul_swapped", "bug_recursive_topo", "bug_tanh",
+                  "bug_reset_grads", "bug_noop_backward", "notebook_verbatim", "micrograd_like", "bug_exp_input",
+                  "micrograd_full", "micrograd.engine")
+
+
+@pytest.fixture(scope="session")
+def builtin_graded(tmp_path_factory) -> dict:
+    """Every engine of BUILTIN_GRADED on every built-in case, with blame: fixture name -> its engine report.
+
+    One ``grade`` run for the whole session, whichever test worker asks first (the others wait for its
+    report: the largest run of the suite is not repeated per worker)."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the session's, not the worker's
+    report_file = shared / "builtin-graded.json"
+    with open(shared / "builtin-graded.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not report_file.exists():
+            specs = [s if "." in s else str(fixture_engine(s)) for s in BUILTIN_GRADED]
+            result = run_grade(*[a for s in specs for a in ("--engine", s)], "--format", "json", "--jobs", "2",
+                               timeout=900)
+            assert result.code == 1, result.stderr
+            report_file.write_text(result.stdout)
+    engines = json.loads(report_file.read_text())["engines"]
+    assert len(engines) == len(BUILTIN_GRADED)
+    return dict(zip(BUILTIN_GRADED, engines))
+
+
 @pytest.fixture
 def grade():
     return run_grade

@@ -217,14 +217,9 @@ def test_engines_hiding_intermediate_grads_still_get_probes(grade, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def builtin_report():
-    """The built-in suites over the seeded bugs: engine file stem -> engine report."""
-    names = ("bug_sub_sign", "bug_tanh", "bug_mul_swapped", "bug_assign_grad", "bug_recursive_topo",
-             "notebook_verbatim", "micrograd_like", "bug_reset_grads")
-    args = [a for name in names for a in ("--engine", str(fixture_engine(name)))]
-    result = run_grade(*args, "--format", "json")
-    assert result.code == 1, result.stderr
-    return {e["source"].rsplit("/", 1)[-1][:-3]: e for e in result.report["engines"]}
+def builtin_report(builtin_graded):
+    """The built-in suites over the seeded bugs (one session-wide run): fixture name -> engine report."""
+    return builtin_graded
 
 
 @pytest.mark.parametrize("name, culprit", [("bug_sub_sign", "sub"), ("bug_tanh", "tanh"), ("bug_mul_swapped", "mul"),

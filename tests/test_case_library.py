@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BUILTIN_GRADED
+
 from harness.cases.loader import Assign, Repeat, load_suites
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +22,7 @@ ENGINES = ROOT / "tests" / "engines"
 SEEDED = ["bug_sub_sign", "bug_assign_grad", "bug_mul_swapped", "bug_recursive_topo", "bug_tanh",
           "bug_reset_grads", "bug_noop_backward", "notebook_verbatim"]
 GRADED = SEEDED + ["micrograd_full", "micrograd.engine", "bug_exp_input"]
+assert set(GRADED) <= set(BUILTIN_GRADED)
 
 SUITES = load_suites()
 CASES = {c.id: c for s in SUITES for c in s.cases}
@@ -31,20 +34,9 @@ def nodes(steps) -> int:
 
 
 @pytest.fixture(scope="module")
-def graded():
-    """engine name -> {case id: (status, message)} for every built-in case."""
-    from conftest import fixture_engine, run_grade
-
-    specs = [s if "." in s else str(fixture_engine(s)) for s in GRADED]
-    result = run_grade(*[a for s in specs for a in ("--engine", s)], "--format", "json", "--jobs", "2",
-                       timeout=900)
-    assert result.code == 1, result.stderr
-    report = json.loads(result.stdout)
-    by_name = {}
-    for spec, engine in zip(GRADED, report["engines"]):
-        by_name[spec] = {c["id"]: (c["status"], c["message"]) for c in engine["cases"]}
-    assert len(by_name) == len(GRADED)
-    return by_name
+def graded(builtin_graded):
+    """engine name -> {case id: (status, message)} for every built-in case (one session-wide run)."""
+    return {name: {c["id"]: (c["status"], c["message"]) for c in builtin_graded[name]["cases"]} for name in GRADED}
 
 
 def statuses(graded, engine: str) -> dict:

@@ -42,9 +42,10 @@ def serve() -> None:
 def _warm() -> None:
     """Do once what every ``grade`` run does first, so that a forked run starts where a run in a
     long-lived process would: import the modules a run imports when it needs them (grading, the case
-    parser, blame, fuzz, the report formats, the sandbox, nbformat), parse the built-in suites (the case loader
-    keeps them by file contents, so a run re-reads the files and gets the same suites), and find the
-    installed plugins (kept per ``sys.path``, so a run from another folder looks again)."""
+    parser, blame, fuzz, the report formats, the sandbox, nbformat, Hypothesis), parse the built-in
+    suites (the case loader keeps them by file contents, so a run re-reads the files and gets the same
+    suites), and find the installed plugins (kept per ``sys.path``, so a run from another folder looks
+    again)."""
     import importlib
     import pkgutil
 
@@ -60,6 +61,8 @@ def _warm() -> None:
     from harness.intake import notebook
 
     loader.load_suites()
+    import hypothesis.errors
+    import hypothesis.strategies  # noqa: F401 - what --fuzz imports: more than half a second
     notebook.read_cells("examples/student_notebook.ipynb")  # nbformat and its validator: a third of a second
     first, sys.path[0] = sys.path[0], os.getcwd()  # as in a child run from this folder (the repository's root)
     try:

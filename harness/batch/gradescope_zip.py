@@ -108,6 +108,25 @@ def _package_files(package: str):
             yield f"lib/{package}/{rel.as_posix()}", f
 
 
+def check_request(output: str | Path, plugins: Sequence[str] = ()) -> Path:
+    """``output`` as a Path, after checking that the zip can be built there, with ``plugins`` and grade's
+    dependencies (before any work: each problem is a HarnessError)."""
+    output = Path(output)
+    if not re.search(r"\.zip$", output.name, re.I):
+        raise HarnessError(f"--build-gradescope {output}: the file name must end in .zip")
+    if not output.parent.is_dir():
+        raise HarnessError(f"--build-gradescope {output}: no such folder {output.parent}")
+    dependencies()
+    for plugin in _shipped(plugins):
+        list(_plugin_files(plugin))
+    return output
+
+
+def _shipped(plugins: Sequence[str]) -> list[str]:
+    """The plugins whose files go into the zip (the harness's own packages are there already)."""
+    return [p for p in plugins if p.split(".")[0] not in PACKAGES]
+
+
 def build(output: str | Path, case_paths: list, grade_options: list[str],
           plugins: Sequence[str] = ()) -> list[str]:
     """Write the autograder zip to ``output``; returns the names it holds.
@@ -118,19 +137,14 @@ def build(output: str | Path, case_paths: list, grade_options: list[str],
     setup = setup.replace("@DEPENDENCIES@", " ".join(shlex.quote(d) for d in dependencies()))
     run = (FILES / "run_autograder").read_text(encoding="utf-8")
     run = run.replace("@GRADE_OPTIONS@", " ".join(shlex.quote(o) for o in grade_options))
-    output = Path(output)
-    if not re.search(r"\.zip$", output.name, re.I):
-        raise HarnessError(f"--build-gradescope {output}: the file name must end in .zip")
-    if not output.parent.is_dir():
-        raise HarnessError(f"--build-gradescope {output}: no such folder {output.parent}")
+    output = check_request(output, plugins)
     tmp = output.with_name(f".{output.name}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w") as zf:
             _add(zf, "setup.sh", setup.encode(), executable=True)
             _add(zf, "run_autograder", run.encode(), executable=True)
-            shipped = [p for p in plugins if p.split(".")[0] not in PACKAGES]
             entries = dict([*_case_entries(case_paths), *(e for p in PACKAGES for e in _package_files(p)),
-                            *(e for p in shipped for e in _plugin_files(p))])
+                            *(e for p in _shipped(plugins) for e in _plugin_files(p))])
             for name, f in entries.items():
                 _add(zf, name, f.read_bytes())
             names = zf.namelist()

@@ -372,3 +372,23 @@ def test_merge_of_csv_gradebooks_refuses_report(capsys, tmp_path):
     (tmp_path / "a.csv").write_text("submission,engine,source,score,max_score,percent\n")
     assert cli.main(["merge", str(tmp_path / "a.csv"), "--report", f"json:{tmp_path / 'o.json'}"]) == 2
     assert "--report needs the shards' JSON reports" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target, problem", [
+    ("autograder.tar", "--build-gradescope autograder.tar: the file name must end in .zip"),
+    ("missing/autograder.zip", "--build-gradescope missing/autograder.zip: no such folder missing"),
+    ("-p math a.zip", "plugin 'math': no Python source file to put in the zip (is its folder on PYTHONPATH?)")])
+def test_a_bad_autograder_request_is_refused_before_any_case_is_checked(capsys, monkeypatch, tmp_path, target,
+                                                                        problem):
+    from harness.running import reference
+
+    def checked(*args, **kwargs):
+        raise AssertionError("the cases were checked before the name")
+
+    monkeypatch.setattr(reference, "resolve", checked)
+    monkeypatch.chdir(tmp_path)
+    *plugin, zip_name = target.split()
+    assert cli.main([*plugin, "build-gradescope", zip_name]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f": error: {problem}\n") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
