@@ -265,12 +265,15 @@ def _answer(request: tuple, cache: ReferenceCache, owned: dict, waiting: dict) -
 class _Slot:
     """A job process, seen from the parent: its pid, its pipes, the thread that serves it."""
 
-    def __init__(self, pid: int, items: Connection, serve: Connection, cache: ReferenceCache):
+    def __init__(self, pid: int, items: Connection, serve: Connection):
         self.pid, self.items, self.serve = pid, items, serve
         self.item: int | None = None
         self.status: int | None = None
-        self.server = threading.Thread(target=_serve, args=(serve, cache), daemon=True,
-                                       name=f"job-process-{pid}")
+        self.server: threading.Thread | None = None
+
+    def start_serving(self, cache: ReferenceCache) -> None:
+        self.server = threading.Thread(target=_serve, args=(self.serve, cache), daemon=True,
+                                       name=f"job-process-{self.pid}")
         self.server.start()
 
     def give(self, i: int) -> None:
@@ -321,7 +324,7 @@ def _signal(pid: int, signum: int) -> None:
 
 
 def _start(grade: Callable[[int, Any], list], cache: ReferenceCache, slots: list[_Slot]) -> _Slot:
-    """Fork a job process for a new slot."""
+    """Fork a job process for a new slot, and add it to ``slots`` (before an interrupt can land)."""
     import sys
     from multiprocessing.connection import Pipe
 
@@ -350,12 +353,14 @@ def _start(grade: Callable[[int, Any], list], cache: ReferenceCache, slots: list
                 code = _job_process(parent, items_child, proxy, grade, mask)
             finally:
                 os._exit(code)
+        items_child.close()
+        serve_child.close()
+        slots.append(_Slot(pid, items, serve))
     finally:
-        if os.getpid() == parent:
+        if os.getpid() == parent:  # a signal that came meanwhile lands here, with the slot known
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    items_child.close()
-    serve_child.close()
-    return _Slot(pid, items, serve, cache)
+    slots[-1].start_serving(cache)  # its thread (and the processes it starts) with signals unblocked
+    return slots[-1]
 
 
 def grade(grade: Callable[[int, Any], list], keep: Callable[[list], list], failed: Callable[[int, str], list],
@@ -374,8 +379,7 @@ def grade(grade: Callable[[int, Any], list], keep: Callable[[list], list], faile
     done = 0
     try:
         while todo and len(slots) < jobs:
-            slots.append(_start(grade, cache, slots))
-            slots[-1].give(todo.popleft())
+            _start(grade, cache, slots).give(todo.popleft())
         while busy := {s.items: s for s in slots if s.item is not None}:
             for conn in wait(list(busy)):
                 slot = busy[conn]  # type: ignore[index]
@@ -404,7 +408,6 @@ def grade(grade: Callable[[int, Any], list], keep: Callable[[list], list], faile
                         if not slots:
                             raise
                         continue
-                    slots.append(slot)
                 if todo:
                     slot.give(todo.popleft())
     except BaseException:  # interrupted: every job process stops its engine processes now
@@ -418,7 +421,8 @@ def grade(grade: Callable[[int, Any], list], keep: Callable[[list], list], faile
         for slot in slots:
             slot.end()
         for slot in slots + gone:  # each one's pipe is closed now: its thread ends
-            slot.server.join(STOP_WAIT)
+            if slot.server is not None:
+                slot.server.join(STOP_WAIT)
 
 
 def _sweep() -> None:
