@@ -762,7 +762,6 @@ def _merge(args: argparse.Namespace) -> Outcome:
 
 
 def _grade(args: argparse.Namespace) -> Outcome:
-    from harness.running import jobs
     from harness.running.runner import prestart
 
     limits = _limits(args)
@@ -774,7 +773,7 @@ def _grade(args: argparse.Namespace) -> Outcome:
     except HarnessError:
         specs = []  # reported below, in its turn
     # a shard may grade only some of them; job processes start their own (none is forked with them)
-    if specs and not args.shard and not jobs.enabled(args.jobs, len(specs)):
+    if specs and not args.shard and not _in_job_processes(args.jobs, len(specs)):
         if args._per_case:  # every submission grades the same cases: the slowest per case start first
             from harness.running.grading import longest_first
 
@@ -786,6 +785,15 @@ def _grade(args: argparse.Namespace) -> Outcome:
         for worker in early.values():
             worker.kill()
         _remove_workdir(args)
+
+
+def _in_job_processes(jobs: int, items: int) -> bool:
+    """Whether a batch goes to job processes (checked without importing them for one submission)."""
+    if jobs <= 1 or items <= 1:
+        return False
+    from harness.running import jobs as job_processes
+
+    return job_processes.enabled(jobs, items)
 
 
 def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:

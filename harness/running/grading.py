@@ -19,7 +19,6 @@ from harness.diagnosis import blame as blaming
 from harness.diagnosis import fuzz as fuzzing
 from harness.judging.compare import case_result, judge
 from harness.model import CaseResult, EngineResult, EngineStatus, RunResult, Shrunk, Status
-from harness.running import jobs as job_processes
 from harness.running import program as programs
 from harness.running import reference
 from harness.running.budget import Budget
@@ -247,6 +246,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
             fuzzed = [feedback.fuzz if fuzz_here is None or fuzz_here(i) else 0 for i in range(len(plan))]
             rates = per_case or [1.0] * len(plan)
             sizes = [(len(cases) + n) * r for (_, cases), n, r in zip(plan, fuzzed, rates, strict=True)]
+            from harness.running import jobs as job_processes  # only a batch needs it
+
             if job_processes.enabled(jobs, len(plan)):
                 for worker in early:  # a job process starts its own engine processes; none of ours is forked
                     worker.kill()
