@@ -762,6 +762,7 @@ def _merge(args: argparse.Namespace) -> Outcome:
 
 
 def _grade(args: argparse.Namespace) -> Outcome:
+    from harness.running import jobs
     from harness.running.runner import prestart
 
     limits = _limits(args)
@@ -772,7 +773,8 @@ def _grade(args: argparse.Namespace) -> Outcome:
         specs, written, ids = _graded(args)
     except HarnessError:
         specs = []  # reported below, in its turn
-    if specs and not args.shard:  # a shard may grade only some of them
+    # a shard may grade only some of them; job processes start their own (none is forked with them)
+    if specs and not args.shard and not jobs.enabled(args.jobs, len(specs)):
         if args._per_case:  # every submission grades the same cases: the slowest per case start first
             from harness.running.grading import longest_first
 

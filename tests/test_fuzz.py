@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, fixture_engine, run_grade
+from conftest import ROOT, fixture_engine, processes_with, run_grade, token_env
 
 pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
@@ -112,27 +112,32 @@ def test_fuzz_needs_a_whole_number(grade, engine):
     assert result.code == 2 and "'many' is not a whole number" in result.stderr
 
 
-# grade, started by a Python that sends itself SIGTERM as the 50th fuzz expression starts (a moment that is
-# the same on any machine), and reports every expression run once grade has handled the signal
+# grade, started by a Python that sends grade SIGTERM as the 50th fuzz expression of a job slot starts (a moment
+# that is the same on any machine), and reports every expression run once grade has handled the signal.  A job
+# process (harness.running.jobs) is a fork of grade: it sees the signal handled through a file grade makes.
 SIGTERM_WHILE_FUZZING = """\
 import os, signal, sys, threading
 import harness.cli as cli
 import harness.diagnosis.fuzz as fuzz
+GRADE, MARK = os.getpid(), sys.argv.pop(1)
 handled, calls = threading.Event(), [0]
 interrupt, outcome = cli._interrupt, fuzz.Fuzzer.outcome
 
 def on_sigterm(signum, frame):
+    open(MARK, "w").close()
     handled.set()
     interrupt(signum, frame)
 
 def counted_outcome(self, *args, **kwargs):
     calls[0] += 1
-    if handled.is_set():
+    if handled.is_set() or os.path.exists(MARK):
         print("test: an expression ran after SIGTERM", file=sys.stderr, flush=True)
     elif calls[0] == 50:
         print("test: SIGTERM at the 50th expression", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGTERM)
-        if threading.current_thread() is not threading.main_thread():
+        os.kill(GRADE, signal.SIGTERM)
+        if os.getpid() != GRADE:
+            threading.Event().wait(60)  # until grade stops this job process (its SIGTERM interrupts the wait)
+        elif threading.current_thread() is not threading.main_thread():
             handled.wait(60)
     return outcome(self, *args, **kwargs)
 
@@ -142,13 +147,18 @@ sys.exit(cli.main())
 """
 
 
-@pytest.mark.parametrize("engines, most", [(["micrograd_full"], 0), (["micrograd_full", "notebook_full"], 49)],
-                         ids=["one engine", "two engines fuzzed in threads"])
-def test_sigterm_stops_fuzzing_at_once(engine, engines, most):
+@pytest.mark.parametrize("engines, most, processes", [
+    (["micrograd_full"], 0, "1"), (["micrograd_full", "notebook_full"], 49, "0"),
+    (["micrograd_full", "notebook_full"], 49, "1")],
+    ids=["one engine", "two engines fuzzed in threads", "two engines fuzzed in job processes"])
+def test_sigterm_stops_fuzzing_at_once(engine, engines, most, processes, tmp_path):
     specs = [a for name in engines for a in ("--engine", engine(name))]
-    proc = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_FUZZING, *specs, "--jobs", "2", "--fuzz", "100000",
-                           "-k", "fuzz"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    token, env = token_env()
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_FUZZING, str(tmp_path / "handled"), *specs,
+                           "--jobs", "2", "--fuzz", "100000", "-k", "fuzz"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=dict(env, GRADE_JOB_PROCESSES=processes))
     assert "test: SIGTERM at the 50th expression" in proc.stderr  # fuzzing, with the engine loaded
+    assert processes_with(token) == []  # no engine or job process is left
     assert proc.returncode == 130 and "interrupted" in proc.stderr and proc.stdout == ""
     # No shrinking of the failures that the interruption itself caused: in the main thread not one more
     # expression runs; other threads may finish the few they started before the engines are killed, fewer

@@ -253,6 +253,52 @@ def test_sigterm_kills_every_engine_process(engine):
     assert processes_with(token) == []
 
 
+def job_processes(grade_pid: int) -> list[int]:
+    """grade's job processes (harness.running.jobs): its children that run grade itself, forked."""
+    try:
+        argv = Path(f"/proc/{grade_pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+            if entry.name.isdigit() and parent == grade_pid and (entry / "cmdline").read_bytes() == argv:
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+@linux_only
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_stopping_grade_stops_its_job_processes_and_their_engine_processes(engine, sig):
+    """With --jobs 2 on two submissions, each is graded in a job process of its own.  SIGTERM to grade stops
+    them and their engines at once; if grade is killed outright, each job process learns it
+    (PR_SET_PDEATHSIG) and kills its engine processes itself."""
+    token, env = token_env()
+    seen: dict = {}
+
+    def running(proc):
+        while len(engine_processes(token)) < 2 or len(job_processes(proc.pid)) < 2:
+            assert proc.poll() is None, "grade ended before its job and engine processes started"
+            time.sleep(0.05)  # polling for a start, not waiting out an absence
+        seen["jobs"] = job_processes(proc.pid)
+        if sig == signal.SIGKILL:
+            proc.send_signal(signal.SIGKILL)  # and the SIGTERM that follows finds no one
+
+    proc = sigterm_grade(engine, env, running)
+    assert len(seen["jobs"]) == 2
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 130 and "interrupted" in proc.err and "Traceback" not in proc.err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        deadline = time.monotonic() + 30  # well before the engines' 60 s timeouts would end them anyway
+        while processes_with(token) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for an end: each job process stops its engines, then itself
+    assert processes_with(token) == []
+
+
 # grade, started by a Python that sends itself SIGTERM the moment ``module`` is first imported: a signal landing
 # at that exact point of start-up, every time, whatever the machine's load
 SIGTERM_DURING_IMPORT = """\

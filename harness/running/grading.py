@@ -19,6 +19,7 @@ from harness.diagnosis import blame as blaming
 from harness.diagnosis import fuzz as fuzzing
 from harness.judging.compare import case_result, judge
 from harness.model import CaseResult, EngineResult, EngineStatus, RunResult, Shrunk, Status
+from harness.running import jobs as job_processes
 from harness.running import program as programs
 from harness.running import reference
 from harness.running.budget import Budget
@@ -221,25 +222,40 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
     per_item: list = [None] * len(plan)
 
-    def job(i: int) -> list:
+    def grade_item(i: int, here: ReferenceCache) -> list:  # in a job slot: this thread, or a job process
         (spec, sub), cases = plan[i]
         extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
         results = _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None),
-                             [built[id(c)] for c in cases], engines, shared)
-        results = _with_lost(results, whole[i][1], lost) if lost else results
-        return spool.put(results) if spool is not None else results  # only a summary stays in memory
+                             [built[id(c)] for c in cases], engines, here)
+        return _with_lost(results, whole[i][1], lost) if lost else results
+
+    def keep(results: list) -> list:  # only a summary stays in memory
+        return spool.put(results) if spool is not None else results
+
+    def failed(i: int, why: str) -> list:  # the job process grading item i died
+        (spec, sub), cases = plan[i]
+        results = _could_not_grade(spec, sub, cases, why)
+        return _with_lost(results, whole[i][1], lost) if lost else results
 
     try:
         if jobs <= 1 or len(plan) <= 1:  # one at a time: no thread pool to start (or import)
             for i in range(len(plan)):
-                per_item[i] = job(i)
+                per_item[i] = keep(grade_item(i, shared))
                 if progress is not None:
                     progress(i + 1, len(plan))
         else:
             fuzzed = [feedback.fuzz if fuzz_here is None or fuzz_here(i) else 0 for i in range(len(plan))]
             rates = per_case or [1.0] * len(plan)
-            _in_parallel(job, per_item, jobs, progress,
-                         [(len(cases) + n) * r for (_, cases), n, r in zip(plan, fuzzed, rates, strict=True)])
+            sizes = [(len(cases) + n) * r for (_, cases), n, r in zip(plan, fuzzed, rates, strict=True)]
+            if job_processes.enabled(jobs, len(plan)):
+                for worker in early:  # a job process starts its own engine processes; none of ours is forked
+                    worker.kill()
+                started.clear()
+                if any(fuzzed):
+                    fuzzing.preload()
+                job_processes.grade(grade_item, keep, failed, per_item, jobs, progress, longest_first(sizes), shared)
+            else:
+                _in_parallel(lambda i: keep(grade_item(i, shared)), per_item, jobs, progress, sizes)
     except BaseException:  # interrupted: kill the engine processes so that nothing outlives grading
         reaper.stop_all()
         raise
@@ -344,11 +360,20 @@ def _grade_one(spec: str, submission: str | None, cases: list, limits: Limits,
     try:
         results = grade_engine(spec, cases, limits, feedback, worker, progs, engines, shared)
     except Exception as e:  # e.g. no more processes or file descriptors: grade the rest anyway
-        why = f"the harness could not grade this submission: {type(e).__name__}: {e}"
-        results = [EngineResult(submission or spec, spec, [
-            CaseResult(id=c.id, status=Status.ERROR, score=0.0, max_score=float(c.points), message=why,
-                       suite=c.suite, name=c.name, description=c.description, tags=c.tags,
-                       visibility=c.visibility) for c in cases], load_error=why)]
+        return _could_not_grade(spec, submission, cases, f"{type(e).__name__}: {e}")
+    return _with_submission(results, spec, submission)
+
+
+def _could_not_grade(spec: str, submission: str | None, cases: list, why: str) -> list[EngineResult]:
+    """The results of a submission the harness failed to grade (``why``), through no fault of its own."""
+    why = f"the harness could not grade this submission: {why}"
+    return _with_submission([EngineResult(submission or spec, spec, [
+        CaseResult(id=c.id, status=Status.ERROR, score=0.0, max_score=float(c.points), message=why,
+                   suite=c.suite, name=c.name, description=c.description, tags=c.tags,
+                   visibility=c.visibility) for c in cases], load_error=why)], spec, submission)
+
+
+def _with_submission(results: list[EngineResult], spec: str, submission: str | None) -> list[EngineResult]:
     several = submission or (Path(spec).stem if os.sep in spec or spec.endswith(".py") else spec)
     for r in results:  # one submission's engines share its id, so that its total is capped once
         r.submission = submission or (several if len(results) > 1 else r.engine)

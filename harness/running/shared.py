@@ -179,7 +179,9 @@ class ReferenceCache:
         return [futures[key].result() for key in keys]
 
     def _claim(self, key: object) -> tuple[Future, bool]:
-        """The future of ``key``'s value, and whether the caller is to compute it."""
+        """The future of ``key``'s value, and whether the caller is to compute it (and then ``_settle`` it).
+
+        A job process (``harness.running.jobs``) claims through its channel to the parent's cache."""
         with self._lock:
             fut = self._values.get(key) if self.enabled else None
             if fut is not None:
@@ -192,9 +194,21 @@ class ReferenceCache:
 
     def _compute(self, key: object, fut: Future, compute: Callable[[], object]) -> None:
         try:
-            fut.set_result(compute())
+            value = compute()
         except BaseException as e:
-            with self._lock:
-                self._values.pop(key, None)
-            fut.set_exception(e)
+            self._settle(key, fut, error=e)
             raise
+        self._settle(key, fut, value)
+
+    def _settle(self, key: object, fut: Future, value: object = None, error: BaseException | None = None) -> None:
+        """Give a claimed key its value, or its failure: then the key is forgotten (a later claim computes
+        it again) and whoever waits for this future gets the error."""
+        if fut.done():  # settled already (a job process's failure, reported twice)
+            return
+        if error is None:
+            fut.set_result(value)
+            return
+        with self._lock:
+            if self._values.get(key) is fut:
+                self._values.pop(key)
+        fut.set_exception(error)

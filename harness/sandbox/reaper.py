@@ -18,11 +18,13 @@ import sys
 import threading
 from collections.abc import Callable
 
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 
 _lock = threading.Lock()
 _workers: dict[int, subprocess.Popen] = {}  # live engine processes by pid
+_helpers: set[int] = set()  # the grader's own job processes (``fork_helper``): never orphans to kill
 _state = {"subreaper": False, "stopping": False}
 
 
@@ -55,6 +57,35 @@ def _prctl(option: int, value: int) -> bool:
         return libc.prctl(option, ctypes.c_ulong(value), zero, zero, zero) == 0
     except (OSError, AttributeError):
         return False
+
+
+def fork_helper(hold: tuple = ()) -> int:
+    """``os.fork()`` a helper of the grader (a job process, ``harness.running.jobs``): 0 in the child.
+
+    The fork holds this module's lock and the locks in ``hold``, so that no other thread of the
+    grader holds one of them in the child.  In the parent, the child is a helper: ``sweep`` and
+    ``stop_all`` leave it alone (the caller waits for it and then calls ``helper_gone``).  In the
+    child, the parent's engine processes and helpers are forgotten: it starts its own, and must
+    ``become_subreaper`` again (that is not inherited)."""
+    from contextlib import ExitStack
+
+    with ExitStack() as held:
+        for lock in (*hold, _lock):
+            held.enter_context(lock)
+        pid = os.fork()
+        if pid:
+            _helpers.add(pid)
+        else:
+            _workers.clear()
+            _helpers.clear()
+            _state.update(subreaper=False, stopping=False)
+    return pid
+
+
+def helper_gone(pid: int) -> None:
+    """A helper from ``fork_helper`` was waited for: its pid may now be anyone's."""
+    with _lock:
+        _helpers.discard(pid)
 
 
 def spawn(start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
@@ -168,7 +199,7 @@ def _reap_zombies() -> None:
     table = _processes() or {}
     me = os.getpid()
     for pid, (state, ppid) in table.items():
-        if ppid == me and state == "Z" and pid not in _workers:
+        if ppid == me and state == "Z" and pid not in _workers and pid not in _helpers:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except OSError:
@@ -177,7 +208,7 @@ def _reap_zombies() -> None:
 
 def _orphans(parents: dict) -> set:
     me = os.getpid()
-    return {pid for pid, ppid in parents.items() if ppid == me and pid not in _workers}
+    return {pid for pid, ppid in parents.items() if ppid == me and pid not in _workers and pid not in _helpers}
 
 
 def _descendants(tops: set, parents: dict) -> set:

@@ -160,3 +160,83 @@ def test_the_slots_that_wait_for_a_corpus_generate_its_parts_together(in_process
     assert ids == [f"fuzz::{k}" for k in range(1, 41)]
     assert len({o.key for o in together[0].outcomes}) == 40  # no expression twice across parts
     assert together[0].minimal and not together[1].minimal
+
+
+# --- the same in job processes (harness.running.jobs): forked graders, readiness signals across processes ---
+
+def _in_job_processes(specs: list, shared: ReferenceCache, fuzz_one, count: int = 20) -> list:
+    """``fuzz_one(spec, shared, count)`` for each spec, each in a job process of its own (2 at once), with the
+    batch's reference work in ``shared`` here, in the parent."""
+    from harness.running import jobs
+
+    results: list = [None] * len(specs)
+    jobs.grade(lambda i, here: fuzz_one(specs[i], here, count), lambda got: got,
+               lambda i, why: pytest.fail(f"the job process of {specs[i]} ended: {why}"), results, 2, None,
+               list(range(len(specs))), shared)
+    return results
+
+
+def _barrier():
+    import multiprocessing
+
+    return multiprocessing.get_context("fork").Barrier(2, timeout=WAIT)  # made before the fork: shared
+
+
+def test_two_submissions_shrink_at_the_same_time_in_job_processes(in_process):
+    """As in threads: each job process, once its submission shrinks, waits at a barrier for the other one."""
+    specs = [str(fixture_engine("bug_sub_sign")), str(fixture_engine("bug_tanh"))]
+    alone = [_summary(_fuzz(s, ReferenceCache())) for s in specs]
+    barrier = _barrier()
+    met: dict = {}  # in each job process: whether it met the other one while shrinking
+
+    def on_run(session, programs):
+        if session.spec in specs and session.batches > len(fuzz.ALL_FORMS) and "met" not in met:
+            try:
+                barrier.wait()
+                met["met"] = True
+            except threading.BrokenBarrierError:
+                met["met"] = False
+
+    in_process.on_run = staticmethod(on_run)
+
+    def fuzz_one(spec, shared, count):
+        return _summary(_fuzz(spec, shared, count)), met.get("met")
+
+    together = _in_job_processes(specs, ReferenceCache(), fuzz_one)
+    assert [m for _, m in together] == [True, True]
+    assert [s for s, _ in together] == alone and all(s[1] for s in alone)
+
+
+def test_job_processes_waiting_for_a_corpus_generate_its_parts_together(in_process, monkeypatch):
+    """As in threads: two job processes asking for a corpus at once each generate parts of it, at the same
+    time (a barrier inside generation), and the parent's cache counts each part once."""
+    import os
+
+    monkeypatch.setattr(fuzz, "PART_MIN", 10)
+    specs = [str(fixture_engine("bug_sub_sign")), str(fixture_engine("micrograd_full"))]
+    one = ReferenceCache()
+    alone = [_summary(_fuzz(s, c, count=40)) for s, c in zip(specs, (one, ReferenceCache()))]
+    barrier = _barrier()
+    generating: dict = {}  # in each job process: whether it met the other one inside generation
+    corpus = fuzz._corpus
+
+    def part(ref, forms, count, seed, timeout, shared, budget):
+        if "met" not in generating:
+            try:
+                barrier.wait()
+                generating["met"] = True
+            except threading.BrokenBarrierError:
+                generating["met"] = False
+        return corpus(ref, forms, count, seed, timeout, shared, budget)
+
+    monkeypatch.setattr(fuzz, "_corpus", part)
+
+    def fuzz_one(spec, shared, count):
+        return _summary(_fuzz(spec, shared, count)), generating.get("met"), os.getpid()
+
+    cache = ReferenceCache()
+    together = _in_job_processes(specs, cache, fuzz_one, count=40)
+    assert [m for _, m, _ in together] == [True, True]
+    assert len({pid for _, _, pid in together} | {os.getpid()}) == 3  # two job processes, not this one
+    assert cache.computed == one.computed >= 4  # each part once, counted here
+    assert [s for s, _, _ in together] == alone

@@ -183,26 +183,35 @@ def _report(run) -> str:
 
 
 @pytest.mark.slow
-def test_verdicts_and_reports_are_identical_with_sharing_on_and_off_and_with_one_or_two_jobs():
+def test_verdicts_and_reports_are_identical_with_sharing_on_and_off_one_or_two_jobs_in_processes_or_threads(
+        monkeypatch):
+    from harness.running import jobs as job_processes
     from harness.running.grading import Feedback, grade
 
     specs = [str(fixture_engine(n)) for n in ("bug_sub_sign", "micrograd_full", "bug_tanh", "bug_sub_sign",
                                               "bug_assign_grad")]
     cases = _cases()
     reports = {}
-    for share, jobs in ((True, 2), (False, 2), (True, 1)):
+    for share, jobs, processes in ((True, 2, "1"), (True, 2, "0"), (False, 2, "1"), (False, 2, "0"), (True, 1, "1")):
+        monkeypatch.setenv(job_processes.ENV_SWITCH, processes)
         run = grade(specs, cases, Limits(), jobs=jobs, ids=[f"s{i}" for i in range(len(specs))],
                     feedback=Feedback(fuzz=12, seed=7, share=share))
-        reports[share, jobs] = _report(run)
-    assert '"culprit": "sub"' in reports[True, 2]  # blame ran and found something to compare
-    assert '"minimal": [' in reports[True, 2] and '"shrunk": {' in reports[True, 2]  # fuzz shrank a failure
-    assert reports[True, 2] == reports[False, 2] == reports[True, 1]
+        reports[share, jobs, processes] = _report(run)
+    first = reports[True, 2, "1"]
+    assert '"culprit": "sub"' in first  # blame ran and found something to compare
+    assert '"minimal": [' in first and '"shrunk": {' in first  # fuzz shrank a failure
+    assert "could not grade" not in first
+    assert all(report == first for report in reports.values())
 
 
 @pytest.mark.slow
-def test_n_identical_failing_submissions_run_the_reference_work_once():
+@pytest.mark.parametrize("processes", ["1", "0"], ids=["job processes", "threads"])
+def test_n_identical_failing_submissions_run_the_reference_work_once(processes, monkeypatch):
+    """With job processes, the counts are the parent's: every job process asks its cache."""
+    from harness.running import jobs as job_processes
     from harness.running.grading import Feedback, grade_plan
 
+    monkeypatch.setenv(job_processes.ENV_SWITCH, processes)
     cases = _cases()
     spec = str(fixture_engine("bug_sub_sign"))
     counted = {}

@@ -191,25 +191,23 @@ def test_the_summaries_answer_what_the_whole_results_answer(spool):
 
 
 class Alive:
-    """Counts the engine results alive at once: every one made or loaded from the spool is tracked."""
+    """Counts the engine results alive at once in this process: every one made, or unpickled (loaded from
+    the spool, or received from a job process), is tracked."""
 
     def __init__(self, monkeypatch):
-        from harness.running.spool import Spool
-
         self.alive = 0
-        init, load = EngineResult.__init__, Spool.load
+        init = EngineResult.__init__
 
         def tracked_init(e, *args, **kwargs):
             init(e, *args, **kwargs)
             self.track(e)
 
-        def tracked_load(spool, entry):
-            e = load(spool, entry)
+        def tracked_setstate(e, state):
+            e.__dict__.update(state)
             self.track(e)
-            return e
 
         monkeypatch.setattr(EngineResult, "__init__", tracked_init)
-        monkeypatch.setattr(Spool, "load", tracked_load)
+        monkeypatch.setattr(EngineResult, "__setstate__", tracked_setstate, raising=False)
 
     def track(self, e: EngineResult) -> None:
         self.alive += 1
@@ -244,11 +242,15 @@ def test_rendering_a_spooled_batch_holds_a_bounded_number_of_engine_results(fmt,
     assert peak <= 3, f"{peak} engine results alive at once"
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_grading_a_batch_into_the_spool_holds_a_bounded_number_of_engine_results(jobs, spool, monkeypatch):
+@pytest.mark.parametrize("jobs, processes", [(1, "1"), (2, "0"), (2, "1")])
+def test_grading_a_batch_into_the_spool_holds_a_bounded_number_of_engine_results(jobs, processes, spool, monkeypatch):
+    """With job processes, each submission's results are made in a job process and sent to this one, which
+    spools them as they come: the count here is of those received and not yet let go."""
     from harness.running import grading
+    from harness.running.jobs import ENV_SWITCH
     from harness.running.runner import Limits
 
+    monkeypatch.setenv(ENV_SWITCH, processes)
     n = 200
     alive = Alive(monkeypatch)
     peak = 0

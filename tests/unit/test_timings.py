@@ -84,6 +84,7 @@ def test_the_slowest_per_case_start_first_and_unknown_ones_at_the_average(tmp_pa
         results[:] = [[] for _ in results]
 
     monkeypatch.setattr(grading, "_in_parallel", in_parallel)
+    monkeypatch.setenv("GRADE_JOB_PROCESSES", "0")  # the threads' scheduler sees the sizes (job processes: the same)
     monkeypatch.setattr(grading.reference, "resolve", lambda cases, limits, lost, suspects: list(cases))
     cases = [SimpleNamespace(id=f"s::c{i}") for i in range(10)]
     plan = [((spec, spec), cases) for spec in ("fast", "new", "slow", "mid")]

@@ -1,0 +1,182 @@
+"""Job slots as grader processes (harness.running.jobs): what a job process that dies costs, and the batch's
+shared reference work claimed across processes.
+
+These fork job processes from the test process; no engine process is started (the grading of a submission is
+replaced).  Readiness is signalled with multiprocessing events made before the fork, never with sleeps.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from types import SimpleNamespace
+
+import pytest
+
+from harness.model import EngineResult
+from harness.running import grading
+from harness.running import jobs as job_processes
+from harness.running.runner import Limits
+from harness.running.shared import ReferenceCache
+
+WAIT = 60.0  # seconds a job process waits for a signal before the test fails (it never hangs)
+CTX = multiprocessing.get_context("fork")
+
+
+def _plan(n: int) -> list:
+    case = SimpleNamespace(id="s::c", suite="s", name="c", points=1.0, description="", tags=(), visibility="visible")
+    return [((f"spec-{k}", f"s{k}"), [case]) for k in range(n)]
+
+
+@pytest.fixture
+def no_cases(monkeypatch):
+    """grade_plan without parsed cases: their programs, reference expectations and fingerprint stubbed."""
+    monkeypatch.setenv(job_processes.ENV_SWITCH, "1")
+    monkeypatch.setattr(grading.reference, "resolve", lambda cases, limits, lost, suspects: list(cases))
+    monkeypatch.setattr(grading.programs, "build", lambda case: case)
+    monkeypatch.setattr(grading, "fingerprint", lambda cases: "")
+
+
+def test_a_job_process_killed_mid_item_costs_that_item_only(no_cases, monkeypatch):
+    """The batch finishes; each dead job process's item gets the harness-error results; new job processes
+    grade the items after them (here both first job processes die, so only new ones can)."""
+    def grade_one(spec, submission, cases, *args, **kwargs):
+        if submission in ("s0", "s1"):  # the first two items: one in each job process
+            os.kill(os.getpid(), signal.SIGKILL)  # as the memory killer would
+        return [EngineResult(submission, spec, [], load_notes=[f"graded in {os.getpid()}"], submission=submission)]
+
+    monkeypatch.setattr(grading, "_grade_one", grade_one)
+    done: list = []
+    run = grading.grade_plan(_plan(6), Limits(), jobs=2, progress=lambda k, n: done.append((k, n)))
+    assert done == [(k, 6) for k in range(1, 7)]
+    by_id = {e.submission: e for e in run.engines}
+    assert list(by_id) == [f"s{k}" for k in range(6)]  # the plan's order
+    for dead in (by_id["s0"], by_id["s1"]):
+        assert dead.load_error == "the harness could not grade this submission: its job process killed by SIGKILL"
+        assert [(c.id, c.status, c.message) for c in dead.cases] == [("s::c", "error", dead.load_error)]
+    alive = [by_id[f"s{k}"] for k in range(2, 6)]
+    assert not any(e.load_error for e in alive)
+    assert os.getpid() not in {int(e.load_notes[0].split()[-1]) for e in alive}
+
+
+def test_an_error_outside_the_submissions_grading_fails_its_item_and_the_batch_goes_on(no_cases, monkeypatch):
+    def grade_one(spec, submission, cases, *args, **kwargs):
+        if submission == "s0":
+            raise SystemExit(3)  # not an Exception: _grade_one lets it through, the job process ends
+        return [EngineResult(submission, spec, [], submission=submission)]
+
+    monkeypatch.setattr(grading, "_grade_one", grade_one)
+    run = grading.grade_plan(_plan(3), Limits(), jobs=2)
+    errors = [e.load_error for e in run.engines]
+    assert errors == ["the harness could not grade this submission: its job process exited with code 1", "", ""]
+
+
+def test_with_the_switch_off_or_one_job_no_job_process_is_forked(monkeypatch):
+    monkeypatch.setenv(job_processes.ENV_SWITCH, "0")
+    assert not job_processes.enabled(2, 5)
+    monkeypatch.setenv(job_processes.ENV_SWITCH, "1")
+    assert job_processes.enabled(2, 5) and not job_processes.enabled(1, 5) and not job_processes.enabled(2, 1)
+
+
+def _claims(cache: ReferenceCache, grade_item, n: int = 2) -> list:
+    results: list = [None] * n
+    job_processes.grade(grade_item, lambda got: got, lambda i, why: f"ended: {why}", results, 2, None,
+                        list(range(n)), cache)
+    return results
+
+
+def _second_claim_waits(cache: ReferenceCache, monkeypatch):
+    """An event set (in this process, the parent) once a second job process waits for a claimed key."""
+    waiting = CTX.Event()
+    claim = cache._claim
+
+    def counted(key):
+        fut, owner = claim(key)
+        if not owner:
+            waiting.set()
+        return fut, owner
+
+    monkeypatch.setattr(cache, "_claim", counted)
+    return waiting
+
+
+def test_when_the_job_process_computing_a_value_dies_its_waiters_get_an_error_not_a_hang(monkeypatch):
+    cache = ReferenceCache()
+    owning = CTX.Event()
+    waiting = _second_claim_waits(cache, monkeypatch)
+
+    def grade_item(i, shared):
+        if i == 0:
+            def compute():
+                owning.set()
+                assert waiting.wait(WAIT)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            return shared.value("corpus", compute)
+        assert owning.wait(WAIT)
+        try:
+            return shared.value("corpus", lambda: "computed by the waiter")
+        except RuntimeError as e:
+            return f"error: {e}"
+
+    assert _claims(cache, grade_item) == [
+        "ended: its job process killed by SIGKILL",
+        "error: the job process computing this reference work ended before it finished"]
+    assert cache.value("corpus", lambda: "again") == "again"  # the failed key is computed anew
+
+
+def test_a_failure_computing_a_value_reaches_its_waiters_and_the_key_is_computed_again(monkeypatch):
+    """As within one process (ReferenceCache._compute): the owner raises, each waiter sees the same error."""
+    cache = ReferenceCache()
+    owning = CTX.Event()
+    waiting = _second_claim_waits(cache, monkeypatch)
+
+    def grade_item(i, shared):
+        if i == 0:
+            def compute():
+                owning.set()
+                assert waiting.wait(WAIT)
+                raise ValueError("no corpus today")
+        else:
+            assert owning.wait(WAIT)
+
+            def compute():
+                return "computed by the waiter"
+        try:
+            return shared.value("corpus", compute)
+        except ValueError as e:
+            return f"{type(e).__name__}: {e}"
+
+    assert _claims(cache, grade_item) == ["ValueError: no corpus today"] * 2
+    assert cache.computed == 1
+    assert cache.value("corpus", lambda: "again") == "again" and cache.computed == 2
+
+
+def test_values_runs_and_counts_reach_the_parents_cache(monkeypatch):
+    from harness.model import EngineStatus
+    from harness.running import shared as sharing
+    from harness.running.observation import Observation
+    from harness.running.program import Program
+
+    asked: list = []
+
+    def run_programs(spec, select, programs, timeouts, limits):  # here, in the parent
+        asked.append([p.id for p in programs])
+        return [Observation(p.id, EngineStatus.OK, value=p.inputs[0][1]) for p in programs]
+
+    monkeypatch.setattr(sharing, "run_programs", run_programs)
+    cache = ReferenceCache()
+    prog = Program(id="p", inputs=[["a", 2.0]], steps=[], output=[["name", "a"]], backward=0, grads=[],
+                   structure=False)
+
+    def grade_item(i, shared):
+        got = shared.values([("part", 0), ("part", 1)], lambda key: key[1] * 10)
+        obs = shared.run("ref", [prog], [1.0], Limits())
+        shared.count(5)
+        return got, obs[0].value, os.getpid()
+
+    results = _claims(cache, grade_item)
+    assert [r[:2] for r in results] == [([0, 10], 2.0)] * 2 and results[0][2] != results[1][2]
+    assert asked == [["p"]]  # the reference program ran once, in this process
+    assert cache.computed == 2 and cache.runs == 1 + 2 * 5
