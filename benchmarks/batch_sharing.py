@@ -13,7 +13,8 @@ taken just before and just after the timed runs, and averaged):
   case, no blame, no sandbox); target: within 2x from the smallest batch to the largest.  Each
   submission's results wait on disk in the spool (``harness.running.spool``) and the report is written
   an engine at a time, so only a summary per submission stays in memory.  ``--only-memory [N ...]``
-  runs just this part (default sizes 50 500 5000; e.g. ``--only-memory 50 500``).
+  runs just this part (default sizes 50 500 5000; e.g. ``--only-memory 50 500``); ``--only blame,fuzz``
+  runs some rows of the full run (blame, jobs6, jobs48, fuzz, memory).
 
 ``python benchmarks/batch_sharing.py --quick`` runs small variants (8 and 6 submissions, --fuzz 30 on 4,
 memory at 10/20/40), and ``--tiny`` smaller ones still (2 submissions, --fuzz 10, memory at 2/4/8, well
@@ -134,12 +135,19 @@ def run(quick: bool = False, tiny: bool = False) -> list[Row]:
     return [blame_floor(48), jobs_share(6), jobs_share(48), jobs_share(8, fuzz=300), memory()]
 
 
+#: The rows of the full run by name, for --only.
+ROWS = {"blame": lambda: blame_floor(48), "jobs6": lambda: jobs_share(6), "jobs48": lambda: jobs_share(48),
+        "fuzz": lambda: jobs_share(8, fuzz=300), "memory": memory}
+
+
 if __name__ == "__main__":
     assert tool("grade")
     start = time.perf_counter()
     if "--only-memory" in sys.argv:
         sizes = tuple(int(a) for a in sys.argv[sys.argv.index("--only-memory") + 1:]) or (50, 500, 5000)
         rows = [memory(sizes)]
+    elif "--only" in sys.argv:  # e.g. --only blame,fuzz: some rows of the full run
+        rows = [ROWS[name]() for name in sys.argv[sys.argv.index("--only") + 1].split(",")]
     else:
         rows = run(quick="--quick" in sys.argv, tiny="--tiny" in sys.argv)
     for r in rows:
