@@ -254,7 +254,11 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
                 started.clear()
                 if any(fuzzed):
                     fuzzing.preload()
-                job_processes.grade(grade_item, keep, failed, per_item, jobs, progress, longest_first(sizes), shared)
+                try:
+                    job_processes.grade(grade_item, keep, failed, per_item, jobs, progress, longest_first(sizes),
+                                        shared)
+                except job_processes.NotForked:  # e.g. at the process limit: the threads still work
+                    _in_parallel(lambda i: keep(grade_item(i, shared)), per_item, jobs, progress, sizes)
             else:
                 _in_parallel(lambda i: keep(grade_item(i, shared)), per_item, jobs, progress, sizes)
     except BaseException:  # interrupted: kill the engine processes so that nothing outlives grading

@@ -60,6 +60,10 @@ def enabled(jobs: int, items: int) -> bool:
     return jobs > 1 and items > 1 and hasattr(os, "fork") and switch not in ("0", "no", "false", "off")
 
 
+class NotForked(Exception):
+    """Not one job process could be started (nothing was graded): grade in threads instead."""
+
+
 class ParentGone(BaseException):
     """The grader that forked this job process is gone: stop (not an error of the submission)."""
 
@@ -343,7 +347,12 @@ def _start(grade: Callable[[int, Any], list], cache: ReferenceCache, slots: list
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         # The serving threads may be starting reference processes: hold the locks they take.
-        pid = reaper.fork_helper(hold=(cgroups._lock, uids._lock))
+        try:
+            pid = reaper.fork_helper(hold=(cgroups._lock, uids._lock))
+        except BaseException:
+            for conn in (items, items_child, serve, serve_child):
+                conn.close()
+            raise
         if pid == 0:  # the job process: never returns
             code = 1
             try:
@@ -379,7 +388,13 @@ def grade(grade: Callable[[int, Any], list], keep: Callable[[list], list], faile
     done = 0
     try:
         while todo and len(slots) < jobs:
-            _start(grade, cache, slots).give(todo.popleft())
+            try:
+                slot = _start(grade, cache, slots)
+            except OSError as e:  # e.g. no more processes: fewer slots, or none (the caller uses threads)
+                if not slots:
+                    raise NotForked(f"no job process could be started: {e}") from e
+                break
+            slot.give(todo.popleft())
         while busy := {s.items: s for s in slots if s.item is not None}:
             for conn in wait(list(busy)):
                 slot = busy[conn]  # type: ignore[index]

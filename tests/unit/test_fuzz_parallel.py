@@ -1,4 +1,5 @@
-"""--fuzz with --jobs N, in process: submissions fuzz and shrink at the same time, with the same results.
+"""--fuzz with --jobs N, in process: submissions fuzz and shrink at the same time, with the same results, in
+threads and in job processes (harness.running.jobs, forked from the test process).
 
 The engine processes are replaced by in-process sessions that run each program through the worker's own
 ``run``: the reference engine, and mutants of tests/engines/micrograd_full.py.  Overlap is proven with

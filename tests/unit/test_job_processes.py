@@ -180,3 +180,17 @@ def test_values_runs_and_counts_reach_the_parents_cache(monkeypatch):
     assert [r[:2] for r in results] == [([0, 10], 2.0)] * 2 and results[0][2] != results[1][2]
     assert asked == [["p"]]  # the reference program ran once, in this process
     assert cache.computed == 2 and cache.runs == 1 + 2 * 5
+
+
+def test_when_no_job_process_can_be_forked_the_batch_is_graded_in_threads(no_cases, monkeypatch):
+    from harness.sandbox import reaper
+
+    def no_fork(hold=()):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(reaper, "fork_helper", no_fork)
+    monkeypatch.setattr(grading, "_grade_one", lambda spec, submission, cases, *args, **kwargs: [
+        EngineResult(submission, spec, [], load_notes=[str(os.getpid())], submission=submission)])
+    run = grading.grade_plan(_plan(3), Limits(), jobs=2)
+    assert [(e.submission, e.load_error, e.load_notes) for e in run.engines] == [
+        (f"s{k}", "", [str(os.getpid())]) for k in range(3)]
