@@ -35,6 +35,7 @@ import functools
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -178,7 +179,12 @@ def _job_process(parent: int, items: Connection, proxy: SharedProxy, grade: Call
         threading.Thread(target=reaper.stop_all, daemon=True).start()
         raise KeyboardInterrupt
 
+    def unraisable(what, default=sys.unraisablehook):
+        if not isinstance(what.exc_value, KeyboardInterrupt):  # grade says it was interrupted, once
+            default(what)
+
     try:
+        sys.unraisablehook = unraisable
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         reaper._prctl(reaper.PR_SET_PDEATHSIG, signal.SIGTERM)  # the grader dies: stop too
@@ -329,7 +335,6 @@ def _signal(pid: int, signum: int) -> None:
 
 def _start(grade: Callable[[int, Any], list], cache: ReferenceCache, slots: list[_Slot]) -> _Slot:
     """Fork a job process for a new slot, and add it to ``slots`` (before an interrupt can land)."""
-    import sys
     from multiprocessing.connection import Pipe
 
     from harness.sandbox import cgroups, reaper, uids
