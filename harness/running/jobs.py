@@ -90,8 +90,8 @@ class SharedProxy:
     ``run``, ``count``, ``value`` and ``values`` keep the cache's meaning; ``runs`` and ``computed``
     are the parent's counts.  ``kept`` holds this job process's own reference processes (a fuzz
     corpus part is recorded here, with the caller's closure).  One question is asked at a time (a
-    lock): the threads of a job process never wait for a value that another of its threads computes
-    (blame's second thread only runs reference programs).
+    lock); a thread that needs a value another thread of this job process is computing waits for it
+    here, without holding the pipe (the other thread needs it to give its answer).
     """
 
     def __init__(self, conn: Connection, enabled: bool, keep: bool):
@@ -101,18 +101,37 @@ class SharedProxy:
         self.kept = KeptSessions() if keep else None
         self._conn = conn
         self._lock = threading.Lock()
+        self._mine: dict[object, Future] = {}  # keys a thread of this job process is computing
 
     def _ask(self, *request: Any) -> Any:
-        data = pickle.dumps(request, _PICKLE)
         with self._lock:
-            try:
-                self._conn.send_bytes(data)
-                kind, payload = pickle.loads(self._conn.recv_bytes(MAX_FRAME))
-            except (EOFError, OSError) as e:
-                raise ParentGone(f"the grader's pipe closed ({e or type(e).__name__})") from None
+            return self._exchange(request)
+
+    def _exchange(self, request: tuple) -> Any:
+        data = pickle.dumps(request, _PICKLE)
+        try:
+            self._conn.send_bytes(data)
+            kind, payload = pickle.loads(self._conn.recv_bytes(MAX_FRAME))
+        except (EOFError, OSError) as e:
+            raise ParentGone(f"the grader's pipe closed ({e or type(e).__name__})") from None
         if kind == "err":
             raise payload
         return payload
+
+    def _claim(self, key: object) -> tuple[bool, Future | None]:
+        """Whether this thread computes ``key``, with the future that this job process's other threads
+        wait on meanwhile; if not, the future to wait on when a thread of this job process computes it
+        (None: another job process does, and the parent says when it is done)."""
+        with self._lock:
+            if self._exchange(("claim", key)) != "own":
+                return False, self._mine.get(key)
+            mine: Future | None = None
+            if self.enabled:
+                mine = self._mine[key] = Future()
+            return True, mine
+
+    def _wait(self, key: object, local: Future | None) -> object:
+        return local.result() if local is not None else self._ask("wait", key)
 
     @property
     def runs(self) -> int:
@@ -129,34 +148,48 @@ class SharedProxy:
         self._ask("count", runs)
 
     def value(self, key: object, compute: Callable[[], object]) -> object:
-        if self._ask("claim", key) == "own":
-            return self._compute(key, compute)
-        return self._ask("wait", key)
+        own, local = self._claim(key)
+        return self._compute(key, compute, local) if own else self._wait(key, local)
 
     def values(self, keys: list, compute: Callable[[Any], object]) -> list:
         """As ``ReferenceCache.values``: the keys nobody computes yet first, then the others' answers."""
         got: dict = {}
         others = []
         for key in keys:
-            if self._ask("claim", key) == "own":
-                got[key] = self._compute(key, functools.partial(compute, key))
+            own, local = self._claim(key)
+            if own:
+                got[key] = self._compute(key, functools.partial(compute, key), local)
             else:
-                others.append(key)
-        for key in others:
-            got[key] = self._ask("wait", key)
+                others.append((key, local))
+        for key, local in others:
+            got[key] = self._wait(key, local)
         return [got[key] for key in keys]
 
-    def _compute(self, key: object, compute: Callable[[], object]) -> object:
+    def _compute(self, key: object, compute: Callable[[], object], mine: Future | None) -> object:
         try:
             value = compute()
         except BaseException as e:
             try:
-                self._ask("settle", key, False, _portable(e))
+                self._settle(key, mine, False, _portable(e))
             except ParentGone:
                 pass
             raise
-        self._ask("settle", key, True, value)
+        self._settle(key, mine, True, value)
         return value
+
+    def _settle(self, key: object, mine: Future | None, ok: bool, value: Any) -> None:
+        """Tell the parent ``key``'s value (or failure), then this job process's threads waiting for it."""
+        try:
+            self._ask("settle", key, ok, value)
+        finally:
+            if mine is not None:
+                with self._lock:
+                    if self._mine.get(key) is mine:  # (after a failure, another thread may claim it anew)
+                        del self._mine[key]
+                if ok:
+                    mine.set_result(value)
+                else:
+                    mine.set_exception(value)
 
     def close(self) -> None:
         if self.kept is not None:
@@ -263,8 +296,8 @@ def _answer(request: tuple, cache: ReferenceCache, owned: dict, waiting: dict) -
         fut, owner = cache._claim(key)
         (owned if owner else waiting)[key] = fut
         return "own" if owner else "wait"
-    if what == "wait":
-        return waiting.pop(args[0]).result()
+    if what == "wait":  # (kept: another thread of the same job process may wait for it too)
+        return waiting[args[0]].result()
     if what == "settle":
         key, ok, value = args
         cache._settle(key, owned.pop(key), *((value, None) if ok else (None, value)))

@@ -194,3 +194,31 @@ def test_when_no_job_process_can_be_forked_the_batch_is_graded_in_threads(no_cas
     run = grading.grade_plan(_plan(3), Limits(), jobs=2)
     assert [(e.submission, e.load_error, e.load_notes) for e in run.engines] == [
         (f"s{k}", "", [str(os.getpid())]) for k in range(3)]
+
+
+def test_a_thread_waiting_for_a_value_another_thread_of_its_job_process_computes_does_not_block_it(monkeypatch):
+    """The waiting thread does not hold the pipe to the parent: the computing thread needs it to answer."""
+    import threading
+
+    cache = ReferenceCache()
+    waiting = _second_claim_waits(cache, monkeypatch)
+
+    def grade_item(i, shared):
+        if i == 1:
+            return None
+        owning, got = threading.Event(), []
+
+        def compute():
+            owning.set()
+            assert waiting.wait(WAIT)  # the main thread asked for it meanwhile
+            return "computed by the second thread"
+
+        other = threading.Thread(target=lambda: got.append(shared.value("shape", compute)))
+        other.start()
+        assert owning.wait(WAIT)
+        mine = shared.value("shape", lambda: "computed twice")
+        other.join(WAIT)
+        return mine, got
+
+    assert _claims(cache, grade_item)[0] == ("computed by the second thread", ["computed by the second thread"])
+    assert cache.computed == 1
