@@ -113,24 +113,27 @@ def test_fuzz_needs_a_whole_number(grade, engine):
 
 
 # grade, started by a Python that sends grade SIGTERM as the 50th fuzz expression of a job slot starts (a moment
-# that is the same on any machine), and reports every expression run once grade has handled the signal.  A job
-# process (harness.running.jobs) is a fork of grade: it sees the signal handled through a file grade makes.
+# that is the same on any machine), and reports every expression run once it was told to stop: grade itself
+# once it handled the signal, a job process (harness.running.jobs, a fork of grade) once grade stopped it.
 SIGTERM_WHILE_FUZZING = """\
 import os, signal, sys, threading
 import harness.cli as cli
 import harness.diagnosis.fuzz as fuzz
-GRADE, MARK = os.getpid(), sys.argv.pop(1)
+from harness.sandbox import reaper
+GRADE = os.getpid()
 handled, calls = threading.Event(), [0]
 interrupt, outcome = cli._interrupt, fuzz.Fuzzer.outcome
 
 def on_sigterm(signum, frame):
-    open(MARK, "w").close()
     handled.set()
     interrupt(signum, frame)
 
+def stopped():
+    return handled.is_set() if os.getpid() == GRADE else reaper._state["stopping"]
+
 def counted_outcome(self, *args, **kwargs):
     calls[0] += 1
-    if handled.is_set() or os.path.exists(MARK):
+    if stopped():
         print("test: an expression ran after SIGTERM", file=sys.stderr, flush=True)
     elif calls[0] == 50:
         print("test: SIGTERM at the 50th expression", file=sys.stderr, flush=True)
@@ -151,20 +154,21 @@ sys.exit(cli.main())
     (["micrograd_full"], 0, "1"), (["micrograd_full", "notebook_full"], 49, "0"),
     (["micrograd_full", "notebook_full"], 49, "1")],
     ids=["one engine", "two engines fuzzed in threads", "two engines fuzzed in job processes"])
-def test_sigterm_stops_fuzzing_at_once(engine, engines, most, processes, tmp_path):
+def test_sigterm_stops_fuzzing_at_once(engine, engines, most, processes):
     specs = [a for name in engines for a in ("--engine", engine(name))]
     token, env = token_env()
-    proc = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_FUZZING, str(tmp_path / "handled"), *specs,
-                           "--jobs", "2", "--fuzz", "100000", "-k", "fuzz"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=dict(env, GRADE_JOB_PROCESSES=processes))
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_FUZZING, *specs, "--jobs", "2", "--fuzz", "100000",
+                           "-k", "fuzz"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(env, GRADE_JOB_PROCESSES=processes))
     assert "test: SIGTERM at the 50th expression" in proc.stderr  # fuzzing, with the engine loaded
     assert processes_with(token) == []  # no engine or job process is left
     if processes == "1" and len(engines) > 1:  # a job process stops quietly: grade says it was interrupted
         assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-2000:]
     assert proc.returncode == 130 and "interrupted" in proc.stderr and proc.stdout == ""
     # No shrinking of the failures that the interruption itself caused: in the main thread not one more
-    # expression runs; other threads may finish the few they started before the engines are killed, fewer
-    # than ran before the signal (going on to fuzz and shrink runs thousands).
+    # expression runs; other threads (or a job process once grade stopped it) may finish the few they started
+    # before the engines are killed, fewer than ran before the signal (going on to fuzz and shrink runs
+    # thousands).
     assert proc.stderr.count("test: an expression ran after SIGTERM") <= most
 
 
