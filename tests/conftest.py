@@ -89,13 +89,16 @@ class _Zygote:
         self.proc: subprocess.Popen | None = None
         self.env: dict = {}
         self.lock = threading.Lock()
+        self.broken = False  # it died before forking a run: every run starts a fresh process
 
     def run(self, argv: list[str], cwd: str, timeout: float, env) -> tuple[int, str, str] | None:
         """(exit code, stdout, stderr), or None when a fresh process must run it instead."""
         env = dict(os.environ if env is None else env)
-        if os.environ.get("GRADE_TEST_NO_ZYGOTE") or not self.lock.acquire(blocking=False):
+        if self.broken or os.environ.get("GRADE_TEST_NO_ZYGOTE") or not self.lock.acquire(blocking=False):
             return None
         try:
+            if _settled(env) != _settled(dict(os.environ)):  # a test's own variables: never the zygote's
+                return None
             if self.proc is None or self.proc.poll() is not None:
                 self.env = env
                 # Unbuffered: readline then reads the reply byte by byte and never takes the next reply
@@ -105,6 +108,9 @@ class _Zygote:
             if _settled(env) != _settled(self.env):
                 return None
             return self._fork(argv, cwd, env, timeout)
+        except _NotForked:  # it died before forking this run: run it in a fresh process, and from now on
+            self.broken = True
+            return None
         finally:
             self.lock.release()
 
@@ -121,13 +127,15 @@ class _Zygote:
                 self.proc.stdin.flush()
                 pid = self._reply(timeout)["pid"]
                 status = self._reply(timeout)["status"]
-            except BaseException:  # a timeout, an interrupt, a dead zygote: start afresh next time
+            except BaseException as e:  # a timeout, an interrupt, a dead zygote: start afresh next time
                 if pid is not None:
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
                 self.proc.kill()
                 self.proc.wait()
                 self.proc = None
+                if pid is None and isinstance(e, _Died):
+                    raise _NotForked from e
                 raise
             return (os.waitstatus_to_exitcode(status), _text(out.read_bytes()), _text(err.read_bytes()))
 
@@ -138,8 +146,16 @@ class _Zygote:
         if not ready:
             raise subprocess.TimeoutExpired("grade", timeout)
         if not line:
-            raise RuntimeError("the grade zygote (tests/zygote.py) died")
+            raise _Died("the grade zygote (tests/zygote.py) died")
         return json.loads(line)
+
+
+class _Died(RuntimeError):
+    """The zygote ended (before or during a run)."""
+
+
+class _NotForked(Exception):
+    """The zygote ended before it forked the run: nothing ran."""
 
 
 def _settled(env: dict) -> dict:

@@ -20,13 +20,16 @@ PLUGIN = ROOT / "tests" / "plugins" / "softplus_plugin.py"
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch):
-    """-p changes sys.path, PYTHONPATH and HARNESS_PLUGINS; put them back after each test."""
+    """-p changes sys.path, PYTHONPATH and HARNESS_PLUGINS; put them back after each test (monkeypatch's
+    delenv of an unset variable records nothing, so a variable set by the test would stay)."""
     monkeypatch.setattr(sys, "path", list(sys.path))
-    for name in (plugins.PLUGINS_ENV, "PYTHONPATH"):
-        if name in os.environ:
-            monkeypatch.setenv(name, os.environ[name])
+    saved = {name: os.environ.get(name) for name in (plugins.PLUGINS_ENV, "PYTHONPATH")}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
         else:
-            monkeypatch.delenv(name, raising=False)
+            os.environ[name] = value
 
 
 def usage_error(capsys, argv) -> str:
