@@ -152,11 +152,13 @@ def test_attack_7_killing_the_reference_engine_is_reported_not_blamed_on_the_cas
     if mode != "none":
         assert spoiled == set()
         return
-    # with no sandbox it works, and the report says what happened
+    # with no sandbox it works, and the report says what happened: the reference engine died (its expectations
+    # could not be computed), or the classmate's own engine process was killed (nothing keeps it out of reach)
     for engine in result.report["engines"]:
         for case in engine["cases"]:
             if case["id"] in ("reach::mul", "reach::sub") and case["status"] == "error":
-                assert case["message"].startswith("the reference engine process died: ")
+                assert case["message"].startswith("the reference engine process died: ") or (
+                    engine["source"].endswith("sleepy.py") and "killed by SIGKILL" in case["message"]), case
     assert "case file" not in result.stderr
 
 
