@@ -178,6 +178,14 @@ def pytest_runtest_setup(item):
     _SLOW_TEST[0] = item.get_closest_marker("slow") is not None
 
 
+def pytest_collection_modifyitems(items):
+    """The tests of the session-wide built-in run form one xdist group (``--dist loadgroup`` in .ci/run):
+    one test worker runs them all, so the other never waits for that run."""
+    for item in items:
+        if "builtin_graded" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("builtin_graded"))
+
+
 #: The engines graded on every built-in case, blame on, by the case library's and blame's tests: every seeded
 #: bug, the notebook's engine, and correct engines (micrograd itself among them).
 BUILTIN_GRADED = ("bug_sub_sign", "bug_assign_grad", "bug_mul_swapped", "bug_recursive_topo", "bug_tanh",
@@ -189,8 +197,8 @@ BUILTIN_GRADED = ("bug_sub_sign", "bug_assign_grad", "bug_mul_swapped", "bug_rec
 def builtin_graded(tmp_path_factory) -> dict:
     """Every engine of BUILTIN_GRADED on every built-in case, with blame: fixture name -> its engine report.
 
-    One ``grade`` run for the whole session, whichever test worker asks first (the others wait for its
-    report: the largest run of the suite is not repeated per worker)."""
+    One ``grade`` run for the whole session: its tests are one xdist group (``pytest_collection_modifyitems``),
+    and without ``--dist loadgroup`` the first worker to ask runs it while the others wait for its report."""
     import fcntl
 
     base = tmp_path_factory.getbasetemp()
