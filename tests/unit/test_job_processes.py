@@ -101,8 +101,9 @@ def _second_claim_waits(cache: ReferenceCache, monkeypatch):
     return waiting
 
 
-def test_when_the_job_process_computing_a_value_dies_its_waiters_get_an_error_not_a_hang(monkeypatch):
-    cache = ReferenceCache()
+def _owner_fails(cache: ReferenceCache, monkeypatch, fail) -> list:
+    """Two job processes ask for one key: the first computes it and ``fail()``s once the second waits for
+    it; what each one got (its value, or its error as text)."""
     owning = CTX.Event()
     waiting = _second_claim_waits(cache, monkeypatch)
 
@@ -111,33 +112,7 @@ def test_when_the_job_process_computing_a_value_dies_its_waiters_get_an_error_no
             def compute():
                 owning.set()
                 assert waiting.wait(WAIT)
-                os.kill(os.getpid(), signal.SIGKILL)
-
-            return shared.value("corpus", compute)
-        assert owning.wait(WAIT)
-        try:
-            return shared.value("corpus", lambda: "computed by the waiter")
-        except RuntimeError as e:
-            return f"error: {e}"
-
-    assert _claims(cache, grade_item) == [
-        "ended: its job process killed by SIGKILL",
-        "error: the job process computing this reference work ended before it finished"]
-    assert cache.value("corpus", lambda: "again") == "again"  # the failed key is computed anew
-
-
-def test_a_failure_computing_a_value_reaches_its_waiters_and_the_key_is_computed_again(monkeypatch):
-    """As within one process (ReferenceCache._compute): the owner raises, each waiter sees the same error."""
-    cache = ReferenceCache()
-    owning = CTX.Event()
-    waiting = _second_claim_waits(cache, monkeypatch)
-
-    def grade_item(i, shared):
-        if i == 0:
-            def compute():
-                owning.set()
-                assert waiting.wait(WAIT)
-                raise ValueError("no corpus today")
+                return fail()
         else:
             assert owning.wait(WAIT)
 
@@ -145,10 +120,28 @@ def test_a_failure_computing_a_value_reaches_its_waiters_and_the_key_is_computed
                 return "computed by the waiter"
         try:
             return shared.value("corpus", compute)
-        except ValueError as e:
+        except Exception as e:
             return f"{type(e).__name__}: {e}"
 
-    assert _claims(cache, grade_item) == ["ValueError: no corpus today"] * 2
+    return _claims(cache, grade_item)
+
+
+def test_when_the_job_process_computing_a_value_dies_its_waiters_get_an_error_not_a_hang(monkeypatch):
+    cache = ReferenceCache()
+    assert _owner_fails(cache, monkeypatch, lambda: os.kill(os.getpid(), signal.SIGKILL)) == [
+        "ended: its job process killed by SIGKILL",
+        "RuntimeError: the job process computing this reference work ended before it finished"]
+    assert cache.value("corpus", lambda: "again") == "again"  # the failed key is computed anew
+
+
+def test_a_failure_computing_a_value_reaches_its_waiters_and_the_key_is_computed_again(monkeypatch):
+    """As within one process (ReferenceCache._compute): the owner raises, each waiter sees the same error."""
+    cache = ReferenceCache()
+
+    def fail():
+        raise ValueError("no corpus today")
+
+    assert _owner_fails(cache, monkeypatch, fail) == ["ValueError: no corpus today"] * 2
     assert cache.computed == 1
     assert cache.value("corpus", lambda: "again") == "again" and cache.computed == 2
 
