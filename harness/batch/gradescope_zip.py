@@ -111,14 +111,20 @@ def _package_files(package: str):
 def check_request(output: str | Path, plugins: Sequence[str] = ()) -> Path:
     """``output`` as a Path, after checking that the zip can be built there, with ``plugins`` and grade's
     dependencies (before any work: each problem is a HarnessError)."""
+    output = _writable(output)
+    dependencies()
+    for plugin in _shipped(plugins):
+        list(_plugin_files(plugin))
+    return output
+
+
+def _writable(output: str | Path) -> Path:
+    """``output`` as a Path, after checking that it names a zip in an existing folder."""
     output = Path(output)
     if not re.search(r"\.zip$", output.name, re.I):
         raise HarnessError(f"--build-gradescope {output}: the file name must end in .zip")
     if not output.parent.is_dir():
         raise HarnessError(f"--build-gradescope {output}: no such folder {output.parent}")
-    dependencies()
-    for plugin in _shipped(plugins):
-        list(_plugin_files(plugin))
     return output
 
 
@@ -137,7 +143,7 @@ def build(output: str | Path, case_paths: list, grade_options: list[str],
     setup = setup.replace("@DEPENDENCIES@", " ".join(shlex.quote(d) for d in dependencies()))
     run = (FILES / "run_autograder").read_text(encoding="utf-8")
     run = run.replace("@GRADE_OPTIONS@", " ".join(shlex.quote(o) for o in grade_options))
-    output = check_request(output, plugins)
+    output = _writable(output)  # (dependencies() above and _plugin_files below raise their own errors)
     tmp = output.with_name(f".{output.name}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w") as zf:
