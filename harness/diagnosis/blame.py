@@ -103,13 +103,25 @@ class Probe:
 
 
 def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
-          reference: str = REFERENCE_SPEC, extra: Sequence[Item] = (), shared: ReferenceCache | None = None) -> None:
+          reference: str = REFERENCE_SPEC, extra: Sequence[Item] = (), shared: ReferenceCache | None = None,
+          session: Session | None = None) -> None:
     """Add diagnoses, and a drawable graph, to the results of the failing cases in ``items``.
 
     ``extra`` cases are probed first but are left out of the patterns across the run.  The reference
     engine's side (traced runs, probe answers) comes from ``shared``, the batch's reference work
-    (default: this call's own).
+    (default: this call's own).  The engine's side runs in ``session``, a loaded process of the engine
+    that the caller vouches for (``harness.running.grading._Kept`` says when one may be reused), which
+    this call closes; without one, in a fresh process.
     """
+    try:
+        _blame(spec, select, items, limits, reference, extra, shared, session)
+    finally:
+        if session is not None:
+            session.close()
+
+
+def _blame(spec: str, select: str | None, items: list[Item], limits: Limits, reference: str,
+           extra: Sequence[Item], shared: ReferenceCache | None, session: Session | None) -> None:
     shared = shared if shared is not None else ReferenceCache(enabled=False)
     failing = [it for it in list(extra) + items if it.result.status not in (Status.PASSED, Status.UNSUPPORTED)]
     if not failing:
@@ -126,7 +138,7 @@ def blame(spec: str, select: str | None, items: list[Item], limits: Limits,
         found[case_id] = [d]
     targets = [it for it in targets if it.case.id not in suspects]
     if targets:
-        _probe(spec, select, targets, limits, reference, found, traces, ref_runs, shared)
+        _probe(spec, select, targets, limits, reference, found, traces, ref_runs, shared, session)
     records = [_record(it, shared) for it in items if it.case.id not in suspects]
     explained = {cid for cid, ds in found.items() if any(d.kind == OP and d.confidence == HIGH for d in ds)}
     for cid in explained:  # an op that reproduces the failure is the stronger culprit
@@ -176,10 +188,11 @@ def _suspects(items: list[Item], ref_runs: dict, limits: Limits, reference: str,
 
 
 def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, found: dict, traces: dict,
-           ref_runs: dict, shared: ReferenceCache) -> None:
+           ref_runs: dict, shared: ReferenceCache, session: Session | None = None) -> None:
     """Trace the target cases in both engines, probe their ops, and add what that shows to ``found``.
 
-    ``ref_runs`` holds the reference engine's traced run of every target.
+    ``ref_runs`` holds the reference engine's traced run of every target; the engine's side runs in
+    ``session`` (a loaded process of the engine), else in a fresh process.
     """
     built = [(it, graphs.build(it.program, TRACE_CAP)) for it in targets]
     built = [(it, g) for it, g in built if any(n.op != "leaf" for n in g.nodes)]
@@ -196,10 +209,16 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
     trace_timeouts = [timeout_for(it.case.timeout, limits) for it, _ in whole]
     probe_programs = [p.program(pid) for p, pid in probes.items()]
     probe_timeouts = [min(limits.timeout, PROBE_TIMEOUT)] * len(probe_programs)
-    with ThreadPoolExecutor(max_workers=2) as pool, Session(spec, limits, select) as eng_session:
+    eng_programs, eng_timeouts = trace_programs + probe_programs, trace_timeouts + probe_timeouts
+    with ThreadPoolExecutor(max_workers=2) as pool, session or Session(spec, limits, select) as eng_session:
         ref_job = pool.submit(shared.run, reference, probe_programs, probe_timeouts, limits)
-        eng_job = pool.submit(eng_session.run, trace_programs + probe_programs, trace_timeouts + probe_timeouts)
+        eng_job = pool.submit(eng_session.run, eng_programs, eng_timeouts)
         ref_probes, eng_all = ref_job.result(), eng_job.result()
+    if session is not None and eng_all and eng_all[0].status == "crashed":
+        # The process that ran the cases died before its first answer here (killed in between, or by
+        # what the cases left in it): everything again in a fresh process, as without reuse.
+        with Session(spec, limits, select) as fresh:
+            eng_all = fresh.run(eng_programs, eng_timeouts)
     eng_traces = {it.case.id: obs for (it, _), obs in zip(whole, eng_all)}
     answers = {p: (r, e) for p, r, e in zip(probes, ref_probes, eng_all[len(whole):])}
     for (it, g), ref in zip(built, ref_traces):

@@ -59,21 +59,62 @@ def grade_engine(spec: str, cases: list, limits: Limits, feedback: Feedback = Fe
     results = []
     runs = _observe(spec, [progs[i] for i in order], timeouts, limits, worker, engines, fence, budget)
     spent = budget.exhausted()  # once every engine's cases ran, before blame and fuzz take time of their own
-    for run in runs:
-        began = time.perf_counter()
-        by_index = dict(zip(order, run.observations, strict=True))
-        observations = [by_index[i] for i in range(len(cases))]
-        items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
-                 for case, prog, obs in zip(cases, progs, observations)]
-        engine = EngineResult(run.name, spec, [it.result for it in items], run.load_error,
-                              ignored_engines=run.ignored, origin=run.origin, load_notes=list(run.notes))
-        if spent:  # blame and fuzz would run the engine again: not past its budget
-            engine.load_notes.append(f"blame and fuzz skipped: {spent}")
-        elif not run.load_error:
-            _feedback(spec, run.name, engine, items, limits, feedback, shared)
-        engine.duration_s = round(run.seconds + time.perf_counter() - began, 3)
-        results.append(engine)
+    try:
+        for run in runs:
+            began = time.perf_counter()
+            by_index = dict(zip(order, run.observations, strict=True))
+            observations = [by_index[i] for i in range(len(cases))]
+            items = [blaming.Item(case, prog, obs, case_result(case, obs, judge(case, obs)))
+                     for case, prog, obs in zip(cases, progs, observations)]
+            engine = EngineResult(run.name, spec, [it.result for it in items], run.load_error,
+                                  ignored_engines=run.ignored, origin=run.origin, load_notes=list(run.notes))
+            if spent:  # blame and fuzz would run the engine again: not past its budget
+                engine.load_notes.append(f"blame and fuzz skipped: {spent}")
+            elif not run.load_error:
+                _feedback(spec, run.name, engine, items, limits, feedback, shared, run.kept)
+            run.kept.close()  # blame did not need it, or is done with it
+            engine.duration_s = round(run.seconds + time.perf_counter() - began, 3)
+            results.append(engine)
+    finally:  # whatever happened, no engine process kept for blame outlives grading the submission
+        for run in runs:
+            run.kept.close()
     return results
+
+
+@dataclass
+class _Kept:
+    """The engine process that ran an engine's cases, still loaded, offered to its blame (``_feedback``).
+
+    Blame's engine side (the traced re-runs and the op probes) runs in the process that ran the cases
+    instead of in a fresh one, which would cost a start-up and a load of the submission, but only where
+    that is as safe as a fresh one:
+
+    - only the process of the first engine ``_observe`` graded (the one the submission was loaded in),
+      and only while it is alive: a case that timed out or killed it left none (``Session.hand_over``);
+    - only for the blame on the same side of the fence as every program that process ran.  The hidden
+      and after_due_date cases run after the visible ones in a fresh process (``_fenced``), so the
+      process left over ran only hidden programs when there are any: then the visible blame (which a
+      student sees) opens a fresh process as before and the hidden blame reuses it; with no hidden cases
+      the visible blame reuses it.  Nothing a student sees ever comes from a process that saw a hidden
+      program;
+    - it is taken once; whoever took it closes it, and ``grade_engine`` closes it in any case, right after
+      the engine's feedback (or when blame is skipped, or raises), so none outlives its submission.
+    """
+
+    session: Session | None = None
+    hidden: bool = False  # every program it ran was a hidden or after_due_date case (else: a visible one)
+
+    def take(self, hidden: bool) -> Session | None:
+        """The process for the blame of the hidden (or the visible) cases, if it may serve it; once."""
+        if self.hidden != hidden:
+            return None
+        session, self.session = self.session, None
+        return session
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
 
 @dataclass
@@ -87,6 +128,7 @@ class _Run:
     origin: str = ""               # where the graded engine was defined, e.g. "student.ipynb, cell 7: class Value"
     notes: list[str] = field(default_factory=list)  # what loading skipped or chose
     seconds: float = 0.0   # spent loading and running it (the first engine: also the submission's loading)
+    kept: _Kept = field(default_factory=lambda: _Kept())  # the first engine's process, for its blame
 
 
 def _fenced(session: Session, progs: list, timeouts: list, fence: int) -> list[Observation]:
@@ -105,6 +147,7 @@ def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Wor
     each in a session of its own; each run lists the registered engines left ungraded.  Programs from
     ``fence`` on run in a fresh process (see ``_fenced``)."""
     began = time.perf_counter()
+    runs: list[_Run] = []
     with Session(spec, limits, worker=worker, budget=budget) as first:
         if first.start().load_error:
             return [_Run(first.name, first.run(progs, timeouts), first.load_error,
@@ -115,28 +158,40 @@ def _observe(spec: str, progs: list, timeouts: list, limits: Limits, worker: Wor
         for name in wanted:
             if name in ignored:
                 ignored.remove(name)
-        runs = []
-        for name in wanted:
-            if name not in names:
-                known = list(dict.fromkeys(names))
-                why = (f"the submission registers no engine named {name!r} (--engine-name); it registers "
-                       f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
-                runs.append(_Run(name, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in progs], why))
-            elif name == first.name and first.worker is not None:  # the engine the first process loaded
-                runs.append(_Run(name, _fenced(first, progs, timeouts, fence), ignored=tuple(ignored),
-                                 origin=first.origin, notes=first.notes))
-                first.close()
-            else:
-                with Session(spec, limits, select=name, budget=budget) as other:
-                    observations = _fenced(other, progs, timeouts, fence)
-                    runs.append(_Run(name, observations, ignored=tuple(ignored), origin=other.origin,
-                                     notes=other.notes))
-            runs[-1].seconds, began = time.perf_counter() - began, time.perf_counter()
+        try:
+            for name in wanted:
+                if name not in names:
+                    known = list(dict.fromkeys(names))
+                    why = (f"the submission registers no engine named {name!r} (--engine-name); it registers "
+                           f"{', '.join(repr(n) for n in known[:10])}{', ...' if len(known) > 10 else ''}")
+                    runs.append(_Run(name, [Observation(p.id, EngineStatus.CRASHED, message=why) for p in progs],
+                                     why))
+                elif name == first.name and first.worker is not None:  # the engine the first process loaded
+                    runs.append(_Run(name, _fenced(first, progs, timeouts, fence), ignored=tuple(ignored),
+                                     origin=first.origin, notes=first.notes))
+                    # kept for its blame: it ran only hidden programs if there were any (``_fenced``)
+                    runs[-1].kept = _Kept(first.hand_over(), hidden=fence < len(progs))
+                    first.close()
+                else:
+                    with Session(spec, limits, select=name, budget=budget) as other:
+                        observations = _fenced(other, progs, timeouts, fence)
+                        runs.append(_Run(name, observations, ignored=tuple(ignored), origin=other.origin,
+                                         notes=other.notes))
+                runs[-1].seconds, began = time.perf_counter() - began, time.perf_counter()
+        except BaseException:
+            for run in runs:
+                run.kept.close()
+            raise
     return runs
 
 
 def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.Item], limits: Limits,
-              feedback: Feedback, shared: ReferenceCache) -> None:
+              feedback: Feedback, shared: ReferenceCache, kept: _Kept | None = None) -> None:
+    """Fuzz, then blame the failing cases; ``kept``: the process that ran the cases, offered to the blame
+    on its side of the fence (``_Kept``)."""
+    kept = kept if kept is not None else _Kept()
+    if not feedback.blame:
+        kept.close()  # nothing will run in it
     fuzz_items: list[blaming.Item] = []
     minimal: dict[str, blaming.Item] = {}
     signatures: dict[str, str | None] = {}
@@ -153,11 +208,12 @@ def _feedback(spec: str, name: str, engine: EngineResult, items: list[blaming.It
                                         case_result(case, o.observation, o.verdict))
     if feedback.blame:  # hidden cases are probed apart, so that no visible case's blame comes from them
         shown = [it for it in items if it.case.visibility == "visible"]
-        kept = [it for it in items if it.case.visibility != "visible"]
+        hidden = [it for it in items if it.case.visibility != "visible"]
         blaming.blame(spec, name, shown + fuzz_items, limits, feedback.reference, extra=list(minimal.values()),
-                      shared=shared)
-        if kept:
-            blaming.blame(spec, name, kept, limits, feedback.reference, shared=shared)
+                      shared=shared, session=kept.take(hidden=False))
+        if hidden:
+            blaming.blame(spec, name, hidden, limits, feedback.reference, shared=shared,
+                          session=kept.take(hidden=True))
     for it in fuzz_items:
         sig = signatures.get(it.case.id)
         if sig in minimal:

@@ -206,6 +206,10 @@ class Worker:
         own = [f for f in outside if not f[0].startswith(_STDLIB)] or outside
         return f"{Path(own[0][0]).name}:{own[0][1]} in {own[0][2]}" if own else ""
 
+    def alive(self) -> bool:
+        """Whether the process is still running (not killed, not exited)."""
+        return not self.killed and self.proc.poll() is None
+
     def kill(self) -> None:
         """Kill the process with everything it started, and release everything (once)."""
         if self.killed:
@@ -386,6 +390,19 @@ class Session:
         if self.budget is None or self.budget.cap(self.limits.load_timeout) >= self.limits.load_timeout:
             return self.limits
         return replace(self.limits, load_timeout=self.budget.cap(self.limits.load_timeout))
+
+    def hand_over(self) -> Session | None:
+        """A new session, without a budget, that takes over this one's loaded engine process while it is
+        alive (None if there is none: never loaded, failed to load, or its last process died or timed out);
+        this one is left without a process.  Blame runs in the process that graded the cases this way
+        (``harness.running.grading``).  The new session selects this engine by name if it must restart."""
+        worker, hello = self.worker, self.hello
+        if worker is None or hello is None or not worker.alive():
+            return None
+        self.worker = None
+        heir = Session(self.spec, self.limits, select=str(hello["engine"]), worker=worker)
+        heir.hello = hello
+        return heir
 
     def close(self) -> None:
         """Stop the engine process (a worker handed in but never started is stopped too)."""

@@ -61,6 +61,9 @@ class FakeWorker:
     def death(self) -> str:
         return "the engine process was killed by SIGKILL"
 
+    def alive(self) -> bool:
+        return not self.killed
+
     def kill(self) -> None:
         self.killed = True
 
