@@ -214,11 +214,10 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
         ref_job = pool.submit(shared.run, reference, probe_programs, probe_timeouts, limits)
         eng_job = pool.submit(eng_session.run, eng_programs, eng_timeouts)
         ref_probes, eng_all = ref_job.result(), eng_job.result()
-    if session is not None and eng_all and eng_all[0].status == "crashed":
-        # The process that ran the cases died before its first answer here (killed in between, or by
-        # what the cases left in it): everything again in a fresh process, as without reuse.
-        with Session(spec, limits, select) as fresh:
-            eng_all = fresh.run(eng_programs, eng_timeouts)
+        if session is not None and _may_owe_to_reuse(eng_session, eng_all):
+            eng_session.close()
+            with Session(spec, limits, select) as fresh:  # as without reuse
+                eng_all = fresh.run(eng_programs, eng_timeouts)
     eng_traces = {it.case.id: obs for (it, _), obs in zip(whole, eng_all)}
     answers = {p: (r, e) for p, r, e in zip(probes, ref_probes, eng_all[len(whole):])}
     for (it, g), ref in zip(built, ref_traces):
@@ -238,6 +237,14 @@ def _probe(spec, select, targets: list[Item], limits: Limits, reference: str, fo
             found[it.case.id].append(Diagnosis(
                 OP, "backward", "every op of this case matches the reference when run alone "
                 f"({n} probe{'s' * (n != 1)}): the fault is in how backward() combines them", MEDIUM))
+
+
+def _may_owe_to_reuse(session: Session, observations: list[Observation]) -> bool:
+    """Whether answers from a reused engine process (the one that ran the cases) may owe to what it ran
+    before: it died (killed in between, or by what the cases left in it), ran out of memory, or its prints
+    reached their cap.  Then blame's programs all run again in a fresh process, whose answers are used."""
+    return session.output_full() or any(o.status == "crashed" or o.error_type == "MemoryError"
+                                        for o in observations)
 
 
 def _budget(plans: dict) -> dict:

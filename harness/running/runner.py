@@ -210,6 +210,12 @@ class Worker:
         """Whether the process is still running (not killed, not exited)."""
         return not self.killed and self.proc.poll() is None
 
+    def output_full(self) -> bool:
+        """Whether what the process printed reached its cap (``--max-output-mb``): its next prints fail."""
+        cap = self.limits.output_mb
+        return cap is not None and cap > 0 and not self.killed and \
+            os.fstat(self.output.fileno()).st_size >= cap << 20
+
     def kill(self) -> None:
         """Kill the process with everything it started, and release everything (once)."""
         if self.killed:
@@ -393,16 +399,21 @@ class Session:
 
     def hand_over(self) -> Session | None:
         """A new session, without a budget, that takes over this one's loaded engine process while it is
-        alive (None if there is none: never loaded, failed to load, or its last process died or timed out);
-        this one is left without a process.  Blame runs in the process that graded the cases this way
-        (``harness.running.grading``).  The new session selects this engine by name if it must restart."""
+        alive and may still print (None if there is none: never loaded, failed to load, its last process
+        died or timed out, or its prints reached their cap); this one is left without a process.  Blame
+        runs in the process that graded the cases this way (``harness.running.grading``).  The new
+        session selects this engine by name if it must restart."""
         worker, hello = self.worker, self.hello
-        if worker is None or hello is None or not worker.alive():
+        if worker is None or hello is None or not worker.alive() or worker.output_full():
             return None
         self.worker = None
         heir = Session(self.spec, self.limits, select=str(hello["engine"]), worker=worker)
         heir.hello = hello
         return heir
+
+    def output_full(self) -> bool:
+        """Whether the prints of its engine process reached their cap (``Worker.output_full``)."""
+        return self.worker is not None and self.worker.output_full()
 
     def close(self) -> None:
         """Stop the engine process (a worker handed in but never started is stopped too)."""

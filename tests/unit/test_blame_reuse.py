@@ -25,7 +25,9 @@ from harness.running.grading import Feedback
 from harness.running.reference import REFERENCE_SPEC
 from harness.running.runner import Limits, Session
 from harness.running.shared import ReferenceCache
+from harness.sandbox import reaper
 
+REAL_WORKER = runner.Worker
 BUGGY = str(fixture_engine("bug_sub_sign"))  # d(a - b)/db is +1
 CORRECT = str(fixture_engine("notebook_full"))
 _ENGINES: dict = {}
@@ -51,7 +53,8 @@ class FakeWorker:
 
     spawned: list[FakeWorker] = []
     clock = None  # a Clock: each answer takes a second
-    die_next = ""  # the next program sent to a fake process of this spec kills it (once)
+    trouble: dict = {}  # spec -> "die" or "memory": what the next program sent to a process of it does (once)
+    full = False  # a fake process's prints reach their cap once it has run a probe
 
     def __init__(self, spec: str, select: str | None, limits: Limits, greet: bool = True):
         FakeWorker.spawned.append(self)
@@ -64,9 +67,12 @@ class FakeWorker:
     def send(self, batch: list) -> None:
         for program in batch:
             self.ran.append(program["id"])
-            if FakeWorker.die_next == self.spec:
-                FakeWorker.die_next = ""
+            trouble = FakeWorker.trouble.pop(self.spec, "")
+            if trouble == "die":
                 self.replies.append(EOFError())
+            elif trouble == "memory":
+                self.replies.append({"id": program["id"], "status": "error", "error_type": "MemoryError",
+                                     "message": "", "phase": "building the graph"})
             else:
                 self.replies.append(run_program(self.engine, program))
 
@@ -89,6 +95,9 @@ class FakeWorker:
     def alive(self) -> bool:
         return not self.killed and not self.dead
 
+    def output_full(self) -> bool:
+        return FakeWorker.full and any(pid.startswith("probe::") for pid in self.ran)
+
     def kill(self) -> None:
         self.killed = True
 
@@ -103,7 +112,7 @@ class Clock:
 
 @pytest.fixture(autouse=True)
 def fake_worker(monkeypatch):
-    FakeWorker.spawned, FakeWorker.clock, FakeWorker.die_next = [], None, ""
+    FakeWorker.spawned, FakeWorker.clock, FakeWorker.trouble, FakeWorker.full = [], None, {}, False
     monkeypatch.setattr(runner, "Worker", FakeWorker)
     return FakeWorker
 
@@ -211,21 +220,43 @@ def test_a_process_that_died_after_the_cases_is_not_reused(tmp_path, monkeypatch
     assert len(_engine_processes()) == 2  # a fresh one for blame, as before
 
 
-def test_a_reused_process_that_dies_before_its_first_answer_is_replaced_and_the_results_stay(tmp_path,
-                                                                                               monkeypatch):
+@pytest.mark.parametrize("trouble", ["die", "memory", "full"])
+def test_answers_that_may_owe_to_the_reused_process_are_asked_again_of_a_fresh_one(trouble, tmp_path, monkeypatch):
+    """It died before its first answer to blame, ran out of memory, or its prints reached their cap."""
     cases = _cases(tmp_path)
     expected = _diagnoses(_grade(BUGGY, cases))
     FakeWorker.spawned = []
     probe = blaming._probe
 
-    def dying(*args, **kwargs):
-        FakeWorker.die_next = BUGGY  # the first program blame sends it kills the engine process
+    def troubled(*args, **kwargs):
+        if trouble == "full":
+            FakeWorker.full = True
+        else:
+            FakeWorker.trouble[BUGGY] = trouble  # the first program blame sends to the engine
         return probe(*args, **kwargs)
 
-    monkeypatch.setattr(blaming, "_probe", dying)
+    monkeypatch.setattr(blaming, "_probe", troubled)
     assert _diagnoses(_grade(BUGGY, cases)) == expected
-    # the one that ran the cases (and died on blame's first program), its restart, and a fresh one for blame
-    assert len(_engine_processes()) == 3 and all(w.killed or w.dead for w in FakeWorker.spawned)
+    # the one that ran the cases (after dying: and its restart), and a fresh one for all of blame's programs
+    processes = _engine_processes()
+    assert len(processes) == (3 if trouble == "die" else 2) and all(w.killed or w.dead for w in processes)
+    assert processes[-1].ran == processes[0].ran[3:]
+
+
+def test_a_process_whose_prints_reached_their_cap_is_not_reused(tmp_path, monkeypatch):
+    FakeWorker.full = True  # for a fake process that ran a probe
+    cases = _cases(tmp_path)
+    fenced = grading._fenced
+
+    def filled(session, *args):
+        observations = fenced(session, *args)
+        session.worker.ran.append("probe::printed")  # as if the cases' prints had reached the cap
+        return observations
+
+    monkeypatch.setattr(grading, "_fenced", filled)
+    _grade(BUGGY, cases)
+    first, fresh = _engine_processes()
+    assert first.ran == [c.id for c in cases] + ["probe::printed"] and cases[0].id in fresh.ran
 
 
 def _over_budget(monkeypatch):
@@ -286,3 +317,23 @@ def test_without_blame_the_process_is_stopped_before_fuzz_starts(tmp_path, monke
     with pytest.raises(RuntimeError, match="enough"):
         _grade(BUGGY, _cases(tmp_path), Feedback(blame=False, fuzz=3))
     assert seen == [[True]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hidden", [(), ("sub_two",)], ids=["visible", "with a hidden case"])
+def test_real_engine_processes_one_fewer_and_none_left(hidden, tmp_path, monkeypatch):
+    """Real engine processes, counted where they start (``reaper.spawn``): reuse saves exactly one per
+    submission, the results are the same, and no engine process is left when grading returns."""
+    monkeypatch.setattr(runner, "Worker", REAL_WORKER)
+    spawn, spawned = reaper.spawn, []
+    monkeypatch.setattr(reaper, "spawn", lambda start: spawned.append(1) or spawn(start))
+    cases = _cases(tmp_path, hidden)
+    counts, diagnoses = [], []
+    for reuse in (True, False):
+        if not reuse:
+            monkeypatch.setattr(runner.Session, "hand_over", lambda self: None)
+        spawned.clear()
+        diagnoses.append(_diagnoses(_grade(BUGGY, cases)))
+        counts.append(len(spawned))
+        assert not reaper._workers
+    assert counts[0] == counts[1] - 1 and diagnoses[0] == diagnoses[1] and all(diagnoses[0].values())

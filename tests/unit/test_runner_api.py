@@ -64,6 +64,9 @@ class FakeWorker:
     def alive(self) -> bool:
         return not self.killed
 
+    def output_full(self) -> bool:
+        return False
+
     def kill(self) -> None:
         self.killed = True
 
