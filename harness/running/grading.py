@@ -90,7 +90,9 @@ class _Kept:
     that is as safe as a fresh one:
 
     - only the process of the first engine ``_observe`` graded (the one the submission was loaded in),
-      and only while it is alive: a case that timed out or killed it left none (``Session.hand_over``);
+      and only while it is alive and may still print: a case that timed out or killed it left none
+      (``Session.hand_over``), and when a crash, a MemoryError or the output cap during blame may owe
+      to what it ran before, blame asks a fresh process again (``blame._may_owe_to_reuse``);
     - only for the blame on the same side of the fence as every program that process ran.  The hidden
       and after_due_date cases run after the visible ones in a fresh process (``_fenced``), so the
       process left over ran only hidden programs when there are any: then the visible blame (which a
