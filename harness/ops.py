@@ -3,7 +3,7 @@
 The case-expression parser and renderer, fuzz, the engine-side adapters,
 ``harness.OPS`` and the reference engine all read the ops from here; a plugin's
 ``register_ops`` hook adds more at run time (an ``OpSpec`` with a call form).
-Imported inside the engine process: the standard library only.
+Imported inside every engine process: ``math`` only, so that starting one stays cheap.
 
 An op is written in one of three forms:
 
@@ -18,42 +18,80 @@ Its reference formula is ``forward(*values)``, the value, and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
-Form = Literal["infix", "prefix", "call"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~9 ms in every engine process)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Literal
+
+    Form = Literal["infix", "prefix", "call"]
 
 #: Precedence of what binds tightest: names, numbers and calls.
 ATOM = 5
 
 
-@dataclass(frozen=True)
 class OpSpec:
     """One op: its name, arity and syntax, and (optionally) its reference formula.
 
     A plugin op needs only ``name`` and ``arity`` to appear in case files, and
     ``forward`` and ``derivatives`` for the reference engine to compute it.
+    Immutable, compared and hashed by its fields; ``replace(**changes)`` makes a
+    changed copy.  (A plain class, not a dataclass: every engine process imports
+    this table, and ``dataclasses`` would cost each of them ~15 ms.)
     """
 
+    __slots__ = ("name", "arity", "forward", "derivatives", "form", "symbol", "precedence", "right_assoc",
+                 "associative", "dunder")
     name: str
     arity: int
-    forward: Callable[..., float] | None = None
-    derivatives: Callable[..., tuple[float, ...]] | None = None
-    form: Form = "call"
-    symbol: str = ""             # infix or prefix: "+", "-", "**"
-    precedence: int = ATOM       # infix or prefix: higher binds tighter (Python's order)
-    right_assoc: bool = False    # a ** b ** c is a ** (b ** c)
-    associative: bool = False    # a + (b + c) may be written a + b + c
-    dunder: str = ""             # Python's operator method: "add" for __add__/__radd__ (operator.add)
+    forward: Callable[..., float] | None
+    derivatives: Callable[..., tuple[float, ...]] | None
+    form: Form
+    symbol: str         # infix or prefix: "+", "-", "**"
+    precedence: int     # infix or prefix: higher binds tighter (Python's order)
+    right_assoc: bool   # a ** b ** c is a ** (b ** c)
+    associative: bool   # a + (b + c) may be written a + b + c
+    dunder: str         # Python's operator method: "add" for __add__/__radd__ (operator.add)
 
-    def __post_init__(self) -> None:
+    def __init__(self, name: str, arity: int, forward: Callable[..., float] | None = None,
+                 derivatives: Callable[..., tuple[float, ...]] | None = None, form: Form = "call",
+                 symbol: str = "", precedence: int = ATOM, right_assoc: bool = False, associative: bool = False,
+                 dunder: str = "") -> None:
+        values = (name, arity, forward, derivatives, form, symbol, precedence, right_assoc, associative, dunder)
+        for field, value in zip(self.__slots__, values, strict=True):
+            object.__setattr__(self, field, value)
         if not self.name.isidentifier():
             raise ValueError(f"op name {self.name!r} is not an identifier")
         if self.form != "call" and not self.symbol:
             raise ValueError(f"op {self.name!r}: an {self.form} op needs its symbol")
         if (self.form, self.arity) in (("infix", 1), ("prefix", 2)) or self.arity < 1:
             raise ValueError(f"op {self.name!r}: a {self.form} op cannot take {self.arity} operand(s)")
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, field) for field in self.__slots__)
+
+    def replace(self, **changes: Any) -> OpSpec:
+        """A copy with ``changes`` (field name -> new value), checked like a new op."""
+        unknown = set(changes) - set(self.__slots__)
+        if unknown:
+            raise TypeError(f"OpSpec has no field {sorted(unknown)[0]!r}")
+        return OpSpec(**{**dict(zip(self.__slots__, self._fields())), **changes})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"OpSpec is immutable: cannot set {name!r} (use .replace({name}=...))")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"OpSpec is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return self._fields() == other._fields() if isinstance(other, OpSpec) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f}={v!r}" for f, v in zip(self.__slots__, self._fields()))
+        return f"OpSpec({shown})"
 
     def write(self, *operands: str) -> str:
         """The op applied to operand texts, without any parentheses around them: ``a + b``, ``-a``, ``exp(a)``."""

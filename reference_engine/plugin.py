@@ -1,6 +1,5 @@
 """The harness plugin that registers the reference engine under the name "reference"."""
 
-import dataclasses
 import functools
 
 from harness import OPS, Unsupported, hookimpl
@@ -56,7 +55,7 @@ def _plugin_ops() -> dict:
     for spec in collector.ops(collector.installed_manager()).values():
         if spec.forward is not None and spec.derivatives is not None:
             derivatives = spec.derivatives  # a plugin's may return any iterable: the node keeps a tuple
-            exact = dataclasses.replace(spec, derivatives=lambda *values, d=derivatives: tuple(d(*values)))
+            exact = spec.replace(derivatives=lambda *values, d=derivatives: tuple(d(*values)))
             functions[spec.name] = tensor.op_function(exact)
     return functions
 

@@ -179,11 +179,22 @@ def pytest_runtest_setup(item):
 
 
 def pytest_collection_modifyitems(items):
-    """The tests of the session-wide built-in run form one xdist group (``--dist loadgroup`` in .ci/run):
-    one test worker runs them all, so the other never waits for that run."""
+    """xdist groups (``--dist loadgroup``, in pyproject's options), so that an expensive shared fixture is
+    computed once, by one test worker:
+
+    - the tests of the session-wide built-in run form one group: the other worker never waits for that run;
+    - the tests of a module that use one of its module-scoped fixtures (a graded batch, the reports of a
+      run) form a group of their own; without it each worker would grade that batch again.
+    """
     for item in items:
-        if "builtin_graded" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "builtin_graded" in names:
             item.add_marker(pytest.mark.xdist_group("builtin_graded"))
+            continue
+        info = getattr(item, "_fixtureinfo", None)  # pytest's, not public: without it, no grouping
+        defs = getattr(info, "name2fixturedefs", {})
+        if any(defs.get(n) and defs[n][-1].scope in ("module", "package") for n in names):
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:module-fixtures"))
 
 
 #: The engines graded on every built-in case, blame on, by the case library's and blame's tests: every seeded

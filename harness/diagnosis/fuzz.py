@@ -10,7 +10,9 @@ engine process: the reference engine gives the expectations, and its traced
 run also shows whether an expression stays in safe territory (away from
 relu's kink, log's and division's poles, and huge values), so that a
 correct engine never gets a false alarm.  The same seed gives the same
-expressions for the same installed versions of the harness and Hypothesis.
+expressions for the same installed versions of the harness and Hypothesis,
+however the harness is installed (Hypothesis's draws of constants from
+local source files are turned off while our searches run).
 
 Searches of different submissions run at the same time, each in its own
 thread (Hypothesis runs tests from several threads since 6.136.9): no lock is
@@ -562,15 +564,17 @@ def _leaves(group: BaseExceptionGroup):
 
 
 class _home:
-    """Keep Hypothesis's storage in a temporary folder, not in the user's working directory.
+    """Hypothesis's global state while searches run: its storage in a temporary folder, not in the user's
+    working directory, and no constants collected from local source files (``_swap_local_constants``).
 
-    The folder is Hypothesis's global setting: the first search to enter makes it, the last to leave
-    removes it (searches of several submissions overlap).
+    Both are global: the first search to enter sets them, the last to leave restores them (searches of
+    several submissions overlap).
     """
 
     _lock = threading.Lock()
     _users = 0
     _tmp: str | None = None
+    _constants = None  # Hypothesis's own function, while ours stands in for it
 
     def __enter__(self):
         from hypothesis.configuration import set_hypothesis_home_dir
@@ -579,6 +583,8 @@ class _home:
             if _home._users == 0 and not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
                 _home._tmp = tempfile.mkdtemp(prefix="grade-hypothesis-")
                 set_hypothesis_home_dir(_home._tmp)
+            if _home._users == 0:
+                _home._constants = _swap_local_constants(None)
             _home._users += 1
         return self
 
@@ -587,7 +593,37 @@ class _home:
 
         with _home._lock:
             _home._users -= 1
+            if _home._users == 0 and _home._constants is not None:
+                _swap_local_constants(_home._constants)
+                _home._constants = None
             if _home._users == 0 and _home._tmp:
                 set_hypothesis_home_dir(None)
                 shutil.rmtree(_home._tmp, ignore_errors=True)
                 _home._tmp = None
+
+
+def _swap_local_constants(replacement):
+    """Put ``replacement`` (None: a function giving no constants) in place of Hypothesis's collector of
+    constants from local source files, and return what was there (None if this Hypothesis has none).
+
+    Since 6.131 Hypothesis mixes into its draws, now and then, the numbers written in the source of every
+    "local" module loaded (not in site-packages): for ``grade`` that is the harness itself when it is
+    installed from a checkout.  A seed's expressions would then depend on how the harness is installed
+    and on its source text, and the scan costs every process about a second of CPU.  Ours gives none.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:
+        return None
+    current = getattr(providers, "_get_local_constants", None)
+    if current is None:
+        return None
+    if replacement is None:
+        empty = Constants()
+        replacement = lambda: empty  # noqa: E731
+    providers._get_local_constants = replacement
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if cache is not None and hasattr(cache, "cache"):
+        cache.cache.clear()  # choices computed with the other function's constants
+    return current

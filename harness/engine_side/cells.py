@@ -26,7 +26,6 @@ import linecache
 import re
 import sys
 import types
-from dataclasses import dataclass, field
 
 MODES = ("defs", "all")
 MAX_NOTES = 25  # the hello carries at most wire.MAX_NOTES, with the loader's own notes
@@ -45,21 +44,37 @@ class CellError(Exception):
     """An exported script that cannot be read as cells."""
 
 
-@dataclass(frozen=True)
+# The records below are plain classes, not dataclasses: every engine process imports this module, and
+# ``dataclasses`` (with ``inspect``) would cost each of them ~15 ms.
+
 class Cell:
     """One code cell: its number in the notebook, its source, and where it starts in a script file."""
 
-    number: int       # 1-based place among all the notebook's cells, markdown included (0: a script's only cell)
-    source: str
-    line: int = 0  # 0: a notebook cell; else the cell's first line in an exported script
+    __slots__ = ("number", "source", "line")
+
+    def __init__(self, number: int, source: str, line: int = 0) -> None:
+        self.number = number  # 1-based place among all the notebook's cells, markdown included (0: a script's only cell)
+        self.source = source
+        self.line = line      # 0: a notebook cell; else the cell's first line in an exported script
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Cell):
+            return NotImplemented
+        return (self.number, self.source, self.line) == (other.number, other.source, other.line)
+
+    def __hash__(self) -> int:
+        return hash((self.number, self.source, self.line))
+
+    def __repr__(self) -> str:
+        return f"Cell(number={self.number!r}, source={self.source!r}, line={self.line!r})"
 
 
-@dataclass
 class Notes:
     """Load notes, in order, capped at MAX_NOTES (the rest are counted)."""
 
-    items: list = field(default_factory=list)
-    dropped: int = 0
+    def __init__(self) -> None:
+        self.items: list = []
+        self.dropped = 0
 
     def add(self, text: str) -> None:
         if len(self.items) < MAX_NOTES:

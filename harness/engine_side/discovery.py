@@ -20,7 +20,6 @@ from __future__ import annotations
 import ast
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.engine_side.cells import looks_exported, split_script, strip_ipython
@@ -41,17 +40,26 @@ MAX_FILE_BYTES = 1 << 20
 _STYLE_RANK = {"hooks": 0, "micrograd": 1, "notebook": 1, "weak": 2}
 
 
-@dataclass(frozen=True)
+# Candidate and Scan are plain classes, not dataclasses: every engine process imports this module, and
+# ``dataclasses`` (with ``inspect``) would cost each of them ~15 ms.
+
 class Candidate:
     """A class (or a plugin module) that looks like an engine, and how to import it."""
 
-    path: Path        # the file
-    rel: str          # its path in the submission, for messages
-    module: str       # the dotted name to import from ``root`` ("" when not importable by name)
-    root: Path        # the sys.path entry ``module`` is imported from
-    cls: str          # the class's name ("" for a plugin module)
-    style: str        # hooks, micrograd, notebook or weak
-    exported: bool = False  # a script exported from a notebook: loaded cell by cell
+    __slots__ = ("path", "rel", "module", "root", "cls", "style", "exported")
+
+    def __init__(self, path: Path, rel: str, module: str, root: Path, cls: str, style: str,
+                 exported: bool = False) -> None:
+        self.path = path          # the file
+        self.rel = rel            # its path in the submission, for messages
+        self.module = module      # the dotted name to import from ``root`` ("" when not importable by name)
+        self.root = root          # the sys.path entry ``module`` is imported from
+        self.cls = cls            # the class's name ("" for a plugin module)
+        self.style = style        # hooks, micrograd, notebook or weak
+        self.exported = exported  # a script exported from a notebook: loaded cell by cell
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.rel!r}, class {self.cls!r}, {self.style})"
 
     def describe(self) -> str:
         """The candidate in words, e.g. 'micrograd/engine.py: class Value (operators, backward)'."""
@@ -68,15 +76,15 @@ class Candidate:
                 self.rel.count("/"), self.rel)
 
 
-@dataclass
 class Scan:
     """What a folder holds: candidates (best first), scripts left alone, files that did not parse."""
 
-    candidates: list = field(default_factory=list)
-    scripts: list = field(default_factory=list)
-    unparsable: list = field(default_factory=list)
-    files: int = 0
-    truncated: bool = False
+    def __init__(self) -> None:
+        self.candidates: list[Candidate] = []
+        self.scripts: list[str] = []
+        self.unparsable: list[str] = []
+        self.files = 0
+        self.truncated = False
 
     def looked_at(self, most: int = 12) -> str:
         """What was looked at, in words, for a 'no engine found' message."""

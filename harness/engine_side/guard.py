@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass
 
 #: Forbidden by default: the reference engine, and the harness itself...
 DEFAULT_FORBIDDEN = ("reference_engine", "harness")
 #: ...except its public plugin API: ``hookimpl``, ``Unsupported`` and ``OpSpec`` (in ``harness``), the op table
-#: ``harness.ops`` that they come from, and the adapters.
-PUBLIC_API = ("harness", "harness.ops", "harness.engine_side", "harness.engine_side.adapters")
+#: ``harness.ops`` that they come from, the adapters, and the contract (``harness.Engine`` and the other
+#: protocols, the hookspecs), which ``harness`` and the hook collector import on first use.
+PUBLIC_API = ("harness", "harness.ops", "harness.engine_side", "harness.engine_side.adapters", "harness.protocols",
+              "harness.hookspecs")
 
 
 class ForbiddenImport(ImportError):
     """A submission imported a module that the grader's import policy forbids."""
 
 
-@dataclass(frozen=True)
 class ImportPolicy:
     """Modules a submission may not import (each with its submodules), minus the allowed ones."""
 
-    forbidden: tuple = DEFAULT_FORBIDDEN
-    allowed: tuple = PUBLIC_API
+    __slots__ = ("forbidden", "allowed")  # a plain class: no engine process pays for importing dataclasses
+
+    def __init__(self, forbidden: tuple = DEFAULT_FORBIDDEN, allowed: tuple = PUBLIC_API) -> None:
+        self.forbidden, self.allowed = forbidden, allowed
 
     def refuses(self, name: str) -> bool:
         """Whether importing ``name`` is forbidden."""

@@ -11,7 +11,6 @@ import importlib.util
 import os
 import sys
 import types
-from collections.abc import Callable
 from pathlib import Path
 
 from harness import wire
@@ -22,6 +21,10 @@ from harness.engine_side import (  # before the import policy, which hides the h
 from harness.engine_side.adapters import MicrogradAdapter, NotebookAdapter, optional_float, to_float
 from harness.engine_side.cells import Cell, CellRunner, looks_exported, new_module, split_script
 from harness.engine_side.guard import ForbiddenImport
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~9 ms in every engine process)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _HARNESS_DIR = str(Path(__file__).resolve().parent.parent) + os.sep
 LIKELY_CLASSES = discovery.LIKELY_CLASSES

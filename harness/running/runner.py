@@ -221,11 +221,11 @@ class Worker:
         if self.killed:
             return
         self.killed = True
-        if self.cgroup is not None:  # everything in its cgroup at once, detached processes included
-            cgroups.kill(self.cgroup)
-        reaper.kill(self.proc)
+        # everything in its cgroup at once, detached processes included; then no walk of /proc is needed
+        contained = self.cgroup is not None and cgroups.kill(self.cgroup)
+        reaper.kill(self.proc, contained=contained)
         if self.cgroup is not None:  # killed orphans the grader adopted are reaped while it waits
-            self.cgroup.close(reap=reaper.sweep)
+            self.cgroup.close(reap=reaper.reap if contained else reaper.sweep)
         if self.writer is not None:  # let it fail on the dead pipe before its fd can be reused
             self.outbox.put(None)
             self.writer.join(timeout=5)

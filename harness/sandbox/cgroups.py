@@ -230,23 +230,34 @@ def create(where: Hierarchy, caps: Caps) -> Group:
     return Group(where.version, tuple(made), caps.memory_mb)
 
 
-def kill(group: Group) -> None:
-    """SIGKILL every process of ``group`` (``cgroup.kill`` where the kernel has it)."""
+def kill(group: Group) -> bool:
+    """SIGKILL every process of ``group`` (``cgroup.kill`` where the kernel has it), until none is left;
+    whether none is (False: it gave up, say on processes that fork faster than they are killed).
+
+    One by one (v1, or a kernel before 5.14), every listed process is killed again on each pass (a pid
+    may be reused), and new ones that a process forked meanwhile with it.  A killed process stays listed
+    until it has finished exiting: a pass that finds only those sleeps a millisecond instead of spinning.
+    """
     if group.version == 2:
         try:
             _write(os.path.join(group.folders[0], "cgroup.kill"), "1")
-            return
+            return True
         except OSError:
             pass  # a kernel before 5.14: kill them one by one
-    for _ in range(100):
+    killed: set[str] = set()
+    for _ in range(200):
         pids = {p for folder in group.folders for p in _read(os.path.join(folder, "cgroup.procs")).split()}
         if not pids:
-            return
+            return True
         for pid in pids:
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except (ProcessLookupError, PermissionError, ValueError):
                 pass
+        if pids <= killed:  # only the dying: give them a moment
+            time.sleep(0.001)
+        killed |= pids
+    return False
 
 
 def _rmdir(folder: str, wait: float = 2.0, between: Callable[[], None] | None = None) -> bool:

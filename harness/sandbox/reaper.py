@@ -98,11 +98,16 @@ def spawn(start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
         return proc
 
 
-def kill(proc: subprocess.Popen) -> None:
-    """Kill an engine process, everything it started, and (as a subreaper) every orphan."""
+def kill(proc: subprocess.Popen, contained: bool = False) -> None:
+    """Kill an engine process, everything it started, and (as a subreaper) every orphan.
+
+    ``contained``: the process and everything it started were in a cgroup that was killed already
+    (``harness.sandbox.cgroups.kill``), so there is no tree to walk: the process is waited for and the
+    orphans it left are reaped."""
     with _lock:
-        # once reaped, its pid may belong to someone else: only its group (and orphans) are killed
-        _kill_trees({proc.pid}, walk=proc.returncode is None)
+        if not contained:
+            # once reaped, its pid may belong to someone else: only its group (and orphans) are killed
+            _kill_trees({proc.pid}, walk=proc.returncode is None)
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -116,6 +121,12 @@ def sweep() -> None:
     """Kill every orphan adopted by the grader and everything below it."""
     with _lock:
         _kill_trees(set())
+        _reap_zombies()
+
+
+def reap() -> None:
+    """Collect the dead orphans the grader adopted (what a killed cgroup leaves behind)."""
+    with _lock:
         _reap_zombies()
 
 

@@ -194,3 +194,40 @@ def test_a_death_by_the_cgroups_memory_cap_says_so(tmp_path):
     (tmp_path / "memory.events").write_text("oom 0\noom_kill 0\n")
     assert worker.death() == "the engine process was killed by SIGKILL"
     worker.output.close()
+
+
+def test_killing_a_group_one_by_one_rekills_every_listed_pid_and_waits_for_the_dying_without_spinning(monkeypatch):
+    listings = iter(["11\n12\n", "11\n12\n13\n", "11\n", ""])  # 13 was forked meanwhile; then they exit
+    killed, naps = [], []
+    monkeypatch.setattr(cgroups, "_read", lambda path: next(listings))
+    monkeypatch.setattr(cgroups.os, "kill", lambda pid, sig: killed.append(pid))
+    monkeypatch.setattr(cgroups.time, "sleep", naps.append)
+    assert cgroups.kill(Group(1, ("/fake/pids",))) is True
+    assert sorted(killed) == [11, 11, 11, 12, 12, 13]
+    assert len(naps) == 1  # only the pass that found nothing new waited
+
+
+def test_killing_a_group_gives_up_and_says_so_when_processes_never_leave(monkeypatch):
+    monkeypatch.setattr(cgroups, "_read", lambda path: "21\n")
+    monkeypatch.setattr(cgroups.os, "kill", lambda pid, sig: None)
+    monkeypatch.setattr(cgroups.time, "sleep", lambda s: None)
+    assert cgroups.kill(Group(1, ("/fake/pids",))) is False
+
+
+@pytest.mark.parametrize("contained, walks", [(True, False), (False, True)])
+def test_after_a_cgroups_kill_the_reaper_waits_without_walking_proc(monkeypatch, contained, walks):
+    import subprocess
+    import sys
+
+    from harness.sandbox import reaper
+
+    scans = []
+    monkeypatch.setitem(reaper._state, "subreaper", False)  # no orphans to reap: only the walk would scan
+    real = reaper._processes
+    monkeypatch.setattr(reaper, "_processes", lambda: scans.append(1) or real())
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    if contained:
+        proc.kill()  # what the cgroup's kill did
+    reaper.kill(proc, contained=contained)
+    assert proc.returncode is not None  # dead and waited for, either way
+    assert bool(scans) is walks

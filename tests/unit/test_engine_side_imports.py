@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HARNESS = Path(__file__).resolve().parents[2] / "harness"
-ALLOWED_HARNESS = {"harness", "harness.wire", "harness.ops", "harness.hookspecs"}
+ALLOWED_HARNESS = {"harness", "harness.wire", "harness.ops", "harness.hookspecs", "harness.protocols"}
 ALLOWED_THIRD_PARTY = {"pluggy"}
 
 

@@ -89,6 +89,21 @@ def test_an_opspec_that_does_not_fit_the_table_is_refused():
     assert OpSpec("softplus", 1).write("x") == "softplus(x)"
 
 
+def test_an_opspec_is_immutable_compared_by_its_fields_and_replaced_into_a_checked_copy():
+    add = TABLE["add"]
+    with pytest.raises(AttributeError, match="immutable"):
+        add.symbol = "plus"  # type: ignore[misc]
+    same = add.replace(precedence=1)
+    assert same == add and hash(same) == hash(add) and same is not add
+    assert add.replace(associative=False) != add and add.associative
+    assert OpSpec("softplus", 1) == OpSpec("softplus", 1, None, None, "call", "", precedence=5)
+    assert "name='add'" in repr(add) and "symbol='+'" in repr(add)
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        add.replace(colour="red")
+    with pytest.raises(ValueError, match="cannot take 1"):
+        add.replace(arity=1)
+
+
 # --- the parser and the renderer read the table -------------------------------
 
 
