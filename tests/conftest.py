@@ -178,6 +178,7 @@ def pytest_runtest_setup(item):
     _SLOW_TEST[0] = item.get_closest_marker("slow") is not None
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups into the node ids
 def pytest_collection_modifyitems(items):
     """xdist groups (``--dist loadgroup``, in pyproject's options), so that an expensive shared fixture is
     computed once, by one test worker:
