@@ -21,7 +21,6 @@ an engine process.
 from __future__ import annotations
 
 import dataclasses
-import json
 import string
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -452,9 +451,7 @@ def _record(it: Item, shared: ReferenceCache) -> patterns.Record:
     grads = tuple(m for m in it.result.mismatches if m.kind == MismatchKind.GRAD)
     # A graph's shape depends on the case alone: a batch works it out once per program (every case of
     # every failing submission has one, and a deep case's takes tens of milliseconds).
-    key = ("shape", json.dumps([it.program.steps, it.program.output, [i[0] for i in it.program.inputs],
-                                it.program.backward]))
-    shape = shared.value(key, lambda: graphs.shape(it.program))
+    shape = shared.value(("shape", it.program.graph_key), lambda: graphs.shape(it.program))
     assert isinstance(shape, graphs.Shape)
     return patterns.Record(
         id=it.case.id, status=it.result.status, backward=it.case.backward,

@@ -102,6 +102,7 @@ class SharedProxy:
         self._conn = conn
         self._lock = threading.Lock()
         self._mine: dict[object, Future] = {}  # keys a thread of this job process is computing
+        self._known: dict[object, object] = {}  # values settled already: asked of the parent once
 
     def _ask(self, *request: Any) -> Any:
         with self._lock:
@@ -148,14 +149,23 @@ class SharedProxy:
         self._ask("count", runs)
 
     def value(self, key: object, compute: Callable[[], object]) -> object:
+        if key in self._known:  # e.g. a graph's shape, asked for every case of every failing submission
+            return self._known[key]
         own, local = self._claim(key)
-        return self._compute(key, compute, local) if own else self._wait(key, local)
+        return self._keep(key, self._compute(key, compute, local) if own else self._wait(key, local))
+
+    def _keep(self, key: object, value: object) -> object:
+        if self.enabled:
+            self._known[key] = value
+        return value
 
     def values(self, keys: list, compute: Callable[[Any], object]) -> list:
         """As ``ReferenceCache.values``: the keys nobody computes yet first, then the others' answers."""
-        got: dict = {}
+        got: dict = {key: self._known[key] for key in keys if key in self._known}
         others = []
         for key in keys:
+            if key in got:
+                continue
             own, local = self._claim(key)
             if own:
                 got[key] = self._compute(key, functools.partial(compute, key), local)
@@ -163,7 +173,7 @@ class SharedProxy:
                 others.append((key, local))
         for key, local in others:
             got[key] = self._wait(key, local)
-        return [got[key] for key in keys]
+        return [self._keep(key, got[key]) for key in keys]
 
     def _compute(self, key: object, compute: Callable[[], object], mine: Future | None) -> object:
         try:

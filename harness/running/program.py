@@ -6,6 +6,8 @@ It never holds an expectation: expected values stay in the grading process.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, fields, replace
 
 from harness.cases.loader import REFERENCE, Assign, Case
@@ -28,6 +30,12 @@ class Program:
     def to_wire(self) -> dict:
         """The message sent to the worker (shares the lists: it is only encoded, never changed)."""
         return {name: getattr(self, name) for name in _FIELDS}
+
+    @functools.cached_property
+    def graph_key(self) -> str:
+        """What the program's graph depends on (its steps, output, input names and backward; not its input
+        values or id), as text, worked out once: the key of work that depends on the graph alone."""
+        return json.dumps([self.steps, self.output, [i[0] for i in self.inputs], self.backward])
 
 
 def _steps(steps) -> list:

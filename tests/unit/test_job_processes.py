@@ -175,6 +175,22 @@ def test_values_runs_and_counts_reach_the_parents_cache(monkeypatch):
     assert cache.computed == 2 and cache.runs == 1 + 2 * 5
 
 
+def test_a_job_process_asks_the_parent_for_a_settled_value_once(monkeypatch):
+    """A graph's shape is asked for by every case of every failing submission: after the first answer, a
+    job process answers from what it knows, without a round trip to the parent."""
+    cache = ReferenceCache()
+    claims: list = []
+    claim = cache._claim
+    monkeypatch.setattr(cache, "_claim", lambda key: claims.append(key) or claim(key))
+
+    def grade_item(i, shared):
+        return {shared.value(("shape", "x"), lambda: "the shape") for _ in range(50)}
+
+    assert _claims(cache, grade_item) == [{"the shape"}] * 2
+    assert claims == [("shape", "x")] * 2  # once per job process, not 50 times
+    assert cache.computed == 1
+
+
 def test_when_no_job_process_can_be_forked_the_batch_is_graded_in_threads(no_cases, monkeypatch):
     from harness.sandbox import reaper
 
