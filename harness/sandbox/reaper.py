@@ -101,11 +101,17 @@ def spawn(start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
 def kill(proc: subprocess.Popen, contained: bool = False) -> None:
     """Kill an engine process, everything it started, and (as a subreaper) every orphan.
 
-    ``contained``: the process and everything it started were in a cgroup that was killed already
-    (``harness.sandbox.cgroups.kill``), so there is no tree to walk: the process is waited for and the
-    orphans it left are reaped."""
+    ``contained``: everything the process started was in a cgroup that was killed already
+    (``harness.sandbox.cgroups.kill``), so there is no tree to walk: the process itself is killed (it may
+    not have joined its cgroup yet), waited for, and the orphans it left are reaped."""
     with _lock:
-        if not contained:
+        if contained:
+            if proc.returncode is None:  # not reaped yet: its pid is still its own
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # it leads its own process group
+                except (ProcessLookupError, PermissionError):
+                    pass
+        else:
             # once reaped, its pid may belong to someone else: only its group (and orphans) are killed
             _kill_trees({proc.pid}, walk=proc.returncode is None)
     try:

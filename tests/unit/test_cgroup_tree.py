@@ -215,7 +215,8 @@ def test_killing_a_group_gives_up_and_says_so_when_processes_never_leave(monkeyp
 
 
 @pytest.mark.parametrize("contained, walks", [(True, False), (False, True)])
-def test_after_a_cgroups_kill_the_reaper_waits_without_walking_proc(monkeypatch, contained, walks):
+@pytest.mark.parametrize("joined", [True, False], ids=["killed with its cgroup", "killed before it joined one"])
+def test_after_a_cgroups_kill_the_reaper_waits_without_walking_proc(monkeypatch, contained, walks, joined):
     import subprocess
     import sys
 
@@ -226,8 +227,8 @@ def test_after_a_cgroups_kill_the_reaper_waits_without_walking_proc(monkeypatch,
     real = reaper._processes
     monkeypatch.setattr(reaper, "_processes", lambda: scans.append(1) or real())
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    if contained:
-        proc.kill()  # what the cgroup's kill did
+    if joined:
+        proc.kill()  # what the cgroup's kill did; else it was killed before joining, and is still running
     reaper.kill(proc, contained=contained)
     assert proc.returncode is not None  # dead and waited for, either way
     assert bool(scans) is walks
