@@ -178,24 +178,51 @@ def pytest_runtest_setup(item):
     _SLOW_TEST[0] = item.get_closest_marker("slow") is not None
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups into the node ids
-def pytest_collection_modifyitems(items):
+def _loses_xdist_groups() -> bool:
+    """Whether this pytest and pytest-xdist cannot apply ``xdist_group`` marks: pytest-xdist up to 3.8 names a
+    test's group by rewriting ``item._nodeid``, which pytest 9.2 no longer reads."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def numbers(name: str) -> tuple:
+        try:
+            return tuple(int(p) for p in version(name).split(".")[:2] if p.isdigit())
+        except PackageNotFoundError:
+            return ()
+
+    xdist = numbers("pytest-xdist")
+    return bool(xdist) and xdist <= (3, 8) and numbers("pytest") >= (9, 2)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """Under ``--dist loadgroup``, refuse to run where the groups would be lost: each worker would grade the
+    shared runs again, and the suite would only be slower, for no visible reason."""
+    if getattr(config.option, "dist", "no") == "loadgroup" and getattr(config.option, "numprocesses", None) \
+            and not hasattr(config, "workerinput") and _loses_xdist_groups():
+        raise pytest.UsageError(
+            "this pytest and pytest-xdist cannot apply the test groups of --dist loadgroup (pytest-xdist <= 3.8 "
+            "with pytest >= 9.2): install the test extra's versions (pip install -e '.[test]')")
+
+
+def pytest_itemcollected(item):
     """xdist groups (``--dist loadgroup``, in pyproject's options), so that an expensive shared fixture is
     computed once, by one test worker:
 
     - the tests of the session-wide built-in run form one group: the other worker never waits for that run;
     - the tests of a module that use one of its module-scoped fixtures (a graded batch, the reports of a
       run) form a group of their own; without it each worker would grade that batch again.
+
+    Set as each test is collected, before any ``pytest_collection_modifyitems`` (pytest-xdist's reads the
+    groups into the node ids there, and the order of that hook's implementations is not ours to choose).
     """
-    for item in items:
-        names = getattr(item, "fixturenames", ())
-        if "builtin_graded" in names:
-            item.add_marker(pytest.mark.xdist_group("builtin_graded"))
-            continue
-        info = getattr(item, "_fixtureinfo", None)  # pytest's, not public: without it, no grouping
-        defs = getattr(info, "name2fixturedefs", {})
-        if any(defs.get(n) and defs[n][-1].scope in ("module", "package") for n in names):
-            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:module-fixtures"))
+    names = getattr(item, "fixturenames", ())
+    if "builtin_graded" in names:
+        item.add_marker(pytest.mark.xdist_group("builtin_graded"))
+        return
+    info = getattr(item, "_fixtureinfo", None)  # pytest's, not public: without it, no grouping
+    defs = getattr(info, "name2fixturedefs", {})
+    if any(defs.get(n) and defs[n][-1].scope in ("module", "package") for n in names):
+        item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:module-fixtures"))
 
 
 #: The engines graded on every built-in case, blame on, by the case library's and blame's tests: every seeded
