@@ -204,6 +204,15 @@ def pytest_configure(config):
             "with pytest >= 9.2): install the test extra's versions (pip install -e '.[test]')")
 
 
+def pytest_collection_modifyitems(items):
+    """The files with end-to-end (slow) tests first, then the files of in-process tests only, each file's
+    tests together and in order: spread over xdist's workers, the many small tests come last and fill in
+    while the other worker finishes a long one, instead of a long test starting when the small ones are
+    done (the same order on every worker, as pytest-xdist requires)."""
+    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)  # stable: files stay in order
+
+
 def pytest_itemcollected(item):
     """xdist groups (``--dist loadgroup``, in pyproject's options), so that an expensive shared fixture is
     computed once, by one test worker:
