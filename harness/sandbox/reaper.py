@@ -107,10 +107,7 @@ def kill(proc: subprocess.Popen, contained: bool = False) -> None:
     with _lock:
         if contained:
             if proc.returncode is None:  # not reaped yet: its pid is still its own
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # it leads its own process group
-                except (ProcessLookupError, PermissionError):
-                    pass
+                _kill_group(proc.pid)
         else:
             # once reaped, its pid may belong to someone else: only its group (and orphans) are killed
             _kill_trees({proc.pid}, walk=proc.returncode is None)
@@ -178,10 +175,7 @@ def _kill_trees(roots: set, walk: bool = True) -> None:
             _signal(pid, signal.SIGSTOP)
         stopped |= new
     for root in roots:
-        try:
-            os.killpg(root, signal.SIGKILL)  # an engine process leads its own group
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill_group(root)
     for pid in stopped:
         _signal(pid, signal.SIGKILL)
     _wait_dead(stopped)
@@ -260,6 +254,14 @@ def _processes():
         if len(fields) > 1:
             table[int(name)] = (fields[0].decode(), int(fields[1]))
     return table
+
+
+def _kill_group(root: int) -> None:
+    """SIGKILL the process group an engine process leads (it starts a session of its own)."""
+    try:
+        os.killpg(root, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _signal(pid: int, sig: int) -> None:
