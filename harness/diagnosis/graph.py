@@ -183,8 +183,95 @@ class Shape:
 
 
 def shape(program, cap: int = SHAPE_CAP) -> Shape:
-    """The shape of a program's graph (following at most ``cap`` nodes)."""
-    g = build(program, cap)
+    """The shape of a program's graph (following at most ``cap`` nodes).
+
+    The same numbers as :func:`shape_of` of :func:`build`'s graph, worked out in one pass that keeps only
+    numbers per node, not nodes: blame wants the shape of every case of a failing submission, and a deep
+    case has tens of thousands of nodes.  ``tests/unit/test_graph.py`` checks the two agree.
+    """
+    depth: list[int] = []
+    paths: list[int] = []
+    uses: list[int] = []
+    operands: list[tuple[int, ...]] = []
+    env: dict = {}
+
+    def new(refs: tuple[int, ...]) -> int:
+        if len(depth) >= cap:
+            raise _Full
+        d, p = -1, 0
+        for x in refs:
+            if depth[x] > d:
+                d = depth[x]
+            p += paths[x]
+            uses[x] += 1
+        depth.append(d + 1)
+        paths.append(min(p, PATH_CAP) if refs else 1)
+        uses.append(0)
+        operands.append(refs)
+        return len(depth) - 1
+
+    def evaluate(code) -> int | None:
+        """The node the code computes (None for a constant)."""
+        stack: list = []
+        for ins in code:
+            if ins[0] == "name":
+                stack.append(env[ins[1]])
+            elif ins[0] == "const":
+                stack.append(None)
+            else:
+                n = ins[2]
+                refs = tuple(x for x in stack[-n:] if x is not None)
+                del stack[-n:]
+                stack.append(new(refs) if refs else new_op_of_constants())
+        return stack[0]
+
+    def new_op_of_constants() -> int:
+        index = new(())
+        depth[index] = 1  # an op (not a leaf) over constants only
+        return index
+
+    def run(steps) -> None:
+        for step in steps:
+            if step[0] == "set":
+                env[step[1]] = evaluate(step[2])
+            else:
+                for _ in range(step[1]):
+                    run(step[2])
+
+    out: int | None = None
+    complete = True
+    try:
+        for name, _value in program.inputs:
+            env[name] = new(())
+        run(program.steps)
+        out = evaluate(program.output)
+        if out is None and program.backward:
+            out = new(())  # the worker wraps a constant output in a leaf
+    except _Full:
+        complete, out = False, None
+    reuse = False
+    if any(u > 1 for u in uses):  # else no node is reused, reachable or not
+        reach: Collection[int] = range(len(depth))
+        if complete:
+            reach = {out} if out is not None else set()
+            stack = list(reach)
+            while stack:
+                for x in operands[stack.pop()]:
+                    if x not in reach:
+                        reach.add(x)
+                        stack.append(x)
+        reuse = any(uses[i] > 1 for i in reach)
+    return Shape(
+        nodes=len(depth),
+        depth=depth[out] if out is not None else max(depth, default=0),
+        paths=paths[out] if out is not None else max(paths, default=1),
+        reuse=reuse,
+        complete=complete,
+    )
+
+
+def shape_of(g: Graph) -> Shape:
+    """The shape of a built graph: the plain statement of what :func:`shape` computes."""
     depth = [0] * len(g.nodes)
     paths = [1] * len(g.nodes)
     uses = [0] * len(g.nodes)

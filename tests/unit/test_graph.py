@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.cases.loader import load_suite
-from harness.diagnosis.graph import PATH_CAP, Node, build, shape
+from harness.diagnosis.graph import PATH_CAP, Node, build, shape, shape_of
 from harness.running import program
 
 
@@ -119,3 +119,35 @@ def test_a_long_chain_is_deep_but_not_exponential(make):
 def test_reuse_only_counts_nodes_the_output_depends_on(make):
     s = shape(make({"a": 1, "b": 2}, "b", steps=[{"u": "a * a"}]))
     assert not s.reuse
+
+
+def _agree(prog, cap: int = 50_000) -> None:
+    assert shape(prog, cap) == shape_of(build(prog, cap)), prog.id
+
+
+def test_the_one_pass_shape_agrees_with_the_built_graphs_on_every_builtin_case():
+    """shape() keeps numbers, not nodes; shape_of(build()) is its plain statement, and so is each cap."""
+    from harness.cases.loader import load_suites
+
+    programs = [program.build(case) for suite in load_suites() for case in suite.cases]
+    assert len(programs) > 100
+    for prog in programs:
+        _agree(prog)
+    deep = [p for p in programs if shape(p).nodes > 1000]
+    assert deep
+    for prog in deep:
+        for cap in (1, 2, 999, shape(prog).nodes, shape(prog).nodes + 1):
+            _agree(prog, cap)
+
+
+@pytest.mark.parametrize("inputs, output, steps, backward", [
+    ({"a": 1}, "3", [], 1),            # a constant output is wrapped in a leaf
+    ({"a": 1}, "3", [], 0),
+    ({"a": 1, "b": 2}, "b", [{"u": "a * a"}], 1),   # reuse off the output's path
+    ({"a": 1}, "2 * 3 + a", [], 1),    # an op over constants only
+    ({"x": 1}, "y", [{"y": "x"}, {"repeat": 70, "steps": [{"y": "y * y"}]}], 1),  # paths capped
+])
+def test_the_one_pass_shape_agrees_on_corner_cases(make, inputs, output, steps, backward):
+    prog = make(inputs, output, steps, backward)
+    for cap in (1, 2, 3, 50_000):
+        _agree(prog, cap)
