@@ -58,6 +58,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if isinstance(action, _SharedNamespace) and value not in (action.choices or ()):
+            unknown = _unknown_option_before(self, value)
+            if unknown:  # '--bogus 3': argparse took the unknown option's value for the command
+                from harness.errors import did_you_mean
+
+                longs = [o for o in self._option_string_actions if o.startswith("--")]
+                self.error(f"unrecognized arguments: {unknown}{did_you_mean(unknown.split('=')[0], longs)}")
+        super()._check_value(action, value)
+
 
 class _Help(argparse.Action):
     """-h/--help: lists the report formats of the registry (with the -p plugins given before it)."""
@@ -76,6 +86,26 @@ class _Help(argparse.Action):
             fmt.help = f"report format: {names} (default: {_format_default(parser)})"
         parser.print_help()
         parser.exit()
+
+
+def _unknown_option(parser: argparse.ArgumentParser, token: str) -> bool:
+    """Whether ``token`` looks like an option that ``parser`` does not take (nor abbreviates uniquely)."""
+    if not token.startswith("-") or token == "-" or token.lstrip("-").replace(".", "", 1).isdigit():
+        return False
+    name = token.split("=", 1)[0]
+    known = parser._option_string_actions
+    if name in known or (not name.startswith("--") and name[:2] in known):
+        return False
+    return not (name.startswith("--") and sum(o.startswith(name) for o in known) == 1)
+
+
+def _unknown_option_before(parser: argparse.ArgumentParser, command: str) -> str:
+    """The unknown option right before ``command`` on the command line, if any ('' if none)."""
+    argv = getattr(parser, "argv", [])
+    for before, token in zip(argv, argv[1:]):
+        if token == command and _unknown_option(parser, before):
+            return before
+    return ""
 
 
 def _format_default(parser: argparse.ArgumentParser) -> str:
@@ -436,6 +466,7 @@ def _closed_stdout() -> int:
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """The parsed command line, with ``mode`` set to one of SUBCOMMANDS or ``grade``."""
     parser = build_parser()
+    parser.argv = list(argv)  # type: ignore[attr-defined]  # for _SharedNamespace's messages
     args = parser.parse_args(list(argv))
     modes = {m for m, on in (("list", args.list), ("check-cases", args.check_cases),
                              ("build-gradescope", args.build_gradescope is not None),

@@ -72,6 +72,11 @@ def _warm() -> None:
         pass
     finally:
         sys.path[0] = first
+    import gc
+
+    # What is loaded now is never collected: a child's collections no longer walk (and so copy) the
+    # hundreds of thousands of objects it inherits. Half of a small run's CPU (measured: 460 -> 220 ms).
+    gc.freeze()
 
 
 def _child(request: dict) -> None:
