@@ -73,12 +73,14 @@ def fork_helper(hold: tuple = ()) -> int:
     with ExitStack() as held:
         for lock in (*hold, _lock):
             held.enter_context(lock)
-        # The child's collections leave what it inherits alone (walking it would copy every page of it);
-        # the parent goes on collecting everything.
+        # The child's collections leave what it inherits alone (walking it would copy every page of it).
+        # The parent goes on collecting what it collected before (``grade`` froze its start-up already).
+        thawed = gc.get_freeze_count() == 0
         gc.freeze()
         pid = os.fork()
         if pid:
-            gc.unfreeze()
+            if thawed:
+                gc.unfreeze()
             _helpers.add(pid)
         else:
             _workers.clear()
