@@ -320,3 +320,11 @@ def processes_with(token: str) -> list[int]:
         if token.encode() in environ.split(b"\0"):
             found.append(int(entry.name))
     return found
+
+
+def pytest_collection_finish(session):
+    """The modules and the collected tests live as long as the session: the garbage collector stops walking
+    them (Hypothesis, nbformat and the harness make that hundreds of thousands of objects)."""
+    import gc
+
+    gc.freeze()

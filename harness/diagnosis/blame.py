@@ -21,6 +21,7 @@ an engine process.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import string
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -449,13 +450,18 @@ def _merge(found: list[Diagnosis]) -> list[Diagnosis]:
 
 def _record(it: Item, shared: ReferenceCache) -> patterns.Record:
     grads = tuple(m for m in it.result.mismatches if m.kind == MismatchKind.GRAD)
-    # A graph's shape depends on the case alone: a batch works it out once per program (every case of
-    # every failing submission has one, and a deep case's takes tens of milliseconds).
-    shape = shared.value(("shape", it.program.graph_key), lambda: graphs.shape(it.program))
-    assert isinstance(shape, graphs.Shape)
+
+    @functools.cache
+    def shape() -> graphs.Shape:
+        # A graph's shape depends on the case alone: a batch works it out once per program (a deep case's
+        # takes tens of milliseconds), and only for the records a rule looks at that closely.
+        found = shared.value(("shape", it.program.graph_key), lambda: graphs.shape(it.program))
+        assert isinstance(found, graphs.Shape)
+        return found
+
     return patterns.Record(
         id=it.case.id, status=it.result.status, backward=it.case.backward,
-        checks_grads=bool(it.program.grads), shape=shape, mismatches=grads,
+        checks_grads=bool(it.program.grads), shape_of=shape, mismatches=grads,
         error_type=it.observation.error_type, phase=it.observation.phase)
 
 

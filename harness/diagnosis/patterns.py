@@ -22,6 +22,7 @@ A vetoed rule says nothing; one short of the minimum sizes says it with medium c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.diagnosis.graph import Shape
@@ -52,10 +53,16 @@ class Record:
     status: Status
     backward: int
     checks_grads: bool
-    shape: Shape
+    shape_of: Callable[[], Shape]             # the graph's shape, worked out when a rule first asks
     mismatches: tuple[Mismatch, ...] = ()     # of the grads
     error_type: str = ""
     phase: str = ""
+
+    @property
+    def shape(self) -> Shape:
+        """The case's graph shape.  Rules ask for it only after a record passes their cheaper tests
+        (status, ratios): a deep case's shape takes tens of milliseconds, and most runs need few."""
+        return self.shape_of()
 
 
 Hit = tuple[Diagnosis, list[str]]
@@ -92,11 +99,12 @@ def _grad_cases(records: list[Record], backward: int | None = None) -> list[Reco
 
 def _accumulation(records: list[Record], every: list[Record]) -> Hit | None:
     single = _grad_cases(records, backward=1)
-    undercount = [r for r in single if r.shape.reuse and r.status == "failed" and r.mismatches
-                  and all(0 <= x < 1 - 1e-9 for x in _ratios(r)) and len(_ratios(r)) == len(r.mismatches)]
-    control = [r for r in single if not r.shape.reuse and r.status == "passed"]
-    other = [r for r in single if not r.shape.reuse and r.status == "failed"]
-    if not undercount or not control or other:
+    undercount = [r for r in single if r.status == "failed" and r.mismatches and len(_ratios(r)) == len(r.mismatches)
+                  and all(0 <= x < 1 - 1e-9 for x in _ratios(r)) and r.shape.reuse]
+    if not undercount or any(r.status == "failed" and not r.shape.reuse for r in single):
+        return None
+    control = [r for r in single if r.status == "passed" and not r.shape.reuse]
+    if not control:
         return None
     reused_pass = [r for r in _grad_cases(every, backward=1) if r.shape.reuse and r.status == "passed"]
     if len(reused_pass) >= len(undercount):  # veto: reusing a node is not what fails

@@ -8,6 +8,7 @@ submission) and never sees an expected value: it only computes and reports.
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 import sys
 import time
@@ -72,6 +73,11 @@ def main(argv: list[str]) -> int:
     protocol.write(fd_out, {"ready": True, "engines": names[:protocol.MAX_ENGINES],
                             "engine": names[engines.index(engine)], "origin": origin,
                             "notes": [protocol.clip(n, protocol.MAX_NOTE) for n in _capped(notes)]})
+    # The harness and the submission are loaded and stay: the collector walks only what the cases build,
+    # and runs after 10,000 new objects instead of 700 (a 20,000-node micrograd chain builds and runs
+    # backward() a third faster; the answers are the same).
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
     while True:
         batch = protocol.read_blocking(fd_in)
         if batch is None:

@@ -54,7 +54,7 @@ def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
     empty = True
     for label, e in zip(run.labels(), run.engines, strict=True):
         holder = ET.Element("testsuites")
-        holder.extend(_suites(label, e))
+        holder.extend(_suites(label, e, run))
         ET.indent(holder)  # as deep as in the whole document: each suite is a child of the root
         for node in holder:
             node.tail = None
@@ -64,8 +64,9 @@ def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
     yield '<?xml version="1.0" encoding="UTF-8"?>\n' + head + "\n" if empty else "\n</testsuites>\n"
 
 
-def _suites(label: str, e: EngineResult) -> Iterator[Element]:
-    """One engine's ``<testsuite>`` elements, one per suite."""
+def _suites(label: str, e: EngineResult, run: RunResult) -> Iterator[Element]:
+    """One engine's ``<testsuite>`` elements, one per suite; their properties say which submission, score
+    and sandbox (with its cgroup limits, when recorded)."""
     import xml.etree.ElementTree as ET
 
     suites: dict[str, list[CaseResult]] = {}
@@ -83,7 +84,8 @@ def _suites(label: str, e: EngineResult) -> Iterator[Element]:
         for key, value in (("submission", e.submission), ("engine", e.engine), ("source", e.source),
                            *((("origin", e.origin),) if e.origin else ()),
                            ("score", f"{sum(c.score for c in cases):g}"),
-                           ("max_score", f"{sum(c.max_score for c in cases):g}")):
+                           ("max_score", f"{sum(c.max_score for c in cases):g}"), ("sandbox", run.sandbox),
+                           *((("cgroup", run.cgroup),) if run.cgroup else ())):
             ET.SubElement(props, "property", name=key, value=xml_text(value))
         if e.load_notes:
             notes = ET.SubElement(node, "system-out")

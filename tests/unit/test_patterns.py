@@ -21,7 +21,7 @@ def grad(expected: float, got: float | None, name: str = "a") -> Mismatch:
 
 def rec(id: str, status: str, shape: Shape = TREE, backward: int = 1, mismatches=(), checks_grads=True,
         error_type="", phase="") -> Record:
-    return Record(id, Status(status), backward, checks_grads, shape, tuple(mismatches), error_type, phase)
+    return Record(id, Status(status), backward, checks_grads, lambda: shape, tuple(mismatches), error_type, phase)
 
 
 def controls(name: str = "tree", n: int = MIN_CONTROL) -> list[Record]:
@@ -112,3 +112,26 @@ def test_forward_only_cases_never_count_as_gradient_evidence():
     records = [rec("s::reuse", "failed", REUSE, mismatches=[grad(3, 2)]),
                rec("s::fwd", "passed", checks_grads=False)]
     assert "accumulation" not in culprits(records)
+
+
+def test_shapes_are_worked_out_only_for_the_records_a_rule_looks_at_closely():
+    """A deep case's shape takes tens of milliseconds: a run whose failures no shape rule could explain (a
+    sign error: ratio -1) needs none, and an undercount needs those of its single-backward() grad cases."""
+    asked: list[str] = []
+
+    def lazy(id: str, status: str, shape: Shape = TREE, **kw) -> Record:
+        r = rec(id, status, shape, **kw)
+
+        def shape_of() -> Shape:
+            asked.append(id)
+            return shape
+        return Record(r.id, r.status, r.backward, r.checks_grads, shape_of, r.mismatches, r.error_type, r.phase)
+
+    passing = [lazy(f"s::tree{i}", "passed") for i in range(MIN_CONTROL)] + [lazy("s::fwd", "passed",
+                                                                                  checks_grads=False)]
+    sign = lazy("s::sub", "failed", REUSE, mismatches=[grad(1, -1)])
+    assert find([*passing, sign]) == [] and asked == []
+    under = lazy("s::reuse", "failed", REUSE, mismatches=[grad(2, 1)])
+    (hit, ids), = find([*passing, under])
+    assert hit.culprit == "accumulation" and ids == ["s::reuse"]
+    assert sorted(set(asked)) == sorted(["s::reuse", *(f"s::tree{i}" for i in range(MIN_CONTROL))])

@@ -14,7 +14,7 @@ REUSE = Shape(nodes=4, depth=2, paths=4, reuse=True, complete=True)
 def rec(cid: str, status: Status, shape: Shape = TREE, ratio: float | None = None, backward: int = 1,
         error: str = "") -> Record:
     mismatches = () if ratio is None else (Mismatch(MismatchKind.GRAD, 2.0, 2.0 * ratio, name="x"),)
-    return Record(id=cid, status=status, backward=backward, checks_grads=True, shape=shape,
+    return Record(id=cid, status=status, backward=backward, checks_grads=True, shape_of=lambda: shape,
                   mismatches=mismatches, error_type=error)
 
 

@@ -296,4 +296,8 @@ def test_every_format_that_names_the_sandbox_names_the_cgroup_limits_next_to_it(
     assert json.loads(gradescope.render(run, ReportContext()))["extra_data"]["cgroup"] == run.cgroup
     assert "cgroup: v1: pids.max=64" in markdown.render(run, ReportContext())
     assert "cgroup v1: pids.max=64" in html.render(run, ReportContext())
+    props = ET.fromstring(junit.render(run, ReportContext())).find("testsuite/properties")
+    assert {p.get("name"): p.get("value") for p in props}.items() >= {"sandbox": "bwrap",
+                                                                      "cgroup": run.cgroup}.items()
     assert "cgroup" not in json.loads(json_report.render(build_run(), ReportContext()))  # not recorded: absent
+    assert "cgroup" not in junit.render(build_run(), ReportContext())

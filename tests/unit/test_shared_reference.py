@@ -224,7 +224,7 @@ def test_n_identical_failing_submissions_run_the_reference_work_once(processes, 
         assert all(c.diagnosis for e in run.engines for c in e.cases if c.status == "failed")
         counted[n, share] = (cache.runs, cache.computed)
     once = counted[1, True]
-    assert once[0] > 0 and once[1] > 1  # the fuzz corpus and the graph shapes of the cases
+    assert once[0] > 0 and once[1] >= 1  # the fuzz corpus (a sign error needs no graph shape: test below)
     assert counted[3, True] == once
     assert counted[3, False] == (3 * once[0], 3 * once[1])
 
