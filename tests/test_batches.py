@@ -45,7 +45,8 @@ def make_submissions(folder, **engines) -> None:
 def test_three_submissions_with_two_jobs_give_three_rows(tmp_path):
     subs = tmp_path / "subs"
     make_submissions(subs, alice_dir="micrograd_full", bob="bug_mul_swapped", carol_dir="raises_in_init")
-    result = run_grade("--submissions", subs, "--jobs", "2", "--format", "csv")
+    # The notebook and ops suites: a mix of verdicts for bob (every built-in case is graded elsewhere).
+    result = run_grade("--submissions", subs, "--jobs", "2", "--format", "csv", "-k", "notebook::", "-k", "ops::")
     assert result.code == 1
     rows = gradebook(result)
     assert list(rows) == ["alice", "bob", "carol"]  # in name order, whatever finished first
@@ -72,7 +73,10 @@ def test_broken_submissions_never_stop_the_others(tmp_path):
                      d_exits="exit_in_backward")
     (subs / "e_syntax.py").write_text("def broken(:\n")
     (subs / "f_empty").mkdir()
-    result = run_grade("--submissions", subs, "--load-timeout", "2", "--jobs", "2", "--no-blame", "--format", "csv")
+    # The ops and numerics suites (83 cases, not all 157): outputs above 1000 (the segfault) and negative ones
+    # (the exit) come up again and again, with cases to pass in between and after.
+    result = run_grade("--submissions", subs, "--load-timeout", "2", "--jobs", "2", "--no-blame", "--format", "csv",
+                       "-k", "ops::", "-k", "numerics::")
     rows = gradebook(result)
     assert list(rows) == ["a_hangs", "b_good", "c_segfault", "d_exits", "e_syntax", "f_empty"]
     assert graded_cleanly(rows["b_good"])
@@ -81,7 +85,8 @@ def test_broken_submissions_never_stop_the_others(tmp_path):
     assert "no .py file" in rows["f_empty"]["load_error"]
     for name in ("a_hangs", "e_syntax", "f_empty"):
         assert int(rows[name]["error"]) == int(rows[name]["max_score"]), name
-    assert int(rows["c_segfault"]["passed"]) > 0 and int(rows["d_exits"]["passed"]) > 0
+    for name in ("c_segfault", "d_exits"):  # crashed on some cases, and went on to pass others
+        assert int(rows[name]["error"]) > 1 and int(rows[name]["passed"]) > int(rows[name]["error"]), name
 
 
 def test_only_folders_and_py_files_are_submissions(tmp_path):

@@ -67,20 +67,13 @@ def fork_helper(hold: tuple = ()) -> int:
     ``stop_all`` leave it alone (the caller waits for it and then calls ``helper_gone``).  In the
     child, the parent's engine processes and helpers are forgotten: it starts its own, and must
     ``become_subreaper`` again (that is not inherited)."""
-    import gc
     from contextlib import ExitStack
 
     with ExitStack() as held:
         for lock in (*hold, _lock):
             held.enter_context(lock)
-        # The child's collections leave what it inherits alone (walking it would copy every page of it).
-        # The parent goes on collecting what it collected before (``grade`` froze its start-up already).
-        thawed = gc.get_freeze_count() == 0
-        gc.freeze()
         pid = os.fork()
         if pid:
-            if thawed:
-                gc.unfreeze()
             _helpers.add(pid)
         else:
             _workers.clear()
