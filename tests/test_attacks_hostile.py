@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENGINES, ROOT
+from conftest import ENGINES, ROOT, fixture_engine, run_grade
 
 pytestmark = pytest.mark.slow
 
@@ -120,14 +120,27 @@ ESCAPES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 FORMATS = ("text", "json", "junit", "gradescope", "markdown", "csv", "html")
 
 
+@pytest.fixture(scope="module")
+def escape_name_reports(tmp_path_factory) -> tuple:
+    """Attack 11's run: (result, format -> the report file's text), every format written by one run (--output
+    for text, --report for the others: each as ``--format F --output FILE`` writes it)."""
+    folder = tmp_path_factory.mktemp("escape-name")
+    reports = [a for fmt in FORMATS[1:] for a in ("--report", f"{fmt}:{folder / f'report.{fmt}'}")]
+    result = run_grade("--engine", attack("escape_name"), "--cases", CASES, *FAST, "--format", FORMATS[0],
+                       "--output", folder / f"report.{FORMATS[0]}", *reports)
+    texts = {}
+    for fmt in FORMATS:
+        with open(folder / f"report.{fmt}", newline="", encoding="utf-8") as f:
+            texts[fmt] = f.read()
+    return result, texts
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_an_engine_named_with_terminal_escapes_reaches_no_report_raw(grade, fmt, tmp_path):
+def test_an_engine_named_with_terminal_escapes_reaches_no_report_raw(escape_name_reports, fmt):
     """Attack 11: no control character of the engine's name or its messages reaches any format raw."""
-    out = tmp_path / f"report.{fmt}"
-    result = grade("--engine", attack("escape_name"), "--cases", CASES, *FAST, "--format", fmt, "--output", out)
+    result, texts = escape_name_reports
     assert result.code == 1, result.stderr
-    with open(out, newline="", encoding="utf-8") as f:
-        text = f.read()
+    text = texts[fmt]
     if fmt == "csv":
         text = text.replace("\r\n", "\n")  # RFC 4180's line ends
     assert "pwned" in text  # the name is shown, escaped
@@ -155,20 +168,39 @@ cases:
 """
 
 
+#: Attack 10's runs: audience (None: each format's own) -> (--format, the formats written with --report).
+HIDDEN_RUNS = {None: ("html", ("markdown", "gradescope")), "student": ("text", ("json",)),
+               "instructor": ("text", ("json", "html", "markdown", "gradescope"))}
+
+
+@pytest.fixture(scope="module")
+def hidden_case_reports(tmp_path_factory) -> dict:
+    """(format, audience) -> report, of a failing hidden case: three runs (HIDDEN_RUNS), each writing several
+    formats (--report writes each as --format would, for its format's audience unless --audience is given)."""
+    folder = tmp_path_factory.mktemp("hidden")
+    cases = folder / "course.yaml"
+    cases.write_text(HIDDEN_CASES)
+    args = ["--engine", fixture_engine("bug_assign_grad", folder), "--cases", cases, "--timeout", "20"]
+    out = {}
+    for audience, (fmt, others) in HIDDEN_RUNS.items():
+        files = {o: folder / f"{audience}.{o}" for o in others}
+        result = run_grade(*args, "--format", fmt, *[a for o, f in files.items() for a in ("--report", f"{o}:{f}")],
+                           *(["--audience", audience] if audience else []))
+        assert result.code == 1, result.stderr
+        out[fmt, audience] = result.stdout
+        out.update({(o, audience): f.read_text() for o, f in files.items()})
+    return out
+
+
 @pytest.mark.parametrize("fmt, audience", [("html", None), ("markdown", None), ("gradescope", None),
                                            ("text", "student"), ("json", "student")])
-def test_no_student_facing_report_quotes_a_hidden_case(grade, engine, tmp_path, fmt, audience):
+def test_no_student_facing_report_quotes_a_hidden_case(hidden_case_reports, fmt, audience):
     """Attack 10: a failing hidden case (blamed, with a pattern across cases) is only 'hidden case: failed'."""
-    cases = tmp_path / "course.yaml"
-    cases.write_text(HIDDEN_CASES)
-    args = ["--engine", engine("bug_assign_grad"), "--cases", cases, "--timeout", "20", "--format", fmt]
-    result = grade(*args, *(["--audience", audience] if audience else []))
-    assert result.code == 1, result.stderr
+    report = hidden_case_reports[fmt, audience]
     for secret in ("1.375", "0.0625", "2.75", "1.953125", "secret_a", "quietly squares"):
-        assert secret not in result.stdout, secret
-    assert "hidden case: failed" in result.stdout
-    instructor = grade(*args, "--audience", "instructor")
-    assert "1.375" in instructor.stdout  # the instructor sees the hidden case in full
+        assert secret not in report, secret
+    assert "hidden case: failed" in report
+    assert "1.375" in hidden_case_reports[fmt, "instructor"]  # the instructor sees the hidden case in full
 
 
 EXFILTRATION_CASES = """

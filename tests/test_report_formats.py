@@ -238,24 +238,29 @@ def test_reports_survive_messages_with_markup_and_control_characters(tmp_path):
     engine.write_text(HOSTILE_MESSAGE_ENGINE)
     cases = tmp_path / "one.yaml"
     cases.write_text("cases:\n  - {name: add, inputs: {a: 1, b: 2}, output: a + b, expect: {value: 3}}\n")
-    args = ("--engine", engine, "--cases", cases)
+    # One run: junit on stdout, the others written by --report (each as --format writes it).
+    files = {fmt: tmp_path / f"report.{fmt}" for fmt in ("markdown", "csv", "gradescope")}
+    result = run_grade("--engine", engine, "--cases", cases, "--format", "junit",
+                       *[a for fmt, f in files.items() for a in ("--report", f"{fmt}:{f}")])
+    assert result.code == 1, result.stderr
+    report = {fmt: f.read_bytes().decode() for fmt, f in files.items()}
 
-    root = validate_junit(run_grade(*args, "--format", "junit").stdout)
+    root = validate_junit(result.stdout)
     error = root.find("testsuite/testcase/error")
     assert "<script>alert(1)</script> & ]]>" in error.text
     assert "\\x00\\x07\\x1b[31m" in error.text  # escaped, since XML 1.0 cannot hold them
 
-    markdown = run_grade(*args, "--format", "markdown").stdout
+    markdown = report["markdown"]
     (row,) = [line for line in markdown.splitlines() if "`one::add`" in line and line.startswith("|")]
     assert "<script>" not in markdown and "&lt;script&gt;" in row
     assert len(re.findall(r"(?<!\\)\|", row)) == 5  # still four cells: the message's | is escaped
     assert r"\*\*bold\*\*" in row
 
-    gradebook = run_grade(*args, "--format", "csv").stdout
+    gradebook = report["csv"]
     (data,) = list(csv.DictReader(io.StringIO(gradebook)))
     assert data["one::add"] == "error"
 
-    gradescope = json.loads(run_grade(*args, "--format", "gradescope").stdout)
+    gradescope = json.loads(report["gradescope"])
     assert "<script>alert(1)</script>" in gradescope["tests"][0]["output"]
 
 
@@ -306,17 +311,32 @@ def register_engines(register):
 '''
 
 
-@pytest.mark.slow  # runs grade or pytest as a subprocess
-@pytest.mark.parametrize("fmt", ["text", "markdown", "html", "junit", "csv", "gradescope", "json"])
-def test_terminal_escapes_in_an_engine_name_reach_no_report(tmp_path, fmt):
-    engine = tmp_path / "red_engine.py"
+RED_FORMATS = ("text", "markdown", "html", "junit", "csv", "gradescope", "json")
+
+
+@pytest.fixture(scope="module")
+def red_name_reports(tmp_path_factory) -> tuple:
+    """(exit code, format -> report) of one run: text on stdout, every other format written by --report (each
+    as --format writes it)."""
+    folder = tmp_path_factory.mktemp("red")
+    engine = folder / "red_engine.py"
     engine.write_text(RED_NAME_ENGINE)
-    shutil.copy(ENGINES / "plugin_engine.py", tmp_path)  # beside it: a sandbox shows the submission's folder only
+    shutil.copy(ENGINES / "plugin_engine.py", folder)  # beside it: a sandbox shows the submission's folder only
+    files = {fmt: folder / f"report.{fmt}" for fmt in RED_FORMATS[1:]}
     result = run_grade("--engine", engine, "-k", "notebook::a_plus_b_times_c", "-k", "ops::sub_two_leaves",
-                       "--format", fmt)
+                       "--format", RED_FORMATS[0], *[a for fmt, f in files.items() for a in ("--report", f"{fmt}:{f}")])
     assert result.code == 0, result.stderr
-    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    return result.code, {RED_FORMATS[0]: result.stdout, **{fmt: f.read_bytes().decode() for fmt, f in files.items()}}
+
+
+@pytest.mark.slow  # runs grade or pytest as a subprocess
+@pytest.mark.parametrize("fmt", RED_FORMATS)
+def test_terminal_escapes_in_an_engine_name_reach_no_report(red_name_reports, fmt):
+    code, reports = red_name_reports
+    report = reports[fmt]
+    assert code == 0
+    assert "\x1b" not in report and "\u202e" not in report
     if fmt == "json":  # JSON escapes them itself; the name stays as the engine gave it
-        assert json.loads(result.stdout)["engines"][0]["engine"] == "\x1b[31mred\x1b[0m\u202e"
+        assert json.loads(report)["engines"][0]["engine"] == "\x1b[31mred\x1b[0m\u202e"
     elif fmt != "gradescope":  # which names the engine only when a run grades several
-        assert "x1b" in result.stdout and "u202e" in result.stdout
+        assert "x1b" in report and "u202e" in report

@@ -9,12 +9,16 @@ The bwrap argument builder is tested in-process at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -89,8 +93,65 @@ def place():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+ROLES = ("attacker", "classmate")  # the names the attacker and its classmate take (tests/attacks/_peers.py)
+
+
+class Handshake(threading.Thread):
+    """The test's side of tests/attacks/_peers.py's handshake: once the attacker's and the classmate's engine
+    processes are seen alive together, tell the attacker (SIGUSR1: its next scan is its last); once the
+    attacker's process has ended, tell the classmate (which then goes on).  So the classmate is alive for the
+    whole of at least one scan, and nobody waits longer than that takes."""
+
+    def __init__(self, token: str, mode: str):
+        super().__init__(daemon=True)
+        self.token, self.mode = token, mode
+        self.together = False  # whether both were seen alive at once
+        self.finished = threading.Event()  # the run is over
+
+    def roles(self) -> dict:
+        """name -> pids, of this run's engine processes that have named themselves."""
+        found: dict = {}
+        token = f"GRADE_TEST_TOKEN={self.token}".encode()
+        for entry in Path("/proc").iterdir():
+            try:
+                if not entry.name.isdigit() or (name := (entry / "comm").read_text().strip()) not in ROLES:
+                    continue
+                if token in (entry / "environ").read_bytes().split(b"\0") and \
+                        b"harness.engine_side.worker" in (entry / "cmdline").read_bytes():
+                    found.setdefault(name, []).append(int(entry.name))
+            except OSError:
+                pass
+        return found
+
+    def tell(self, role: str) -> None:
+        for pid in self.roles().get(role, []):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGUSR1)
+
+    def run(self) -> None:
+        deadline, attacker_since = time.monotonic() + 20, None
+        while time.monotonic() < deadline and not self.finished.is_set():
+            roles = self.roles()
+            if "attacker" in roles and "classmate" in roles:
+                self.together = True
+                break
+            if "attacker" in roles and attacker_since is None:
+                attacker_since = time.monotonic()
+            # With no sandbox, kill_peers may kill the classmate before it is ever seen: the attack works,
+            # nothing absent is to be proved, and the attacker looks for 5 s, as it did before the handshake.
+            if self.mode == "none" and attacker_since is not None and time.monotonic() - attacker_since > 5:
+                break
+            time.sleep(0.02)
+        self.tell("attacker")
+        while "attacker" in self.roles() and time.monotonic() < deadline and not self.finished.is_set():
+            time.sleep(0.02)
+        self.tell("classmate")
+
+
 def attack(place: Path, mode: str, name: str, *args, extra_env=None, engines=()):
-    """Grade the attack engine ``name`` (after ``engines``) under ``mode``: (result, spoiled case names)."""
+    """Grade the attack engine ``name`` (after ``engines``) under ``mode``: (result, spoiled case names).
+
+    With the classmate (sleepy), the test keeps it alive while the attacker looks (``Handshake``)."""
     token = uuid.uuid4().hex
     env = dict(os.environ, GRADE_TEST_TOKEN=token, GRADE_TEST_SECRET=str(place / "hidden.yaml"),
                **(extra_env or {}))
@@ -98,10 +159,18 @@ def attack(place: Path, mode: str, name: str, *args, extra_env=None, engines=())
     if mode == "uid":  # the copy whose reference_engine only root reads
         env["PYTHONPATH"] = str(place / "install")
         cwd = place / "install"
+    handshake = Handshake(token, mode) if "sleepy" in engines else None
+    if handshake is not None:
+        handshake.start()
     specs = [a for e in (*engines, name) for a in ("--engine", ATTACKS / f"{e}.py")]
     result = run_grade(*specs, "--cases", place / "reach.yaml", "--format", "json", "--no-blame",
                        "--sandbox", mode, "--timeout", "20", "--load-timeout", "30", *args, env=env, cwd=cwd)
+    if handshake is not None:
+        handshake.finished.set()
+        handshake.join()
     assert result.code in (0, 1), result.stderr
+    if handshake is not None and mode != "none":
+        assert handshake.together, "the attacker and its classmate were never seen alive together"
     report = result.report
     assert report["sandbox"] == mode
     mine = report["engines"][-1]

@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.model import (
@@ -41,6 +41,9 @@ from harness.model import (
     Status,
     Where,
 )
+
+if TYPE_CHECKING:
+    from harness.running.spool import Entry, Spool
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
@@ -110,37 +113,79 @@ def ends_submission(part: list, cases: list) -> bool:
     return not cases or (bool(part) and part[-1] is cases[-1])
 
 
-def merge(paths: list) -> RunResult:
-    """One run from the JSON reports of its shards (any order), or of separate runs (in order)."""
-    reports = [(str(p), _read(p)) for p in paths]
+def merge(paths: list, spool: Spool | None = None) -> RunResult:
+    """One run from the JSON reports of its shards (any order), or of separate runs (in order).
+
+    The reports are read one at a time and each engine's result goes to ``spool`` (a new one if None) as
+    it is read: merging the shards of a course holds one report and a summary per engine in memory, not
+    every case of every submission.  An engine split over several shards is read back and stored again
+    whole; the run's engines are a ``Spooled`` sequence, loaded one at a time by the reporters.
+    """
+    from harness.running.spool import Spool
+
+    spool = spool if spool is not None else Spool()
+    reports = [(str(p), _spooled(p, spool)) for p in paths]
     sharded = [(p, r["shard"]) for p, r in reports if r.get("shard") is not None]
     if sharded:
         reports = _in_shard_order(reports, sharded)
-    engines: dict[tuple, EngineResult] = {}
-    seen: dict[tuple, str] = {}
+    index: dict[tuple, int] = {}
+    entries: list[Entry] = []
+    parts: list[list[tuple[str, int]]] = []  # per merged engine: (report, number of cases) of each part
     duration = 0.0
     for path, report in reports:
         duration += _number(report.get("duration_s", 0.0), path)
-        for e in report["engines"]:
-            key = (e["engine"], e["source"], e.get("submission"))
-            read = _engine(e, path)
-            merged = engines.setdefault(key, read)
-            if merged is not read:  # e.g. the fuzz summary, from the shard that fuzzed
-                merged.load_error = merged.load_error or read.load_error
-                merged.submission = merged.submission or read.submission
-                merged.fuzz = merged.fuzz or read.fuzz
-                merged.duration_s += read.duration_s
-            for c in e["cases"]:
-                if (key, c["id"]) in seen:
-                    raise HarnessError(f"{path}: case {c['id']} of engine {e['engine']} ({e['source']}) "
-                                       f"is also in {seen[key, c['id']]}; merge each shard's report once")
-                seen[key, c["id"]] = path
-                merged.cases.append(_case(c, path))
-    return RunResult(list(engines.values()), round(duration, 3),
+        for key, entry in report["engines"]:
+            if key not in index:
+                index[key] = len(entries)
+                entries.append(entry)
+                parts.append([(path, len(entry.summary.case_ids))])
+                continue
+            i = index[key]
+            merged, read = spool.load(entries[i]), spool.load(entry)
+            _check_once(merged, read, parts[i], path)
+            merged.load_error = merged.load_error or read.load_error  # e.g. the fuzz summary, from the
+            merged.submission = merged.submission or read.submission  # shard that fuzzed
+            merged.fuzz = merged.fuzz or read.fuzz
+            merged.duration_s += read.duration_s
+            merged.cases.extend(read.cases)
+            entries[i] = spool.put([merged])[0]
+            parts[i].append((path, len(read.cases)))
+    return RunResult(spool.engines(entries), round(duration, 3),
                      harness_version=_agreed(reports, "harness_version", sharded),
                      cases_fingerprint=_agreed(reports, "cases_fingerprint", sharded),
                      sandbox=_agreed(reports, "sandbox", sharded) or "none",
                      cgroup=_agreed(reports, "cgroup", sharded))
+
+
+def _spooled(path: str | Path, spool: Spool) -> dict:
+    """The report at ``path``, checked, with each engine's result put in ``spool``: its ``engines`` become
+    (engine key, spool entry) pairs."""
+    report = _read(path)
+    report["engines"] = [((e["engine"], e["source"], e.get("submission")),
+                          spool.put([_engine_with_cases(e, str(path))])[0]) for e in report["engines"]]
+    return report
+
+
+def _engine_with_cases(e: dict, path: str) -> EngineResult:
+    result = _engine(e, path)
+    result.cases = [_case(c, path) for c in e["cases"]]
+    return result
+
+
+def _check_once(merged: EngineResult, read: EngineResult, parts: list[tuple[str, int]], path: str) -> None:
+    """Refuse a case that two reports both graded for the same engine."""
+    ids = {c.id: k for k, c in enumerate(merged.cases)}
+    again = next((c.id for c in read.cases if c.id in ids), None)
+    if again is None:
+        return
+    at, seen = ids[again], parts[-1][0]
+    for where, count in parts:
+        if at < count:
+            seen = where
+            break
+        at -= count
+    raise HarnessError(f"{path}: case {again} of engine {read.engine} ({read.source}) is also in {seen}; "
+                       "merge each shard's report once")
 
 
 def _agreed(reports: list, key: str, sharded: list) -> str:

@@ -1,4 +1,5 @@
-"""Attack 7: SIGKILL every other engine process it sees during its first 5 s (the reference engine's first).
+"""Attack 7: SIGKILL every other engine process it sees at import, until the test has seen its classmate
+alive beside it (tests/attacks/_peers.py).
 
 Its own answers are correct.  Expected: inside a sandbox nothing is killed and every case passes;
 with --sandbox none as root the reference engine dies, and the report says so for each case whose
@@ -7,16 +8,13 @@ expectations it was computing, while every submission still gets its report.
 
 import os
 import signal
-import time
 
-from _peers import peers
+from _peers import scans
 from _value import Value  # noqa: F401
 
-_deadline = time.monotonic() + 5.0
-while time.monotonic() < _deadline:
-    for pid in peers(0.0):
+for pids in scans():
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-    time.sleep(0.02)

@@ -232,3 +232,38 @@ def test_after_a_cgroups_kill_the_reaper_waits_without_walking_proc(monkeypatch,
     reaper.kill(proc, contained=contained)
     assert proc.returncode is not None  # dead and waited for, either way
     assert bool(scans) is walks
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["children listed by the kernel", "the whole table scanned"])
+def test_a_dead_orphan_is_collected_and_a_live_child_left_alone(monkeypatch, listed):
+    """The grader, a subreaper, collects the zombies of the orphans it adopted (here: children no Popen
+    waits for), from its own list of children where the kernel gives one, without reading every process."""
+    import os
+    import signal
+
+    from harness.sandbox import reaper
+
+    monkeypatch.setitem(reaper._state, "subreaper", True)
+    scans: list = []
+    real = reaper._processes
+    monkeypatch.setattr(reaper, "_processes", lambda: scans.append(1) or real())
+    if not listed:
+        monkeypatch.setattr(reaper, "_children", lambda: None)
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    live = os.fork()
+    if live == 0:
+        signal.pause()
+        os._exit(0)
+    try:
+        while reaper._alive(dead):  # until it is a zombie
+            os.sched_yield()
+        reaper.reap()
+        with pytest.raises(ChildProcessError):  # collected by reap()
+            os.waitpid(dead, os.WNOHANG)
+        assert os.waitpid(live, os.WNOHANG) == (0, 0)  # still running, still ours
+        assert bool(scans) is not listed
+    finally:
+        os.kill(live, signal.SIGKILL)
+        os.waitpid(live, 0)

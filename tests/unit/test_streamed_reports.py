@@ -358,3 +358,48 @@ if __name__ == "__main__":
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
     GOLDEN.write_text(json.dumps(expected_reports(), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {GOLDEN} with {sys.modules['harness'].__file__}")
+
+
+def test_merging_shard_reports_holds_a_bounded_number_of_engine_results(tmp_path, monkeypatch):
+    """``grade merge``: each report's engines go to the spool as it is read; an engine split over two shards
+    is read back and stored whole. The merged run equals the whole one."""
+    from harness.batch import shards
+    from harness.running import spool as spooling
+
+    whole = batch(90, shard=False)
+    engines = list(whole.engines)
+    render = _reporters()["json"]
+    cut = [0, 30, 60, len(engines)]
+    paths = []
+    for k in range(3):
+        part = engines[cut[k]:cut[k + 1]]
+        if k < 2:  # the last engine of this shard is split with the next one
+            last = part[-1]
+            half = len(last.cases) // 2
+            part = [*part[:-1], dataclasses.replace(last, cases=last.cases[:half])]
+        if k > 0:
+            first = engines[cut[k] - 1]
+            part = [dataclasses.replace(first, cases=first.cases[len(first.cases) // 2:]), *part]
+        path = tmp_path / f"shard-{k + 1}.json"
+        path.write_text(render(dataclasses.replace(whole, engines=part, shard=(k + 1, 3)), ReportContext()))
+        paths.append(path)
+    assert len({len(json.loads(p.read_text())["engines"]) for p in paths}) > 1
+
+    alive = Alive(monkeypatch)
+    peak, put = 0, spooling.Spool.put
+
+    def counted(self, results):
+        nonlocal peak
+        peak = max(peak, alive.now())
+        return put(self, results)
+
+    monkeypatch.setattr(spooling.Spool, "put", counted)
+    with spooling.Spool() as spool:
+        merged = shards.merge(list(reversed(paths)), spool)  # any order: the shards say theirs
+        gc.collect()
+        assert alive.now() == 0 and peak <= 3, f"{peak} engine results alive at once"
+        one = tmp_path / "whole.json"
+        one.write_text(render(whole, ReportContext()))
+        back = shards.merge([one], spool)  # as read from one report (NaN != NaN: compare the texts)
+        assert render(dataclasses.replace(merged, duration_s=back.duration_s), ReportContext()) == render(
+            back, ReportContext())
