@@ -860,7 +860,7 @@ def _grade_started(args: argparse.Namespace, limits, early: dict) -> Outcome:
     _freeze_startup()
     run = grade_plan(plan, limits, jobs=args.jobs, progress=for_batch(len(plan), sys.stderr), feedback=feedback,
                      started=early, fuzz_here=lambda i: shards.ends_submission(plan[i][1], cases),
-                     engines=tuple(args.engine_names), per_case=per_case, spool=_spool(args, source))
+                     engines=tuple(args.engine_names), per_case=per_case, spool=_spool(args, source, fmt))
     reaper.sweep()  # the report is written last, when no process of a submission is left
     if args.shard:
         from harness.cases.fingerprint import fingerprint
@@ -1082,15 +1082,26 @@ def _check_unique(ids: list) -> None:
         seen.add(i)
 
 
-def _spool(args: argparse.Namespace, original: dict):
+def _spool(args: argparse.Namespace, original: dict, fmt: str = ""):
     """Where a run's results wait for the report, one submission at a time (``harness.running.spool``);
-    each engine's source is stored as the user wrote it.  Freed once the report is written."""
+    each engine's source is stored as the user wrote it.  Freed once the report is written.
+
+    When the report (``fmt``) or a ``--report`` is the built-in JSON one, for the instructor, each engine's
+    entry is written where it is graded (in a batch's job process), so that writing the report after the
+    batch copies it instead of encoding every case then, in ``grade`` alone."""
+    from harness import plugins
+    from harness.reporting import json as json_report
+    from harness.reporting.audience import Audience, audience_for
     from harness.running.spool import Spool
 
     def restore(e) -> None:
         e.source = original.get(e.source, e.source)
 
-    spool = Spool(prepare=restore)
+    wanted = fmt == "json" or any(name == "json" for name, _ in args.report)
+    piece = (json_report.engine_piece if wanted and audience_for("json", getattr(args, "audience", None))
+             == Audience.INSTRUCTOR and plugins.reporters(plugins.installed_manager()).get("json")
+             is json_report.render else None)
+    spool = Spool(prepare=restore, piece=piece, kind=json_report.KIND)
     resources = getattr(args, "resources", None)
     if resources is not None:  # else: at exit
         resources.callback(spool.close)

@@ -322,6 +322,11 @@ class LazyEngines:
         """The ``index``-th engine's whole result (0 <= index < len), a fresh copy at each call."""
         raise NotImplementedError
 
+    def piece(self, index: int, kind: str) -> str | None:
+        """The ``index``-th engine's piece of a report of ``kind`` (e.g. "json"), when one was made as it
+        was graded and its result is unchanged since; None: the reporter makes it."""
+        return None
+
     def __len__(self) -> int:
         return len(self.summaries)
 

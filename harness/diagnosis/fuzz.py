@@ -65,6 +65,7 @@ _kinds_lock = threading.Lock()  # guards _KINDS (searches run in several threads
 #: a search of its own, so that the job slots of a batch that wait for it generate it together.  The
 #: parts depend only on N and the seed, never on --jobs.
 PART_MIN, MAX_PARTS = 75, 8
+NO_PLUGINS = "HYPOTHESIS_NO_PLUGINS"  # Hypothesis's switch for the hooks other packages register (``preload``)
 
 
 @dataclass(frozen=True)
@@ -406,10 +407,34 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
     return out
 
 
+_import_lock = threading.Lock()
+_imported = False
+
+
 def preload() -> None:
-    """Import Hypothesis now: job processes forked after this (``harness.running.jobs``) share the import
-    instead of each paying its 0.5 s of CPU."""
-    import hypothesis.strategies  # noqa: F401
+    """Import Hypothesis now, once per process (job processes forked after this, ``harness.running.jobs``,
+    share the import instead of each paying for it), without its third-party plugins.
+
+    Hypothesis runs, when first imported, every function registered for its "hypothesis" entry point,
+    unless $HYPOTHESIS_NO_PLUGINS is set: other packages' hooks for their users' tests (trio's imports
+    trio and pytest, about half of the import's 0.6 s of CPU).  Our searches use none of them, so the
+    first import here sets it meanwhile.  Every search of ours imports Hypothesis through this.
+    """
+    global _imported
+    if _imported:
+        return
+    with _import_lock:
+        if not _imported:
+            had = os.environ.get(NO_PLUGINS)
+            os.environ[NO_PLUGINS] = "1"
+            try:
+                import hypothesis.strategies  # noqa: F401
+            finally:
+                if had is None:
+                    os.environ.pop(NO_PLUGINS, None)
+                else:
+                    os.environ[NO_PLUGINS] = had
+            _imported = True
 
 
 def part_sizes(count: int) -> list[int]:
@@ -424,11 +449,21 @@ def part_seed(seed: int, part: int) -> int | str:
     return seed if part == 0 else f"{seed}/{part}"
 
 
+def recorded_sizes(count: int) -> list[int]:
+    """How many expressions each part of a corpus of ``count`` records: its share (``part_sizes``) and, for
+    every part but the first, spares, since some of its expressions repeat earlier parts' (the simple ones
+    every search tries): part p records (p + 4) / 40 more, a little more than repeat (5 to 7 of 75 in
+    part 1 at --fuzz 150, 14 to 22 in parts 1 to 3 at --fuzz 300, about 130 of 1,000 in parts 1 to 7
+    at --fuzz 1000).  Without spares nearly every corpus needed a further, topping-up part, which one
+    job slot generated while the others waited for it."""
+    return [size + (p > 0) * -(-size * (p + 4) // 40) for p, size in enumerate(part_sizes(count))]
+
+
 def _shared_corpus(key: tuple, generate, count: int, seed: int, shared: ReferenceCache) -> Corpus:
     """The corpus of ``count`` expressions: its parts from ``shared`` (each generated once per batch, by
     whichever job slots ask for it first), joined in order without repeats, topped up by further parts
-    when repeats left it short.  ``generate(size, seed)`` records one part."""
-    sizes = part_sizes(count)
+    when repeats still left it short.  ``generate(size, seed)`` records one part."""
+    sizes = recorded_sizes(count)
     parts = shared.values([key + (p,) for p in range(len(sizes))],
                           lambda k: generate(sizes[k[-1]], part_seed(seed, k[-1])))
     searches = [(part_seed(seed, p), size) for p, size in enumerate(sizes)]
@@ -577,6 +612,7 @@ class _home:
     _constants = None  # Hypothesis's own function, while ours stands in for it
 
     def __enter__(self):
+        preload()  # (without its plugins, when it is first imported here)
         from hypothesis.configuration import set_hypothesis_home_dir
 
         with _home._lock:

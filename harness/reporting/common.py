@@ -242,17 +242,30 @@ def strict(obj: Any) -> Any:
     return obj
 
 
+@dataclass(frozen=True)
+class Dumped:
+    """An item of ``json_chunks`` written already, by ``dumped`` (e.g. in a job process)."""
+
+    text: str
+
+
+def dumped(item: Any) -> str:
+    """An item of ``json_chunks`` as it writes it (before indenting it into the list)."""
+    return json.dumps(strict(item), indent=2, allow_nan=False)
+
+
 def json_chunks(head: dict[str, Any], key: str, items: Iterable[Any], tail: dict[str, Any]) -> Iterator[str]:
     """``json.dumps(strict({**head, key: [*items], **tail}), indent=2, allow_nan=False) + "\\n"``, byte for
-    byte, written an item at a time (a report with one entry per engine, which is read one by one)."""
+    byte, written an item at a time (a report with one entry per engine, which is read one by one).  An
+    item may come as ``Dumped`` text."""
     def fields(d: dict[str, Any]) -> str:  # '  "a": 1,\n  "b": 2'
         return json.dumps(strict(d), indent=2, allow_nan=False)[2:-2]
 
     yield "{\n" + (fields(head) + ",\n" if head else "") + f"  {json.dumps(key)}: ["
     empty = True
     for item in items:
-        text = json.dumps(strict(item), indent=2, allow_nan=False)
-        yield ("\n" if empty else ",\n") + "\n".join("    " + line for line in text.split("\n"))
+        text = item.text if isinstance(item, Dumped) else dumped(item)
+        yield ("\n    " if empty else ",\n    ") + text.replace("\n", "\n    ")
         empty = False
     yield ("]" if empty else "\n  ]") + (",\n" + fields(tail) if tail else "") + "\n}\n"
 

@@ -8,7 +8,7 @@ typed fields it is composed from are there too (``detail``, ``hint``, ``context`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from harness import Reporter, hookimpl
@@ -17,12 +17,13 @@ from harness.model import (
     Diagnosis,
     EngineResult,
     GraphPicture,
+    LazyEngines,
     Mismatch,
     ReportContext,
     RunResult,
     Shrunk,
 )
-from harness.reporting.common import Streamed, case_text, json_chunks, summary
+from harness.reporting.common import Dumped, Streamed, case_text, dumped, json_chunks, summary
 
 
 def mismatch_dict(m: Mismatch) -> dict[str, Any]:
@@ -115,7 +116,26 @@ def _run_fields(run: RunResult) -> dict[str, Any]:
 
 def chunks(run: RunResult, context: ReportContext) -> Iterator[str]:
     """One strict JSON document, an engine at a time."""
-    return json_chunks({}, "engines", (engine_dict(e) for e in run.engines), _run_fields(run))
+    return json_chunks({}, "engines", _entries(run.engines), _run_fields(run))
+
+
+#: The kind of ``engine_piece``'s text, for ``LazyEngines.piece``.
+KIND = "json"
+
+
+def engine_piece(e: EngineResult) -> str:
+    """An engine's entry as ``chunks`` writes it: made where a batch's engine is graded (in its job
+    process), so that writing the report copies it (``harness.running.spool``)."""
+    return dumped(engine_dict(e))
+
+
+def _entries(engines: Sequence[EngineResult] | LazyEngines) -> Iterator[dict[str, Any] | Dumped]:
+    if not isinstance(engines, LazyEngines):
+        yield from (engine_dict(e) for e in engines)
+        return
+    for k in range(len(engines)):
+        text = engines.piece(k, KIND)
+        yield Dumped(text) if text is not None else engine_dict(engines[k])
 
 
 render = Streamed(chunks)

@@ -26,7 +26,7 @@ from harness.running.observation import Observation
 from harness.running.reference import REFERENCE_SPEC
 from harness.running.runner import Limits, Session, Worker, budget_for, timeout_for, with_hidden
 from harness.running.shared import ReferenceCache, sharing_enabled
-from harness.running.spool import Spool, Spooled
+from harness.running.spool import Graded, Spool, Spooled
 from harness.sandbox import reaper
 from harness.version import harness_version
 
@@ -263,7 +263,8 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     ``per_case`` gives each item's seconds per case (an earlier run's, ``--timings``); the items whose
     cases and fuzz expressions take longest start first.
     ``spool``: each submission's results are stored there as soon as they are graded, and the run's
-    engines are read back from it one at a time (``harness.running.spool``); without it, a list.
+    engines are read back from it one at a time (``harness.running.spool``); without it, a list.  The
+    spool's report pieces are made where each submission is graded (``Spool.ready``).
     """
     shared = shared if shared is not None else ReferenceCache(enabled=sharing_enabled(feedback.share), keep=True)
     start = time.perf_counter()
@@ -279,15 +280,19 @@ def grade_plan(plan: list, limits: Limits, jobs: int = 1, progress: Callable[[in
     built = {id(c): programs.build(c) for _, cases in plan for c in cases}  # once per case, not per spec
     per_item: list = [None] * len(plan)
 
-    def grade_item(i: int, here: ReferenceCache) -> list:  # in a job slot: this thread, or a job process
+    def grade_item(i: int, here: ReferenceCache) -> list | Graded:  # in a job slot: this thread, or a job process
         (spec, sub), cases = plan[i]
         extra = feedback if fuzz_here is None or fuzz_here(i) else replace(feedback, fuzz=0)
         results = _grade_one(spec, sub, cases, limits, extra, started.pop(spec, None),
                              [built[id(c)] for c in cases], engines, here)
-        return _with_lost(results, whole[i][1], lost) if lost else results
+        results = _with_lost(results, whole[i][1], lost) if lost else results
+        return spool.ready(results) if spool is not None else results  # its report pieces made here
 
-    def keep(results: list) -> list:  # only a summary stays in memory
-        return spool.put(results) if spool is not None else results
+    def keep(results: list | Graded) -> list:  # only a summary stays in memory
+        if spool is not None:
+            return spool.put(results)
+        assert isinstance(results, list)  # (what ``ready`` makes goes to a spool)
+        return results
 
     def failed(i: int, why: str) -> list:  # the job process grading item i died
         (spec, sub), cases = plan[i]

@@ -206,7 +206,7 @@ class SharedProxy:
             self.kept.close()
 
 
-def _job_process(parent: int, items: Connection, proxy: SharedProxy, grade: Callable[[int, Any], list],
+def _job_process(parent: int, items: Connection, proxy: SharedProxy, grade: Callable[[int, Any], Any],
                  mask: set) -> int:
     """The loop of a job process: an item's index in, its results (or why it failed) out."""
     from harness.sandbox import reaper
@@ -376,7 +376,7 @@ def _signal(pid: int, signum: int) -> None:
         pass
 
 
-def _start(grade: Callable[[int, Any], list], cache: ReferenceCache, slots: list[_Slot]) -> _Slot:
+def _start(grade: Callable[[int, Any], Any], cache: ReferenceCache, slots: list[_Slot]) -> _Slot:
     """Fork a job process for a new slot, and add it to ``slots`` (before an interrupt can land)."""
     from multiprocessing.connection import Pipe
 
@@ -420,7 +420,7 @@ def _start(grade: Callable[[int, Any], list], cache: ReferenceCache, slots: list
     return slots[-1]
 
 
-def grade(grade: Callable[[int, Any], list], keep: Callable[[list], list], failed: Callable[[int, str], list],
+def grade(grade: Callable[[int, Any], Any], keep: Callable[[Any], list], failed: Callable[[int, str], list],
           results: list, jobs: int, progress: Callable[[int, int], None] | None, order: list[int],
           cache: ReferenceCache) -> None:
     """results[i] = keep(grade(i, shared)) for every i of ``order``, in ``jobs`` job processes.
