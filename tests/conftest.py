@@ -100,11 +100,12 @@ class _Zygote:
             if _settled(env) != _settled(dict(os.environ)):  # a test's own variables: never the zygote's
                 return None
             if self.proc is None or self.proc.poll() is not None:
-                self.env = env
+                self.env = {k: v for k, v in env.items() if not k.startswith(_ENGINE_ONLY)}
                 # Unbuffered: readline then reads the reply byte by byte and never takes the next reply
                 # into a buffer that select() cannot see.
                 self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "zygote.py")], cwd=ROOT,
-                                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+                                             env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             bufsize=0)
             if _settled(env) != _settled(self.env):
                 return None
             return self._fork(argv, cwd, env, timeout)
@@ -158,9 +159,18 @@ class _NotForked(Exception):
     """The zygote ended before it forked the run: nothing ran."""
 
 
+#: Variables that only the test engines read (HARNESS_ENGINE_ENV lets them through to engine processes) and the
+#: grader never does: a run whose environment differs from the zygote's only in them may be forked from it, its
+#: engine processes get them all the same (from the environment at run time).  Not HOSTILE_TEST_*: tests find
+#: grade's own processes (its job processes, forks of grade) by that token in /proc/PID/environ, which shows
+#: what a process was started with, and a fork of the zygote was started with the zygote's environment.
+_ENGINE_ONLY = ("GRADE_TEST_", "GRADE_USER_TEST_")
+
+
 def _settled(env: dict) -> dict:
-    """The environment but pytest's PYTEST_CURRENT_TEST (which names each test): what imports could see."""
-    return {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST"}
+    """The environment but pytest's PYTEST_CURRENT_TEST (which names each test) and the variables only test engines
+    read: what imports could see."""
+    return {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST" and not k.startswith(_ENGINE_ONLY)}
 
 
 def _text(data: bytes) -> str:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import ENGINES, ROOT, fixture_engine
+from conftest import ENGINES, ROOT, fixture_engine, run_grade
 
 pytestmark = pytest.mark.slow  # runs grade or pytest as a subprocess
 
@@ -93,8 +91,7 @@ def test_xdist_runs_cases_in_parallel(statuses):
 
 
 def test_no_path_collects_the_built_in_suites(pytester):
-    listed = subprocess.run([sys.executable, "-m", "harness.cli", "--list"], capture_output=True, text=True,
-                            check=True).stdout.splitlines()
+    listed = run_grade("--list").stdout.splitlines()
     result = pytester.runpytest(*QUICK, "--engine", "reference")
     result.assert_outcomes(passed=len(listed))
     result.stdout.fnmatch_lines(["autograd-harness: grading engine reference", "autograd-harness: sandbox: *"])

@@ -72,16 +72,44 @@ def batch(tmp_path_factory):
             "--engine", str(ENGINES / "syntax_error.py"), "--engine", str(two), "-k", "notebook::", "-k", "ops::sub"]
 
 
+#: The formats the module's full run and its three shards also write (--report: each as --format writes it).
+ALSO = ("csv", "markdown", "junit")
+
+
 @pytest.fixture(scope="module")
-def full_run(batch):
-    return run_grade(*batch, "--format", "json")
+def full_run(batch, tmp_path_factory):
+    """The batch in one run: its JSON report, and (``full_run.files``) format -> the file of its report."""
+    folder = tmp_path_factory.mktemp("full")
+    files = {fmt: folder / f"full.{fmt}" for fmt in ALSO}
+    result = run_grade(*batch, "--format", "json", *[a for fmt, f in files.items() for a in ("--report", f"{fmt}:{f}")])
+    result.files = files
+    return result
+
+
+@pytest.fixture(scope="module")
+def three_shards(batch, tmp_path_factory) -> dict:
+    """The batch in three shards, the way a CI matrix would run them: format -> the shards' files, in order."""
+    folder = tmp_path_factory.mktemp("three")
+    files: dict = {fmt: [] for fmt in ("json", *ALSO)}
+    for k in (1, 2, 3):
+        out = {fmt: folder / f"shard-{k}-of-3.{fmt}" for fmt in files}
+        result = run_grade(*batch, "--shard", f"{k}/3", "--format", "json", "--output", out["json"],
+                           *[a for fmt in ALSO for a in ("--report", f"{fmt}:{out[fmt]}")])
+        assert result.code in (0, 1), result.stderr
+        assert result.stdout == ""
+        shard = json.loads(out["json"].read_text())["shard"]
+        assert {"index": shard["index"], "count": shard["count"]} == {"index": k, "count": 3}
+        for fmt in files:
+            files[fmt].append(out[fmt])
+    return files
 
 
 @pytest.mark.parametrize("count", [1, 3, 7])
-def test_merged_shards_equal_one_full_run(grade, batch, full_run, tmp_path, count):
+def test_merged_shards_equal_one_full_run(grade, batch, full_run, tmp_path, count, request):
     assert full_run.code == 1
     assert "shard" not in full_run.report
-    paths = shard_reports(grade, tmp_path, batch, count)
+    paths = list(request.getfixturevalue("three_shards")["json"]) if count == 3 else \
+        shard_reports(grade, tmp_path, batch, count)
     random.Random(count).shuffle(paths)  # the order the CI jobs finished in
     merged = grade("merge", *paths)
     assert merged.code == full_run.code, merged.stderr
@@ -222,32 +250,25 @@ def csv_rows(text: str) -> dict:
     return {(r["submission"], r["engine"], r["source"]): r for r in rows}
 
 
-def test_csv_gradebooks_of_the_shards_merge_into_the_full_gradebook(grade, batch, tmp_path):
-    full = grade(*batch, "--format", "csv")
-    assert full.code == 1
-    paths = []
-    for k in (1, 2, 3):
-        out = tmp_path / f"shard-{k}.csv"
-        assert grade(*batch, "--shard", f"{k}/3", "--format", "csv", "--output", out).code in (0, 1)
-        paths.append(out)
+def test_csv_gradebooks_of_the_shards_merge_into_the_full_gradebook(grade, full_run, three_shards):
+    full = full_run.files["csv"].read_text()  # as --format csv prints it (read with universal newlines)
+    assert full_run.code == 1
+    paths = three_shards["csv"]
     in_order = grade("merge", *paths)
-    assert (in_order.code, in_order.stdout) == (full.code, full.stdout)
+    assert (in_order.code, in_order.stdout) == (full_run.code, full)
     shuffled = grade("merge", paths[2], paths[0], paths[1], "--format", "csv")
-    assert shuffled.code == full.code
-    assert csv_rows(shuffled.stdout) == csv_rows(full.stdout)
-    percent = min(float(r["percent"]) for r in csv_rows(full.stdout).values())
+    assert shuffled.code == full_run.code
+    assert csv_rows(shuffled.stdout) == csv_rows(full)
+    percent = min(float(r["percent"]) for r in csv_rows(full).values())
     assert grade("merge", *paths, "--fail-under", str(percent)).code == 0
 
 
-def test_json_shards_render_any_format_of_the_full_run(grade, batch, tmp_path):
-    paths = shard_reports(grade, tmp_path, batch, 3)
-    formats = ("csv", "markdown", "junit")
-    full = grade(*batch, "--format", "text", *[a for f in formats for a in ("--report", f"{f}:{tmp_path / f}")])
-    merged = grade("merge", *paths, "--format", "text",
-                   *[a for f in formats for a in ("--report", f"{f}:{tmp_path / ('merged-' + f)}")])
-    assert merged.code == full.code
-    for fmt in formats:
-        want, got = (tmp_path / fmt).read_bytes().decode(), (tmp_path / f"merged-{fmt}").read_bytes().decode()
+def test_json_shards_render_any_format_of_the_full_run(grade, full_run, three_shards, tmp_path):
+    merged = grade("merge", *three_shards["json"], "--format", "text",
+                   *[a for f in ALSO for a in ("--report", f"{f}:{tmp_path / ('merged-' + f)}")])
+    assert merged.code == full_run.code
+    for fmt in ALSO:
+        want, got = full_run.files[fmt].read_bytes().decode(), (tmp_path / f"merged-{fmt}").read_bytes().decode()
         if fmt == "csv":
             assert got == want
         else:
