@@ -367,6 +367,7 @@ def run(spec: str, select: str | None, count: int, seed: int, limits: Limits,
     ref_session = (shared.kept.borrow(reference, trusted(limits)) if shared.kept is not None
                    else Session(reference, trusted(limits)))
     with Session(spec, limits, select) as eng, ref_session as ref:
+        ref.spawn()  # the reference process (unless the batch's is loaded already) loads during the probes
         forms, skipped = supported_forms(eng, timeout)
         summary.forms, summary.skipped = tuple(str(f) for f in forms), tuple(skipped)
         if eng.load_error or not forms:

@@ -300,6 +300,18 @@ class Session:
         self.hello: dict | None = None
         self.load_error = ""
 
+    def spawn(self) -> Session:
+        """Start its engine process now without waiting for it to load (``start`` and ``run`` wait), so that
+        it loads while the caller does something else; nothing if it has one or failed to load."""
+        if self.worker is None and self.hello is None and not self.load_error:
+            if self.budget is not None and self.budget.exhausted():
+                return self  # ``start`` says why
+            try:
+                self.worker = Worker(self.spec, self.select, self._limits())
+            except Exception:  # e.g. grading is stopping, or no more processes: ``start`` tries and says why
+                self.worker = None
+        return self
+
     def start(self) -> Session:
         """Load the engine now (``run`` does it on first use); sets ``load_error`` when it fails."""
         if self.hello is None and not self.load_error:

@@ -92,3 +92,36 @@ def test_hypothesis_is_imported_without_other_packages_plugins(tmp_path):
                                 cwd=tmp_path, timeout=120) for how in ("plain", "grader")}
     assert runs["plain"].stdout.split() == ["1", "None", "True"], runs["plain"].stderr  # the test can fail
     assert runs["grader"].stdout.split() == ["None", "None", "False"], runs["grader"].stderr
+
+
+def test_a_spawned_process_loads_while_the_caller_works_and_is_the_one_used(monkeypatch):
+    from test_runner_api import FakeWorker, program
+
+    from harness.running import runner
+    from harness.sandbox import reaper
+
+    FakeWorker.spawned = []
+    monkeypatch.setattr(runner, "Worker", FakeWorker)
+    with runner.Session("engine.py", Limits()) as session:
+        session.spawn().spawn()
+        assert len(FakeWorker.spawned) == 1 and FakeWorker.spawned[0].received == 0  # not waited for
+        assert session.run([program("s::one")], [5.0])[0].status == "ok"
+        session.spawn()  # loaded: nothing new
+    assert len(FakeWorker.spawned) == 1 and FakeWorker.spawned[0].killed
+    with runner.Session("broken.py", Limits()) as broken:  # failed to load: spawning starts nothing again
+        assert broken.spawn().start().load_error and broken.spawn().worker is None
+
+    def refused(*args, **kwargs):
+        raise reaper.Stopping("grade is stopping")
+
+    monkeypatch.setattr(runner, "Worker", refused)
+    with runner.Session("engine.py", Limits()) as stopping:  # no process: start() says why, not spawn()
+        assert stopping.spawn().worker is None and stopping.start().load_error == "grade is stopping"
+
+
+def test_the_reference_process_is_spawned_before_the_engine_is_probed(in_process, monkeypatch):
+    order: list[str] = []
+    monkeypatch.setattr(in_process, "spawn", lambda self: order.append(f"spawn {self.spec}") or self)
+    monkeypatch.setattr(in_process, "on_run", staticmethod(lambda session, programs: order.append(session.spec)))
+    fuzz.run(REFERENCE_SPEC, None, 5, 7, Limits(), REFERENCE_SPEC, ReferenceCache())
+    assert order[0] == f"spawn {REFERENCE_SPEC}" and len(order) > len(fuzz.ALL_FORMS)
