@@ -64,11 +64,24 @@ def test_correct_engine_has_no_fuzz_failures_over_600_expressions(grade, engine)
     assert ops == {"add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "relu", "sigmoid"}
 
 
-@pytest.mark.parametrize("name", ["notebook_full", "plugin_engine", "reference"])
-def test_other_correct_engines_have_no_fuzz_failures(grade, engine, name):
-    spec = name if name == "reference" else engine(name)
-    result = grade("--engine", spec, "--fuzz", "300", "--seed", "3", "-k", "fuzz", "--format", "json")
+OTHER_CORRECT = ("notebook_full", "plugin_engine", "reference")
+
+
+@pytest.fixture(scope="module")
+def other_correct_fuzzed(tmp_path_factory):
+    """--fuzz 300 --seed 3 over the other correct engines, in one batch (which generates the expressions once)."""
+    folder = tmp_path_factory.mktemp("engines")
+    specs = [name if name == "reference" else str(fixture_engine(name, folder)) for name in OTHER_CORRECT]
+    return run_grade(*[a for spec in specs for a in ("--engine", spec)], "--fuzz", "300", "--seed", "3",
+                     "-k", "fuzz", "--format", "json")
+
+
+@pytest.mark.parametrize("name", OTHER_CORRECT)
+def test_other_correct_engines_have_no_fuzz_failures(other_correct_fuzzed, name):
+    result = other_correct_fuzzed
     assert result.code == 0, result.stdout[-3000:]
+    e = result.report["engines"][OTHER_CORRECT.index(name)]
+    assert e["fuzz"]["generated"] == 300 and e["counts"]["passed"] == 300, e["counts"]
 
 
 def test_same_seed_same_expressions(grade, engine):
