@@ -145,7 +145,9 @@ class Handshake(threading.Thread):
         self.tell("attacker")
         while "attacker" in self.roles() and time.monotonic() < deadline and not self.finished.is_set():
             time.sleep(0.02)
-        self.tell("classmate")
+        while not self.finished.is_set():  # a classmate restarted after kill_peers killed it is told too
+            self.tell("classmate")
+            self.finished.wait(0.05)
 
 
 def attack(place: Path, mode: str, name: str, *args, extra_env=None, engines=()):
