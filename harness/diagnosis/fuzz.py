@@ -465,8 +465,10 @@ def _shared_corpus(key: tuple, generate, count: int, seed: int, shared: Referenc
     whichever job slots ask for it first), joined in order without repeats, topped up by further parts
     when repeats still left it short.  ``generate(size, seed)`` records one part."""
     sizes = recorded_sizes(count)
-    parts = shared.values([key + (p,) for p in range(len(sizes))],
-                          lambda k: generate(sizes[k[-1]], part_seed(seed, k[-1])))
+    # The largest parts (the last ones: they have the most spares) are claimed first, so that the slot that
+    # asks first, having started first, takes them, and the slots finish their parts about together.
+    parts = shared.values([key + (p,) for p in reversed(range(len(sizes)))],
+                          lambda k: generate(sizes[k[-1]], part_seed(seed, k[-1])))[::-1]
     searches = [(part_seed(seed, p), size) for p, size in enumerate(sizes)]
     outcomes: list[Outcome] = []
     part_of: list[int] = []

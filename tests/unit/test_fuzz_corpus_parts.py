@@ -51,7 +51,7 @@ def test_a_corpus_is_its_parts_without_a_topping_up_part(in_process, monkeypatch
     cache = ReferenceCache()
     out = fuzz.run(REFERENCE_SPEC, None, count, 7, Limits(), REFERENCE_SPEC, cache)
     sizes = fuzz.recorded_sizes(count)
-    assert made == [(fuzz.part_seed(7, p), size) for p, size in enumerate(sizes)]
+    assert made == [(fuzz.part_seed(7, p), size) for p, size in enumerate(sizes)][::-1]  # the largest first
     assert cache.computed == len(sizes)
     assert out.summary.generated == count and len({o.key for o in out.outcomes}) == count
     assert [o.case.id for o in out.outcomes] == [f"fuzz::{k}" for k in range(1, count + 1)]
