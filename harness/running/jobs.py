@@ -53,6 +53,10 @@ ENV_SWITCH = "GRADE_JOB_PROCESSES"
 MAX_FRAME = 512 << 20  # one submission's pickled results, or one reference value: far below this
 STOP_WAIT = 10.0  # seconds a job process gets to stop its engine processes before it is killed
 _PICKLE = pickle.HIGHEST_PROTOCOL
+#: Held while a job process is forked and while a serving thread closes a pipe. A close is two steps (the
+#: descriptor, then the connection's handle); a child forked between them would close the stale handle, by
+#: then the descriptor of one of its own new pipes.
+_fork_lock = threading.Lock()
 
 
 def enabled(jobs: int, items: int) -> bool:
@@ -289,7 +293,8 @@ def _serve(conn: Connection, cache: ReferenceCache) -> None:
         for key, fut in owned.items():
             cache._settle(key, fut, error=RuntimeError(
                 "the job process computing this reference work ended before it finished"))
-        conn.close()
+        with _fork_lock:  # not while a job process is forked (see _fork_lock)
+            conn.close()
 
 
 def _answer(request: tuple, cache: ReferenceCache, owned: dict, waiting: dict) -> object:
@@ -394,9 +399,9 @@ def _start(grade: Callable[[int, Any], Any], cache: ReferenceCache, slots: list[
     # parent's code); they stay pending until each side unblocks them.
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        # The serving threads may be starting reference processes: hold the locks they take.
+        # The serving threads may be starting reference processes or closing a pipe: hold the locks they take.
         try:
-            pid = reaper.fork_helper(hold=(cgroups._lock, uids._lock))
+            pid = reaper.fork_helper(hold=(cgroups._lock, uids._lock, _fork_lock))
         except BaseException:
             for conn in (items, items_child, serve, serve_child):
                 conn.close()

@@ -8,6 +8,7 @@ replaced).  Readiness is signalled with multiprocessing events made before the f
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import os
 import signal
 from types import SimpleNamespace
@@ -231,3 +232,48 @@ def test_a_thread_waiting_for_a_value_another_thread_of_its_job_process_computes
 
     assert _claims(cache, grade_item)[0] == ("computed by the second thread", ["computed by the second thread"])
     assert cache.computed == 1
+
+
+def test_a_job_process_forked_while_a_dead_ones_pipe_is_being_closed_is_not_hurt(no_cases, monkeypatch):
+    """The race behind a healthy submission's 'its job process exited with code 1 (ConnectionResetError)':
+    the thread serving a job process that died closes its pipe (``os.close``, then the connection forgets its
+    handle) while the main thread makes the next job process's pipes, which reuse the freed descriptor, and
+    forks. A child forked between the two steps closed that stale handle: its own pipe. Here the close is held
+    between its two steps until the new pipes exist; the fork must wait for it to finish."""
+    from multiprocessing import connection
+
+    closed_fd, resume = threading.Event(), threading.Event()
+    real_close, real_pipe = connection.Connection.close, connection.Pipe
+
+    def slow_close(conn):
+        if threading.current_thread().name.startswith("job-process-") and conn._handle is not None:
+            os.close(conn._handle)  # the first step: the descriptor is free
+            closed_fd.set()
+            resume.wait(WAIT)
+            conn._handle = None  # the second step
+            return
+        real_close(conn)
+
+    pipes = []
+
+    def pipe(*args, **kwargs):
+        pipes.append(1)
+        if len(pipes) == 3:  # the second job process's first pipe: once the first one's is half closed
+            assert closed_fd.wait(WAIT)
+        made = real_pipe(*args, **kwargs)
+        if len(pipes) == 4:
+            resume.set()
+        return made
+
+    monkeypatch.setattr(connection.Connection, "close", slow_close)
+    monkeypatch.setattr(connection, "Pipe", pipe)
+
+    def grade_one(spec, submission, cases, *args, **kwargs):
+        if submission == "s0":
+            raise SystemExit(3)  # the first job process ends at once
+        return [EngineResult(submission, spec, [], submission=submission)]
+
+    monkeypatch.setattr(grading, "_grade_one", grade_one)
+    run = grading.grade_plan(_plan(3), Limits(), jobs=2)
+    errors = [e.load_error for e in run.engines]
+    assert errors == ["the harness could not grade this submission: its job process exited with code 1", "", ""]
