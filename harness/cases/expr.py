@@ -9,6 +9,7 @@ rejects everything else.  Code is a list of instructions for a stack machine:
 from __future__ import annotations
 
 import ast
+import warnings
 from dataclasses import dataclass
 
 from harness import ops as optable
@@ -58,7 +59,9 @@ def parse(source: str, call_ops: dict[str, int] | None = None) -> Expr:
     if not isinstance(source, str) or not source.strip():
         raise ExprError("empty expression; write e.g. 'a + b * c'")
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        with warnings.catch_warnings():  # e.g. "invalid escape sequence" in a string, refused below anyway
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as e:
         raise ExprError(f"invalid expression syntax: {e.msg}", (e.offset or 1) - 1) from None
     except (ValueError, RecursionError, MemoryError) as e:

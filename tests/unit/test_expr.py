@@ -152,3 +152,13 @@ def test_render_of_nothing_is_empty():
 
 def test_render_of_a_custom_op_is_a_call():
     assert render(parse("softplus(a + 1)", {"softplus": 1}).code) == "softplus(a + 1)"
+
+
+def test_a_string_with_a_bad_escape_is_refused_without_a_python_warning():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ExprError):
+            parse("a + '\\i'")
+    assert seen == []
